@@ -1,0 +1,134 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "genarm",
+    version,
+    about = "Reward-guided text generation (GenARM): a base model steered token by token by autoregressive reward models"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate text from a prompt with guided decoding.
+    Generate(GenerateArgs),
+    /// Score a given response token by token (teacher forcing) under the base and every ARM.
+    Score(ScoreArgs),
+    /// Measure prompt processing and decoding speed, base-only and guided.
+    Bench(BenchArgs),
+    /// Write a randomly initialised Llama-family model folder in the Hugging Face layout.
+    RandomModel(RandomModelArgs),
+}
+
+/// Which models to load and how to weigh them.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Base model: a Hugging Face model folder.
+    #[arg(long, value_name = "PATH")]
+    pub base: PathBuf,
+    /// An autoregressive reward model, NAME=PATH (repeatable).
+    #[arg(long = "arm", value_name = "NAME=PATH")]
+    pub arms: Vec<String>,
+    /// Weight of an ARM, NAME=W (repeatable; default 1; negative steers away).
+    #[arg(long = "weight", value_name = "NAME=W", allow_hyphen_values = true)]
+    pub weights: Vec<String>,
+    /// Compute precision: f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub models: ModelArgs,
+    /// The prompt text.
+    #[arg(long)]
+    pub prompt: String,
+    #[arg(long, default_value_t = 128)]
+    pub max_new_tokens: usize,
+    /// Sampling temperature on the guided distribution; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Keep only the K most likely guided tokens (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Keep the smallest set of guided tokens with this much probability (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Alternatives listed per token in --json output.
+    #[arg(long, default_value_t = 5)]
+    pub top_alternatives: usize,
+    /// Print one JSON record per line (start, token..., end) instead of the text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub models: ModelArgs,
+    #[arg(long)]
+    pub prompt: String,
+    /// The response to score; tokenized on its own (no special tokens) and appended.
+    #[arg(long)]
+    pub response: String,
+    /// Reward scale: NAME=B for one ARM or B for all; reward = B · Σ log π_arm.
+    #[arg(long = "beta", value_name = "[NAME=]B", allow_hyphen_values = true)]
+    pub betas: Vec<String>,
+    #[arg(long, default_value_t = 5)]
+    pub top_alternatives: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub models: ModelArgs,
+    /// Prompt length in tokens (random ids from the vocabulary, fixed seed).
+    #[arg(long, default_value_t = 128)]
+    pub prompt_tokens: usize,
+    /// Tokens decoded per measurement.
+    #[arg(long, default_value_t = 64)]
+    pub decode_tokens: usize,
+    /// Measurements per mode; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RandomModelArgs {
+    /// Output folder (created; must not exist or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// llama, qwen2 or mistral.
+    #[arg(long, default_value = "llama")]
+    pub arch: String,
+    #[arg(long, default_value_t = 32000)]
+    pub vocab: usize,
+    #[arg(long, default_value_t = 256)]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 4)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 8)]
+    pub heads: usize,
+    #[arg(long, default_value_t = 4)]
+    pub kv_heads: usize,
+    #[arg(long, default_value_t = 768)]
+    pub intermediate: usize,
+    #[arg(long, default_value_t = 2048)]
+    pub context: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}

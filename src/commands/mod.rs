@@ -1,0 +1,7 @@
+//! The headless subcommands. Each takes its parsed arguments and writes to stdout.
+
+pub mod bench;
+pub mod generate;
+pub mod models;
+pub mod random_model;
+pub mod score;

@@ -1,0 +1,101 @@
+//! Turning `--base/--arm/--weight/--dtype` into a loaded [`Guide`] and a weight vector.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+use crate::cli::ModelArgs;
+use crate::engine::{CausalLm, ComputeDtype, Guide, validate_weights};
+
+/// Split `NAME=VALUE`, naming the flag when the shape is wrong.
+pub fn split_pair<'a>(flag: &str, raw: &'a str) -> Result<(&'a str, &'a str)> {
+    match raw.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() && !value.trim().is_empty() => {
+            Ok((name.trim(), value.trim()))
+        }
+        _ => bail!("{flag} {raw}: expected NAME=VALUE"),
+    }
+}
+
+/// Parse `--arm NAME=PATH` values, refusing duplicate names.
+pub fn parse_arms(raw: &[String]) -> Result<Vec<(String, PathBuf)>> {
+    let mut arms: Vec<(String, PathBuf)> = Vec::new();
+    for item in raw {
+        let (name, path) = split_pair("--arm", item)?;
+        if arms.iter().any(|(n, _)| n == name) {
+            bail!("--arm {item}: an ARM named '{name}' was already given");
+        }
+        arms.push((name.to_string(), PathBuf::from(path)));
+    }
+    Ok(arms)
+}
+
+/// Parse `--weight NAME=W` against the ARM names; unnamed ARMs get 1.
+pub fn parse_weights(raw: &[String], names: &[String]) -> Result<Vec<f32>> {
+    let mut weights = vec![1.0f32; names.len()];
+    for item in raw {
+        let (name, value) = split_pair("--weight", item)?;
+        let Some(index) = names.iter().position(|n| n == name) else {
+            let known = if names.is_empty() {
+                "no ARMs were given".to_string()
+            } else {
+                format!("ARMs are: {}", names.join(", "))
+            };
+            bail!("--weight {item}: no ARM named '{name}' ({known})");
+        };
+        let w: f32 = value
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--weight {item}: '{value}' is not a number"))?;
+        weights[index] = w;
+    }
+    validate_weights(names, &weights)?;
+    Ok(weights)
+}
+
+pub fn parse_dtype(raw: &str) -> Result<ComputeDtype> {
+    raw.parse().map_err(|e: String| anyhow::anyhow!("--dtype: {e}"))
+}
+
+/// Load the base and every ARM, checking the flags before the (slow) loading.
+pub fn load_guide(args: &ModelArgs) -> Result<(Guide, Vec<f32>)> {
+    let dtype = parse_dtype(&args.dtype)?;
+    let arms = parse_arms(&args.arms)?;
+    let names: Vec<String> = arms.iter().map(|(n, _)| n.clone()).collect();
+    let weights = parse_weights(&args.weights, &names)?;
+    let base = CausalLm::load(&args.base, dtype).map_err(|e| anyhow::anyhow!("--base {e}"))?;
+    let mut loaded = Vec::with_capacity(arms.len());
+    for (name, path) in arms {
+        let arm = CausalLm::load(&path, dtype).map_err(|e| anyhow::anyhow!("--arm {name}: {e}"))?;
+        loaded.push((name, arm));
+    }
+    Ok((Guide::new(base, loaded)?, weights))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        vec!["helpful".into(), "harmless".into()]
+    }
+
+    #[test]
+    fn weights_default_to_one_and_accept_negatives() {
+        let w = parse_weights(&["harmless=-0.5".into()], &names()).unwrap();
+        assert_eq!(w, vec![1.0, -0.5]);
+    }
+
+    #[test]
+    fn bad_weights_name_the_flag() {
+        for bad in ["nope=1", "helpful=abc", "helpful=NaN", "helpful=inf", "helpful"] {
+            let err = parse_weights(&[bad.into()], &names()).unwrap_err().to_string();
+            assert!(err.contains("--weight"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn duplicate_arm_names_are_refused() {
+        let err = parse_arms(&["a=x".into(), "a=y".into()]).unwrap_err().to_string();
+        assert!(err.contains("already"), "{err}");
+    }
+}

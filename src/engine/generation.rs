@@ -1,0 +1,292 @@
+//! Guided generation, one token per step, with rewinding and forced tokens; and teacher-forced
+//! scoring of a given response. Both produce the same per-token records.
+
+use std::fmt;
+
+use super::detok::IncrementalDecoder;
+use super::error::{EngineError, Result};
+use super::guidance::GuidedStep;
+use super::guide::Guide;
+use super::record::TokenRecord;
+use super::sampler::{Sampler, SamplingParams};
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// An end-of-sequence id was generated (it is the last record).
+    Eos,
+    /// `max_new_tokens` were generated.
+    MaxTokens,
+    /// The next token would not fit in the smallest model's context window.
+    ContextLimit,
+    /// Stopped by the user.
+    Stop,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Eos => "eos",
+            Self::MaxTokens => "max_tokens",
+            Self::ContextLimit => "context_limit",
+            Self::Stop => "stop",
+        }
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Check that ARM weights are usable numbers.
+pub fn validate_weights(names: &[String], weights: &[f32]) -> Result<()> {
+    for (name, w) in names.iter().zip(weights) {
+        if !w.is_finite() {
+            return Err(EngineError::usage(format!(
+                "--weight {name}={w}: weights must be finite numbers"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The state of one generation over a [`Guide`].
+pub struct Generation {
+    prompt_ids: Vec<u32>,
+    generated: Vec<u32>,
+    pieces: Vec<String>,
+    /// Next-token logits of every model (base first); None once stopped.
+    next_logits: Option<Vec<Vec<f32>>>,
+    decoder: IncrementalDecoder,
+    sampler: Sampler,
+    max_new_tokens: usize,
+    top_alternatives: usize,
+    stopped: Option<StopReason>,
+    /// Keep going past eos ids (benchmarks want a fixed number of steps).
+    ignore_eos: bool,
+}
+
+impl Generation {
+    /// Run the prompt through every model.
+    pub fn start(
+        guide: &mut Guide,
+        prompt_ids: Vec<u32>,
+        params: SamplingParams,
+        max_new_tokens: usize,
+        top_alternatives: usize,
+    ) -> Result<Self> {
+        params.validate()?;
+        if prompt_ids.is_empty() {
+            return Err(EngineError::usage("--prompt: the prompt has no tokens"));
+        }
+        if prompt_ids.len() >= guide.max_context() {
+            return Err(EngineError::usage(format!(
+                "--prompt: {} tokens do not fit the context of {} tokens (max_position_embeddings), \
+                 leaving no room to generate",
+                prompt_ids.len(),
+                guide.max_context()
+            )));
+        }
+        guide.truncate(0);
+        let logits = guide.feed(&prompt_ids)?;
+        Ok(Self {
+            prompt_ids,
+            generated: Vec::new(),
+            pieces: Vec::new(),
+            next_logits: Some(logits),
+            decoder: IncrementalDecoder::new(),
+            sampler: Sampler::new(params),
+            max_new_tokens,
+            top_alternatives,
+            stopped: if max_new_tokens == 0 {
+                Some(StopReason::MaxTokens)
+            } else {
+                None
+            },
+            ignore_eos: false,
+        })
+    }
+
+    pub fn set_ignore_eos(&mut self, ignore: bool) {
+        self.ignore_eos = ignore;
+    }
+
+    pub fn prompt_ids(&self) -> &[u32] {
+        &self.prompt_ids
+    }
+
+    pub fn generated(&self) -> &[u32] {
+        &self.generated
+    }
+
+    /// The decoded output so far (the concatenation of the records' texts).
+    pub fn text(&self) -> String {
+        self.pieces.concat()
+    }
+
+    pub fn stopped(&self) -> Option<StopReason> {
+        self.stopped
+    }
+
+    pub fn stop(&mut self) {
+        self.stopped.get_or_insert(StopReason::Stop);
+    }
+
+    pub fn sampler_mut(&mut self) -> &mut Sampler {
+        &mut self.sampler
+    }
+
+    /// Choose the next token (or take `forced`) under `weights`, record it and feed it.
+    pub fn step(
+        &mut self,
+        guide: &mut Guide,
+        weights: &[f32],
+        forced: Option<u32>,
+    ) -> Result<TokenRecord> {
+        if let Some(reason) = self.stopped {
+            return Err(EngineError::usage(format!("generation has ended ({reason})")));
+        }
+        if let Some(t) = forced.filter(|&t| t as usize >= guide.vocab()) {
+            return Err(EngineError::usage(format!(
+                "token {t} is outside the shared vocabulary of {} tokens",
+                guide.vocab()
+            )));
+        }
+        let Some(logits) = self.next_logits.take() else {
+            return Err(EngineError::usage("generation has no pending step"));
+        };
+        let names = guide.arm_names();
+        let step = GuidedStep::new(&logits, weights);
+        let token = match forced {
+            Some(t) => t,
+            None => self.sampler.pick(step.guided()),
+        };
+        let tokenizer = &guide.base.tokenizer;
+        let before = self.decoder.clone();
+        let text = self.decoder.step(&tokenizer.inner, token)?;
+        let record = TokenRecord::build(
+            &step,
+            &names,
+            self.generated.len(),
+            token,
+            text.clone(),
+            &before,
+            tokenizer,
+            self.top_alternatives,
+        )?;
+        drop(step);
+        self.generated.push(token);
+        self.pieces.push(text);
+
+        let position = self.prompt_ids.len() + self.generated.len();
+        if !self.ignore_eos && guide.base.eos_ids.contains(&token) {
+            self.stopped = Some(StopReason::Eos);
+        } else if self.generated.len() >= self.max_new_tokens {
+            self.stopped = Some(StopReason::MaxTokens);
+        } else if position >= guide.max_context() {
+            self.stopped = Some(StopReason::ContextLimit);
+        } else {
+            self.next_logits = Some(guide.feed(&[token])?);
+        }
+        Ok(record)
+    }
+
+    /// Keep the first `keep` generated tokens and continue from there: the KV caches rewind, and
+    /// the next step sees exactly what a fresh run on that prefix would.
+    pub fn rewind(&mut self, guide: &mut Guide, keep: usize) -> Result<()> {
+        let keep = keep.min(self.generated.len());
+        self.generated.truncate(keep);
+        self.pieces.truncate(keep);
+        let tokenizer = &guide.base.tokenizer.inner;
+        self.decoder = IncrementalDecoder::replay(tokenizer, &self.generated)?.0;
+        // Re-run the last kept token to recover the logits that follow it.
+        let kept_total = self.prompt_ids.len() + keep;
+        let last = *self
+            .generated
+            .last()
+            .or(self.prompt_ids.last())
+            .ok_or_else(|| EngineError::usage("nothing to rewind to"))?;
+        guide.truncate(kept_total - 1);
+        self.next_logits = Some(guide.feed(&[last])?);
+        self.stopped = None;
+        Ok(())
+    }
+}
+
+/// Sums of a teacher-forced scoring.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreSums {
+    pub base_logprob: f64,
+    /// Σ log π_arm over the response, per ARM in order.
+    pub arm_logprobs: Vec<f64>,
+    pub guided_logprob: f64,
+}
+
+/// Score `response_ids` after `prompt_ids` with one forward pass per model.
+pub fn score(
+    guide: &mut Guide,
+    prompt_ids: &[u32],
+    response_ids: &[u32],
+    weights: &[f32],
+    top_alternatives: usize,
+) -> Result<(Vec<TokenRecord>, ScoreSums)> {
+    if prompt_ids.is_empty() {
+        return Err(EngineError::usage(
+            "--prompt: the prompt has no tokens (scoring needs at least one token of context)",
+        ));
+    }
+    if response_ids.is_empty() {
+        return Err(EngineError::usage("--response: the response has no tokens"));
+    }
+    let total = prompt_ids.len() + response_ids.len();
+    if total > guide.max_context() {
+        return Err(EngineError::usage(format!(
+            "--prompt and --response: {total} tokens exceed the context of {} tokens",
+            guide.max_context()
+        )));
+    }
+    if let Some(&bad) = response_ids.iter().find(|&&t| t as usize >= guide.vocab()) {
+        return Err(EngineError::usage(format!(
+            "--response: token {bad} is outside the shared vocabulary of {} tokens",
+            guide.vocab()
+        )));
+    }
+    let ids: Vec<u32> = prompt_ids.iter().chain(response_ids).copied().collect();
+    let rows = guide.score_all(&ids)?;
+    let names = guide.arm_names();
+    let tokenizer = &guide.base.tokenizer;
+    let mut decoder = IncrementalDecoder::new();
+    let mut records = Vec::with_capacity(response_ids.len());
+    let mut sums = ScoreSums {
+        base_logprob: 0.0,
+        arm_logprobs: vec![0.0; names.len()],
+        guided_logprob: 0.0,
+    };
+    for (j, &token) in response_ids.iter().enumerate() {
+        let position = prompt_ids.len() + j - 1;
+        // GuidedStep borrows whole rows; gather this position's row of every model.
+        let logits: Vec<Vec<f32>> = rows.iter().map(|m| m[position].clone()).collect();
+        let step = GuidedStep::new(&logits, weights);
+        let before = decoder.clone();
+        let text = decoder.step(&tokenizer.inner, token)?;
+        let record = TokenRecord::build(
+            &step,
+            &names,
+            j,
+            token,
+            text,
+            &before,
+            tokenizer,
+            top_alternatives,
+        )?;
+        sums.base_logprob += record.base_logprob as f64;
+        for (sum, arm) in sums.arm_logprobs.iter_mut().zip(&record.arms) {
+            *sum += arm.logprob as f64;
+        }
+        sums.guided_logprob += record.guided_logprob as f64;
+        records.push(record);
+    }
+    Ok((records, sums))
+}

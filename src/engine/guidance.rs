@@ -1,0 +1,148 @@
+//! The GenARM combination for one position:
+//!
+//!     guided = log_softmax( log_softmax(base) + Σ_i w_i · log_softmax(arm_i) )
+//!
+//! Each model's normaliser is computed once; every number a record needs (base, ARM and guided
+//! log-probs of any token, the top alternatives) is derived from those without another pass.
+
+use super::fastmath;
+
+/// The distributions of one decoding position.
+pub struct GuidedStep<'a> {
+    base_logits: &'a [f32],
+    arm_logits: Vec<&'a [f32]>,
+    weights: Vec<f32>,
+    base_lse: f32,
+    arm_lse: Vec<f32>,
+    /// log_softmax of the combined scores over the shared vocabulary.
+    guided: Vec<f32>,
+}
+
+impl<'a> GuidedStep<'a> {
+    /// `logits[0]` is the base model's, the rest the ARMs' in order; all cut to the shared
+    /// vocabulary length. `weights` has one entry per ARM.
+    pub fn new(logits: &'a [Vec<f32>], weights: &[f32]) -> Self {
+        let vocab = logits.iter().map(Vec::len).min().unwrap_or(0);
+        let base_logits = &logits[0][..vocab];
+        let arm_logits: Vec<&[f32]> = logits[1..].iter().map(|l| &l[..vocab]).collect();
+        let base_lse = fastmath::log_sum_exp(base_logits);
+        let arm_lse: Vec<f32> = arm_logits.iter().map(|l| fastmath::log_sum_exp(l)).collect();
+
+        // combined = base_logits - base_lse + Σ w (arm_logits - arm_lse), built in one buffer.
+        let mut guided: Vec<f32> = base_logits.to_vec();
+        let mut offset = -base_lse;
+        for ((arm, &lse), &w) in arm_logits.iter().zip(&arm_lse).zip(weights) {
+            if w == 0.0 {
+                continue;
+            }
+            for (g, &a) in guided.iter_mut().zip(arm.iter()) {
+                *g += w * a;
+            }
+            offset -= w * lse;
+        }
+        // The constant offset does not change the normalised result, but adding it keeps the
+        // numbers in the range log_softmax would produce (and the sum exactly as the paper's).
+        for g in guided.iter_mut() {
+            *g += offset;
+        }
+        let lse = fastmath::log_sum_exp(&guided);
+        for g in guided.iter_mut() {
+            *g -= lse;
+        }
+        Self {
+            base_logits,
+            arm_logits,
+            weights: weights.to_vec(),
+            base_lse,
+            arm_lse,
+            guided,
+        }
+    }
+
+    pub fn vocab_len(&self) -> usize {
+        self.guided.len()
+    }
+
+    pub fn base_logprob(&self, token: u32) -> f32 {
+        self.base_logits[token as usize] - self.base_lse
+    }
+
+    pub fn arm_logprob(&self, arm: usize, token: u32) -> f32 {
+        self.arm_logits[arm][token as usize] - self.arm_lse[arm]
+    }
+
+    pub fn weight(&self, arm: usize) -> f32 {
+        self.weights[arm]
+    }
+
+    pub fn guided_logprob(&self, token: u32) -> f32 {
+        self.guided[token as usize]
+    }
+
+    /// The guided log-probabilities of the whole vocabulary, for the sampler.
+    pub fn guided(&self) -> &[f32] {
+        &self.guided
+    }
+
+    /// The `k` most likely tokens under guidance, most likely first.
+    pub fn top(&self, k: usize) -> Vec<u32> {
+        fastmath::top_k(&self.guided, k)
+            .into_iter()
+            .map(|i| i as u32)
+            .collect()
+    }
+
+    /// Rank (0 = most likely) of `token` under the base model alone and under guidance.
+    pub fn ranks(&self, token: u32) -> (usize, usize) {
+        let t = token as usize;
+        let rank = |v: &[f32]| v.iter().filter(|&&x| x > v[t]).count();
+        (rank(self.base_logits), rank(&self.guided))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_softmax(v: &[f32]) -> Vec<f64> {
+        let m = v.iter().cloned().fold(f32::MIN, f32::max) as f64;
+        let lse = m + v.iter().map(|&x| (x as f64 - m).exp()).sum::<f64>().ln();
+        v.iter().map(|&x| x as f64 - lse).collect()
+    }
+
+    #[test]
+    fn matches_the_formula_computed_in_f64() {
+        let base = vec![1.0, 2.0, 0.5, -1.0, 3.0];
+        let arm1 = vec![0.0, -1.0, 2.0, 0.3, 1.0];
+        // An ARM with one extra (added-token) logit is cut to the shared length.
+        let arm2 = vec![2.0, 0.0, 0.0, 1.0, -2.0, 9.0];
+        let weights = [1.5, -0.5];
+        let logits = vec![base.clone(), arm1.clone(), arm2.clone()];
+        let step = GuidedStep::new(&logits, &weights);
+        assert_eq!(step.vocab_len(), 5);
+        let (lb, l1, l2) = (log_softmax(&base), log_softmax(&arm1), log_softmax(&arm2[..5]));
+        let combined: Vec<f32> =
+            (0..5).map(|i| (lb[i] + 1.5 * l1[i] - 0.5 * l2[i]) as f32).collect();
+        let expected = log_softmax(&combined);
+        for t in 0..5u32 {
+            let i = t as usize;
+            assert!((step.guided_logprob(t) as f64 - expected[i]).abs() < 1e-5);
+            assert!((step.base_logprob(t) as f64 - lb[i]).abs() < 1e-5);
+            assert!((step.arm_logprob(1, t) as f64 - l2[i]).abs() < 1e-5);
+        }
+        let mut order: Vec<u32> = (0..5).collect();
+        order.sort_by(|&a, &b| expected[b as usize].total_cmp(&expected[a as usize]));
+        assert_eq!(step.top(3), order[..3].to_vec());
+        let (_, guided_rank) = step.ranks(order[0]);
+        assert_eq!(guided_rank, 0);
+    }
+
+    #[test]
+    fn zero_weights_give_the_base_distribution() {
+        let logits = vec![vec![0.1, 0.7, -0.3], vec![5.0, -5.0, 0.0]];
+        let step = GuidedStep::new(&logits, &[0.0]);
+        for t in 0..3 {
+            assert!((step.guided_logprob(t) - step.base_logprob(t)).abs() < 1e-6);
+        }
+    }
+}

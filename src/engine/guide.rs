@@ -1,0 +1,144 @@
+//! A base model and its ARMs, advanced together over one shared vocabulary.
+
+use std::time::Duration;
+
+use super::error::{EngineError, Result};
+use super::model::CausalLm;
+
+pub struct Guide {
+    pub base: CausalLm,
+    /// (name, model) in the order given by the user.
+    pub arms: Vec<(String, CausalLm)>,
+    /// Length every model's logits are cut to.
+    vocab: usize,
+    /// The smallest context window among the models.
+    max_context: usize,
+}
+
+impl Guide {
+    /// Check that the ARMs share the base model's vocabulary and build the guide.
+    ///
+    /// Vocabulary rule: logits are cut to the smallest embedding size among the models, which is
+    /// only allowed where the ids cut off are added tokens (a pad token appended after training,
+    /// 32001 vs 32000) or beyond the tokenizer; and the tokenizers must agree on every shared id.
+    pub fn new(base: CausalLm, arms: Vec<(String, CausalLm)>) -> Result<Self> {
+        let models = std::iter::once(&base).chain(arms.iter().map(|(_, m)| m));
+        let vocab = models.clone().map(|m| m.config.vocab_size).min().unwrap_or(0);
+        let max_context = models
+            .map(|m| m.config.max_position_embeddings)
+            .min()
+            .unwrap_or(0);
+        for model in std::iter::once(&base).chain(arms.iter().map(|(_, m)| m)) {
+            check_cut_ids_are_added(model, vocab)?;
+        }
+        for (name, arm) in &arms {
+            check_same_tokens(&base, name, arm, vocab)?;
+        }
+        Ok(Self {
+            base,
+            arms,
+            vocab,
+            max_context,
+        })
+    }
+
+    pub fn vocab(&self) -> usize {
+        self.vocab
+    }
+
+    pub fn max_context(&self) -> usize {
+        self.max_context
+    }
+
+    pub fn arm_names(&self) -> Vec<String> {
+        self.arms.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Tokens held in the caches (all models move together).
+    pub fn position(&self) -> usize {
+        self.base.position()
+    }
+
+    pub fn truncate(&mut self, position: usize) {
+        self.base.truncate(position);
+        for (_, arm) in &mut self.arms {
+            arm.truncate(position);
+        }
+    }
+
+    /// Feed `ids` to every model; return each model's next-token logits (base first), cut to
+    /// the shared vocabulary.
+    pub fn feed(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
+        let vocab = self.vocab;
+        let mut out = Vec::with_capacity(1 + self.arms.len());
+        for model in self.models_mut() {
+            let mut logits = model.feed(ids)?;
+            logits.truncate(vocab);
+            out.push(logits);
+        }
+        Ok(out)
+    }
+
+    /// Teacher-forced logits over `ids` for every model (one forward each): `[model][position]`.
+    pub fn score_all(&mut self, ids: &[u32]) -> Result<Vec<Vec<Vec<f32>>>> {
+        let vocab = self.vocab;
+        let mut out = Vec::with_capacity(1 + self.arms.len());
+        for model in self.models_mut() {
+            let mut rows = model.score_all(ids)?;
+            rows.iter_mut().for_each(|r| r.truncate(vocab));
+            out.push(rows);
+        }
+        Ok(out)
+    }
+
+    /// Forward time of each model (base first) since the last call.
+    pub fn take_forward_times(&mut self) -> Vec<Duration> {
+        self.models_mut().map(|m| m.take_forward_time()).collect()
+    }
+
+    fn models_mut(&mut self) -> impl Iterator<Item = &mut CausalLm> {
+        std::iter::once(&mut self.base).chain(self.arms.iter_mut().map(|(_, m)| m))
+    }
+}
+
+fn check_cut_ids_are_added(model: &CausalLm, vocab: usize) -> Result<()> {
+    let size = model.config.vocab_size;
+    let known = model.tokenizer.len.min(size);
+    for id in vocab..known {
+        if !model.tokenizer.is_added(id as u32) {
+            return Err(EngineError::invalid(
+                &model.dir,
+                format!(
+                    "vocabulary of {size} tokens is larger than the shared {vocab}, and id {id} \
+                     ('{}') is a regular token, not an added one: the models do not share a tokenizer",
+                    model.tokenizer.token_text(id as u32)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_same_tokens(base: &CausalLm, name: &str, arm: &CausalLm, vocab: usize) -> Result<()> {
+    let shared = vocab.min(base.tokenizer.len).min(arm.tokenizer.len);
+    if shared < vocab.min(base.tokenizer.len.max(arm.tokenizer.len)) {
+        return Err(EngineError::usage(format!(
+            "ARM '{name}' ({}) and base ({}) have different tokenizers: {} vs {} tokens",
+            arm.dir.display(),
+            base.dir.display(),
+            arm.tokenizer.len,
+            base.tokenizer.len
+        )));
+    }
+    for id in 0..shared as u32 {
+        let (b, a) = (base.tokenizer.token_text(id), arm.tokenizer.token_text(id));
+        if a != b {
+            return Err(EngineError::usage(format!(
+                "ARM '{name}' ({}) and base ({}) have different tokenizers: id {id} is '{a}' in the ARM but '{b}' in the base",
+                arm.dir.display(),
+                base.dir.display()
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! Models and guided decoding; no UI.
+
+pub mod config;
+pub mod detok;
+pub mod error;
+pub mod fastmath;
+pub mod generation;
+pub mod guidance;
+pub mod guide;
+pub mod model;
+pub mod record;
+pub mod sampler;
+pub mod tokenizer;
+pub mod transformer;
+pub mod weights;
+
+pub use error::{EngineError, Result};
+pub use generation::{Generation, ScoreSums, StopReason, score, validate_weights};
+pub use guide::Guide;
+pub use model::{CausalLm, ComputeDtype};
+pub use record::TokenRecord;
+pub use sampler::SamplingParams;

@@ -1,0 +1,153 @@
+//! A Hugging Face model folder loaded as a causal LM with its own KV cache.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device, Tensor};
+
+use super::config::{ModelConfig, token_ids};
+use super::error::{EngineError, Result};
+use super::tokenizer::ModelTokenizer;
+use super::transformer::Transformer;
+use super::weights::Weights;
+
+/// Compute precision, chosen with `--dtype`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComputeDtype {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl ComputeDtype {
+    pub fn candle(self) -> DType {
+        match self {
+            Self::F32 => DType::F32,
+            Self::F16 => DType::F16,
+            Self::Bf16 => DType::BF16,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        }
+    }
+}
+
+impl FromStr for ComputeDtype {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "float32" => Ok(Self::F32),
+            "f16" | "float16" | "half" => Ok(Self::F16),
+            "bf16" | "bfloat16" => Ok(Self::Bf16),
+            other => Err(format!("unknown dtype '{other}' (expected f32, f16 or bf16)")),
+        }
+    }
+}
+
+pub struct CausalLm {
+    pub dir: PathBuf,
+    pub config: ModelConfig,
+    pub tokenizer: ModelTokenizer,
+    /// Every id that ends generation: generation_config.json, config.json, tokenizer_config.json.
+    pub eos_ids: Vec<u32>,
+    net: Transformer,
+    device: Device,
+    /// Time spent in forward passes since the last `take_forward_time`.
+    forward_time: Duration,
+}
+
+impl CausalLm {
+    pub fn load(dir: &Path, dtype: ComputeDtype) -> Result<Self> {
+        if !dir.exists() {
+            return Err(EngineError::invalid(dir, "no such model folder"));
+        }
+        if !dir.is_dir() {
+            return Err(EngineError::invalid(dir, "not a folder (expected a Hugging Face model folder)"));
+        }
+        let config_path = dir.join("config.json");
+        if !config_path.is_file() {
+            return Err(EngineError::invalid(dir, "no config.json in this folder"));
+        }
+        let config = ModelConfig::from_file(&config_path)?;
+        let tokenizer = ModelTokenizer::load(dir)?;
+        let mut eos_ids = generation_config_eos(dir)?;
+        for id in config.eos_token_ids.iter().chain(&tokenizer.eos_ids) {
+            if !eos_ids.contains(id) {
+                eos_ids.push(*id);
+            }
+        }
+        let device = Device::Cpu;
+        let weights = Weights::load(dir, dtype.candle(), &device)?;
+        let net = Transformer::load(&config, &weights, &device, dtype.candle())?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            tokenizer,
+            eos_ids,
+            net,
+            device,
+            forward_time: Duration::ZERO,
+        })
+    }
+
+    /// Positions currently held in the KV cache.
+    pub fn position(&self) -> usize {
+        self.net.position()
+    }
+
+    /// Rewind the KV cache to `position` tokens.
+    pub fn truncate(&mut self, position: usize) {
+        self.net.truncate(position);
+    }
+
+    /// Feed `ids` after what the cache holds; return the next-token logits.
+    pub fn feed(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        let start = Instant::now();
+        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let logits = self.net.forward_last(&input)?.squeeze(0)?.to_vec1::<f32>()?;
+        self.forward_time += start.elapsed();
+        Ok(logits)
+    }
+
+    /// Logits at every position of `ids`, run from an empty cache (teacher forcing). Row `i`
+    /// predicts token `i + 1`.
+    pub fn score_all(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
+        let start = Instant::now();
+        self.net.truncate(0);
+        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let logits = self.net.forward_all(&input)?.squeeze(0)?.to_vec2::<f32>()?;
+        self.net.truncate(0);
+        self.forward_time += start.elapsed();
+        Ok(logits)
+    }
+
+    /// Forward time accumulated since the last call.
+    pub fn take_forward_time(&mut self) -> Duration {
+        std::mem::take(&mut self.forward_time)
+    }
+
+    /// A short name for messages: the folder's last component.
+    pub fn display_name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.dir.display().to_string())
+    }
+}
+
+fn generation_config_eos(dir: &Path) -> Result<Vec<u32>> {
+    let path = dir.join("generation_config.json");
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| EngineError::io(&path, e))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| EngineError::invalid(&path, format!("not valid JSON: {e}")))?;
+    Ok(token_ids(value.get("eos_token_id")))
+}

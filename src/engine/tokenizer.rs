@@ -1,0 +1,136 @@
+//! A model's tokenizer with the special-token conventions from `tokenizer_config.json`.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde_json::Value;
+use tokenizers::Tokenizer;
+
+use super::error::{EngineError, Result};
+
+pub struct ModelTokenizer {
+    pub inner: Tokenizer,
+    pub bos_id: Option<u32>,
+    /// Ids named as eos by tokenizer_config.json (generation_config may add more).
+    pub eos_ids: Vec<u32>,
+    /// `add_bos_token` / `add_eos_token` when tokenizer_config.json sets them; None means the
+    /// tokenizer.json post-processor alone decides.
+    add_bos: Option<bool>,
+    add_eos: Option<bool>,
+    special_ids: HashSet<u32>,
+    added_ids: HashSet<u32>,
+    /// One past the largest id the tokenizer knows (added tokens included).
+    pub len: usize,
+}
+
+impl ModelTokenizer {
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join("tokenizer.json");
+        if !path.is_file() {
+            return Err(EngineError::invalid(
+                dir,
+                "no tokenizer.json (genarm needs the fast-tokenizer file of the model)",
+            ));
+        }
+        let inner = Tokenizer::from_file(&path).map_err(|e| {
+            EngineError::invalid(&path, format!("cannot read tokenizer: {}", first_line(&e.to_string())))
+        })?;
+        let config_path = dir.join("tokenizer_config.json");
+        let config: Value = if config_path.is_file() {
+            let text =
+                std::fs::read_to_string(&config_path).map_err(|e| EngineError::io(&config_path, e))?;
+            serde_json::from_str(&text)
+                .map_err(|e| EngineError::invalid(&config_path, format!("not valid JSON: {e}")))?
+        } else {
+            Value::Null
+        };
+        let token_of = |key: &str| -> Option<u32> {
+            let content = match config.get(key)? {
+                Value::String(s) => s.as_str(),
+                Value::Object(o) => o.get("content")?.as_str()?,
+                _ => return None,
+            };
+            inner.token_to_id(content)
+        };
+        let len = inner
+            .get_vocab(true)
+            .values()
+            .max()
+            .map_or(0, |&m| m as usize + 1);
+        let added = inner.get_added_tokens_decoder();
+        let special_ids = added.iter().filter(|(_, t)| t.special).map(|(id, _)| *id).collect();
+        let added_ids = added.keys().copied().collect();
+        Ok(Self {
+            special_ids,
+            added_ids,
+            bos_id: token_of("bos_token"),
+            eos_ids: token_of("eos_token").into_iter().collect(),
+            add_bos: config.get("add_bos_token").and_then(Value::as_bool),
+            add_eos: config.get("add_eos_token").and_then(Value::as_bool),
+            len,
+            inner,
+        })
+    }
+
+    /// Token ids of a prompt, with the special tokens the model expects (BOS where the
+    /// tokenizer config says so), as `tokenizer(prompt)` does in transformers.
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| EngineError::usage(format!("cannot tokenize the prompt: {e}")))?;
+        let mut ids = encoding.get_ids().to_vec();
+        // Tokens the post-processor added are flagged in the special-tokens mask.
+        let added_first = encoding.get_special_tokens_mask().first() == Some(&1);
+        if let Some(bos) = self.bos_id {
+            match self.add_bos {
+                Some(true) if ids.first() != Some(&bos) => ids.insert(0, bos),
+                Some(false) if added_first && ids.first() == Some(&bos) => {
+                    ids.remove(0);
+                }
+                _ => {}
+            }
+        }
+        if let (Some(true), Some(&eos)) = (self.add_eos, self.eos_ids.first()) {
+            if ids.last() != Some(&eos) {
+                ids.push(eos);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Token ids of a response to append after a prompt: no special tokens, as Hugging Face
+    /// tooling tokenizes responses for scoring.
+    pub fn encode_response(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| EngineError::usage(format!("cannot tokenize the response: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// The raw vocabulary string of a token ("▁the", "<0x0A>", "<s>"), for display and checks.
+    pub fn token_text(&self, id: u32) -> String {
+        self.inner.id_to_token(id).unwrap_or_default()
+    }
+
+    /// Decode ids to text, dropping special tokens.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| EngineError::usage(format!("cannot decode tokens: {e}")))
+    }
+
+    pub fn is_special(&self, id: u32) -> bool {
+        self.special_ids.contains(&id)
+    }
+
+    /// Whether `id` was added on top of the trained vocabulary (pad, chat markers, ...).
+    pub fn is_added(&self, id: u32) -> bool {
+        self.added_ids.contains(&id)
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}

@@ -1,0 +1,385 @@
+//! One decoder for the Llama family: RMSNorm, rotary embeddings, grouped-query attention,
+//! SwiGLU MLP; Qwen2 adds q/k/v biases, Mistral a sliding window.
+//!
+//! Written here rather than taken from candle-transformers because guided decoding needs three
+//! things those models lack: logits for every position (teacher-forced scoring), a KV cache that
+//! can be truncated to any earlier position (branching), and a batch of sequences sharing one
+//! position (sweeps).
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Embedding, Linear};
+
+use super::config::{ModelConfig, RopeScaling};
+use super::error::Result;
+use super::weights::Weights;
+
+/// Per-layer key/value storage with spare capacity, so appending a token does not copy the
+/// whole cache and rewinding is just forgetting the tail.
+struct KvCache {
+    keys: Option<Tensor>,
+    values: Option<Tensor>,
+    len: usize,
+}
+
+impl KvCache {
+    fn new() -> Self {
+        Self {
+            keys: None,
+            values: None,
+            len: 0,
+        }
+    }
+
+    /// Append `k`, `v` of shape (batch, kv_heads, t, head_dim); return views of everything held.
+    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (b, h, t, d) = k.dims4()?;
+        let needed = self.len + t;
+        let capacity = self.keys.as_ref().map_or(0, |k| k.dim(2).unwrap_or(0));
+        if needed > capacity {
+            let new_capacity = needed.max(2 * capacity).max(64);
+            let grow = |old: &Option<Tensor>| -> Result<Tensor> {
+                let fresh = Tensor::zeros((b, h, new_capacity, d), k.dtype(), k.device())?;
+                if let Some(old) = old {
+                    if self.len > 0 {
+                        fresh.slice_set(&old.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                    }
+                }
+                Ok(fresh)
+            };
+            let (keys, values) = (grow(&self.keys)?, grow(&self.values)?);
+            self.keys = Some(keys);
+            self.values = Some(values);
+        }
+        let (keys, values) = match (&self.keys, &self.values) {
+            (Some(k), Some(v)) => (k, v),
+            _ => unreachable!("cache buffers allocated above"),
+        };
+        keys.slice_set(&k.contiguous()?, 2, self.len)?;
+        values.slice_set(&v.contiguous()?, 2, self.len)?;
+        self.len = needed;
+        Ok((keys.narrow(2, 0, needed)?, values.narrow(2, 0, needed)?))
+    }
+}
+
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+    window: Option<usize>,
+    cache: KvCache,
+}
+
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+struct Block {
+    input_layernorm: Tensor,
+    post_attention_layernorm: Tensor,
+    attention: Attention,
+    mlp: Mlp,
+}
+
+/// Rotary frequencies, computed for the positions of each forward call.
+struct Rotary {
+    inv_freq: Vec<f32>,
+}
+
+pub struct Transformer {
+    embed_tokens: Embedding,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    lm_head: Linear,
+    rotary: Rotary,
+    rms_norm_eps: f32,
+    /// Number of positions held in every layer's cache.
+    position: usize,
+    device: Device,
+    dtype: DType,
+}
+
+fn linear(w: &Weights, name: &str, out_dim: usize, in_dim: usize, bias: bool) -> Result<Linear> {
+    let weight = w.get(&format!("{name}.weight"), &[out_dim, in_dim])?;
+    let bias = if bias {
+        Some(w.get(&format!("{name}.bias"), &[out_dim])?)
+    } else {
+        None
+    };
+    Ok(Linear::new(weight, bias))
+}
+
+impl Transformer {
+    pub fn load(cfg: &ModelConfig, w: &Weights, device: &Device, dtype: DType) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let q_dim = cfg.num_attention_heads * cfg.head_dim;
+        let kv_dim = cfg.num_key_value_heads * cfg.head_dim;
+        let embed = w.get("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
+        let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            let ab = cfg.attention_bias;
+            let attention = Attention {
+                q_proj: linear(w, &format!("{p}.self_attn.q_proj"), q_dim, h, ab)?,
+                k_proj: linear(w, &format!("{p}.self_attn.k_proj"), kv_dim, h, ab)?,
+                v_proj: linear(w, &format!("{p}.self_attn.v_proj"), kv_dim, h, ab)?,
+                // Qwen2 has biases on q/k/v only; Llama's `attention_bias` covers o_proj too.
+                o_proj: linear(
+                    w,
+                    &format!("{p}.self_attn.o_proj"),
+                    h,
+                    q_dim,
+                    ab && cfg.architecture != super::config::Architecture::Qwen2,
+                )?,
+                num_heads: cfg.num_attention_heads,
+                num_kv_heads: cfg.num_key_value_heads,
+                head_dim: cfg.head_dim,
+                window: cfg.layer_window(i),
+                cache: KvCache::new(),
+            };
+            let mb = cfg.mlp_bias;
+            let ffn = cfg.intermediate_size;
+            let mlp = Mlp {
+                gate_proj: linear(w, &format!("{p}.mlp.gate_proj"), ffn, h, mb)?,
+                up_proj: linear(w, &format!("{p}.mlp.up_proj"), ffn, h, mb)?,
+                down_proj: linear(w, &format!("{p}.mlp.down_proj"), h, ffn, mb)?,
+            };
+            blocks.push(Block {
+                input_layernorm: w.get(&format!("{p}.input_layernorm.weight"), &[h])?,
+                post_attention_layernorm: w
+                    .get(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
+                attention,
+                mlp,
+            });
+        }
+        let lm_head = if cfg.tie_word_embeddings {
+            Linear::new(embed.clone(), None)
+        } else {
+            linear(w, "lm_head", cfg.vocab_size, h, false)?
+        };
+        Ok(Self {
+            embed_tokens: Embedding::new(embed, h),
+            blocks,
+            norm: w.get("model.norm.weight", &[h])?,
+            lm_head,
+            rotary: Rotary::new(cfg),
+            rms_norm_eps: cfg.rms_norm_eps as f32,
+            position: 0,
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    /// Positions held in the cache: the next token fed goes to this position.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// Forget every cached position from `position` on. Continuing afterwards gives exactly the
+    /// logits of a fresh run on the kept prefix.
+    pub fn truncate(&mut self, position: usize) {
+        let position = position.min(self.position);
+        for block in &mut self.blocks {
+            block.attention.cache.len = position;
+        }
+        self.position = position;
+    }
+
+    /// Run `tokens` (batch, t) at the current position, extend the cache, and return the final
+    /// hidden states (batch, t, hidden).
+    pub fn forward_hidden(&mut self, tokens: &Tensor) -> Result<Tensor> {
+        let (_b, t) = tokens.dims2()?;
+        let offset = self.position;
+        let (cos, sin) = self.rotary.cos_sin(offset, t, &self.device, self.dtype)?;
+        let mut x = self.embed_tokens.forward(tokens)?;
+        for block in &mut self.blocks {
+            let residual = &x;
+            let normed = candle_nn::ops::rms_norm(&x, &block.input_layernorm, self.rms_norm_eps)?;
+            let attn = block.attention.forward(&normed, &cos, &sin, offset)?;
+            let x1 = (residual + attn)?;
+            let normed =
+                candle_nn::ops::rms_norm(&x1, &block.post_attention_layernorm, self.rms_norm_eps)?;
+            let mlp = block.mlp.forward(&normed)?;
+            x = (x1 + mlp)?;
+        }
+        self.position += t;
+        Ok(candle_nn::ops::rms_norm(&x, &self.norm, self.rms_norm_eps)?)
+    }
+
+    /// Logits (batch, vocab) of the last position after feeding `tokens`.
+    pub fn forward_last(&mut self, tokens: &Tensor) -> Result<Tensor> {
+        let hidden = self.forward_hidden(tokens)?;
+        let t = hidden.dim(1)?;
+        let last = hidden.narrow(1, t - 1, 1)?.squeeze(1)?;
+        Ok(self.lm_head.forward(&last)?.to_dtype(DType::F32)?)
+    }
+
+    /// Logits (batch, t, vocab) of every position after feeding `tokens`.
+    pub fn forward_all(&mut self, tokens: &Tensor) -> Result<Tensor> {
+        let hidden = self.forward_hidden(tokens)?;
+        Ok(self.lm_head.forward(&hidden)?.to_dtype(DType::F32)?)
+    }
+}
+
+impl Rotary {
+    fn new(cfg: &ModelConfig) -> Self {
+        let dim = cfg.head_dim;
+        let base = cfg.rope_theta;
+        let mut inv_freq: Vec<f32> = (0..dim)
+            .step_by(2)
+            .map(|i| 1.0 / base.powf(i as f32 / dim as f32))
+            .collect();
+        match cfg.rope_scaling {
+            RopeScaling::None => {}
+            RopeScaling::Linear { factor } => inv_freq.iter_mut().for_each(|f| *f /= factor),
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings: old_len,
+            } => {
+                let low_freq_wavelen = old_len / low_freq_factor;
+                let high_freq_wavelen = old_len / high_freq_factor;
+                for f in inv_freq.iter_mut() {
+                    let wavelen = 2.0 * std::f32::consts::PI / *f;
+                    if wavelen > low_freq_wavelen {
+                        *f /= factor;
+                    } else if wavelen >= high_freq_wavelen {
+                        let smooth = (old_len / wavelen - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
+                        *f = (1.0 - smooth) * *f / factor + smooth * *f;
+                    }
+                }
+            }
+        }
+        Self { inv_freq }
+    }
+
+    /// cos and sin tables (t, head_dim / 2) for positions offset..offset + t.
+    fn cos_sin(
+        &self,
+        offset: usize,
+        t: usize,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<(Tensor, Tensor)> {
+        let half = self.inv_freq.len();
+        let mut cos = Vec::with_capacity(t * half);
+        let mut sin = Vec::with_capacity(t * half);
+        for p in offset..offset + t {
+            for &f in &self.inv_freq {
+                let angle = p as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        let cos = Tensor::from_vec(cos, (t, half), device)?.to_dtype(dtype)?;
+        let sin = Tensor::from_vec(sin, (t, half), device)?.to_dtype(dtype)?;
+        Ok((cos, sin))
+    }
+}
+
+impl Attention {
+    fn forward(&mut self, x: &Tensor, cos: &Tensor, sin: &Tensor, offset: usize) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let heads = |proj: &Linear, n: usize| -> Result<Tensor> {
+            Ok(proj
+                .forward(x)?
+                .reshape((b, t, n, d))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        let q = candle_nn::rotary_emb::rope(&heads(&self.q_proj, h)?, cos, sin)?;
+        let k = candle_nn::rotary_emb::rope(&heads(&self.k_proj, kv)?, cos, sin)?;
+        let v = heads(&self.v_proj, kv)?;
+        let (keys, values) = self.cache.append(&k, &v)?;
+        let total = keys.dim(2)?;
+
+        // Grouped-query attention without copying keys: the n_rep query heads that share a KV
+        // head are folded into the row dimension, (b, kv, n_rep * t, d) · (b, kv, d, total).
+        let n_rep = h / kv;
+        let q = q.reshape((b, kv, n_rep * t, d))?;
+        let scale = 1.0 / (d as f64).sqrt();
+        let scores = (q.matmul(&keys.t()?)? * scale)?.to_dtype(DType::F32)?;
+        let scores = match attention_mask(t, offset, total, self.window, x.device())? {
+            Some(mask) => scores
+                .reshape((b, kv, n_rep, t, total))?
+                .broadcast_add(&mask)?
+                .reshape((b, kv, n_rep * t, total))?,
+            None => scores,
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(values.dtype())?;
+        let out = probs
+            .matmul(&values.contiguous()?)?
+            .reshape((b, h, t, d))?
+            .transpose(1, 2)?
+            .reshape((b, t, h * d))?;
+        Ok(self.o_proj.forward(&out)?)
+    }
+}
+
+/// Additive mask (t, total): query i sits at position offset + i and sees key j when
+/// j <= offset + i and, with a window, offset + i - j < window. None when nothing is masked.
+fn attention_mask(
+    t: usize,
+    offset: usize,
+    total: usize,
+    window: Option<usize>,
+    device: &Device,
+) -> Result<Option<Tensor>> {
+    let window_bites = window.is_some_and(|w| offset + t > w);
+    if t == 1 && !window_bites {
+        return Ok(None);
+    }
+    let mut mask = vec![0f32; t * total];
+    for i in 0..t {
+        let q_pos = offset + i;
+        for j in 0..total {
+            let future = j > q_pos;
+            let too_old = window.is_some_and(|w| q_pos - j.min(q_pos) >= w);
+            if future || too_old {
+                mask[i * total + j] = f32::NEG_INFINITY;
+            }
+        }
+    }
+    Ok(Some(Tensor::from_vec(mask, (t, total), device)?))
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gate = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
+        let up = self.up_proj.forward(x)?;
+        Ok(self.down_proj.forward(&(gate * up)?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causal_mask_hides_the_future_only() {
+        let m = attention_mask(3, 0, 3, None, &Device::Cpu).unwrap().unwrap();
+        let m: Vec<Vec<f32>> = m.to_vec2().unwrap();
+        assert_eq!(m[0][0], 0.0);
+        assert!(m[0][1].is_infinite());
+        assert_eq!(m[2][0], 0.0);
+        assert_eq!(m[2][2], 0.0);
+    }
+
+    #[test]
+    fn window_hides_keys_older_than_the_window() {
+        // One query at position 5 with window 2 sees positions 4 and 5 only.
+        let m = attention_mask(1, 5, 6, Some(2), &Device::Cpu).unwrap().unwrap();
+        let m: Vec<Vec<f32>> = m.to_vec2().unwrap();
+        let visible: Vec<usize> = (0..6).filter(|&j| m[0][j] == 0.0).collect();
+        assert_eq!(visible, vec![4, 5]);
+        assert!(attention_mask(1, 5, 6, None, &Device::Cpu).unwrap().is_none());
+    }
+}

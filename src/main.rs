@@ -1,0 +1,56 @@
+//! genarm: command-line entry point.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use genarm::cli::{Cli, Command};
+use genarm::commands;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // clap's message spans several lines (usage, hints); keep the first.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments").trim();
+            eprintln!("{first} (see genarm --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match &cli.command {
+        Some(Command::Generate(args)) => commands::generate::run(args),
+        Some(Command::Score(args)) => commands::score::run(args),
+        Some(Command::Bench(args)) => commands::bench::run(args),
+        Some(Command::RandomModel(args)) => commands::random_model::run(args),
+        None => {
+            eprintln!(
+                "genarm: the interactive playground is not built yet; use a subcommand \
+                 (generate, score, bench, random-model). See genarm --help."
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the outermost message plus its causes, newlines folded.
+            let message = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Output piped into `head` and closed early is not an error worth reporting.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

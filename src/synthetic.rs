@@ -1,0 +1,211 @@
+//! Randomly initialised models in the real Hugging Face layout (config.json, model.safetensors,
+//! tokenizer.json, tokenizer_config.json, generation_config.json).
+//!
+//! Used by `genarm bench` (speed does not depend on trained weights), by `genarm random-model`
+//! and by the tests (error handling on damaged folders). The tokenizer is a word-level
+//! vocabulary `<unk> <s> </s> w3 w4 …` so any vocabulary size can be made exactly.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct RandomModelSpec {
+    /// "llama", "qwen2" or "mistral".
+    pub arch: String,
+    pub vocab: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub intermediate: usize,
+    pub context: usize,
+    pub seed: u64,
+}
+
+impl Default for RandomModelSpec {
+    fn default() -> Self {
+        Self {
+            arch: "llama".into(),
+            vocab: 300,
+            hidden: 32,
+            layers: 2,
+            heads: 4,
+            kv_heads: 2,
+            intermediate: 64,
+            context: 256,
+            seed: 0,
+        }
+    }
+}
+
+/// Write the model folder `out` (refusing to overwrite a non-empty folder). Files are written
+/// into a temporary sibling folder that is renamed into place, so an interrupted run leaves
+/// nothing half-written.
+pub fn write_random_model(out: &Path, spec: &RandomModelSpec) -> Result<()> {
+    let architecture = match spec.arch.as_str() {
+        "llama" => "LlamaForCausalLM",
+        "qwen2" => "Qwen2ForCausalLM",
+        "mistral" => "MistralForCausalLM",
+        other => bail!("--arch: unknown architecture '{other}' (expected llama, qwen2 or mistral)"),
+    };
+    if spec.vocab < 4 || spec.hidden == 0 || spec.heads == 0 || spec.kv_heads == 0 {
+        bail!("--vocab must be at least 4, and --hidden, --heads, --kv-heads positive");
+    }
+    if spec.hidden % spec.heads != 0 || spec.heads % spec.kv_heads != 0 {
+        bail!("--hidden must be a multiple of --heads, and --heads a multiple of --kv-heads");
+    }
+    if (spec.hidden / spec.heads) % 2 != 0 {
+        bail!("--hidden / --heads (the head size) must be even");
+    }
+    if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        bail!("--out {}: folder exists and is not empty", out.display());
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).with_context(|| format!("--out {}", parent.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".genarm-model-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("--out {}: cannot create a temporary folder", parent.display()))?;
+    write_files(staging.path(), spec, architecture)?;
+    if out.exists() {
+        std::fs::remove_dir(out).with_context(|| format!("--out {}", out.display()))?;
+    }
+    let staged = staging.keep();
+    std::fs::rename(&staged, out).with_context(|| format!("--out {}", out.display()))?;
+    Ok(())
+}
+
+fn write_files(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Result<()> {
+    let qwen = spec.arch == "qwen2";
+    let head_dim = spec.hidden / spec.heads;
+    let config = json!({
+        "architectures": [architecture],
+        "model_type": spec.arch,
+        "vocab_size": spec.vocab,
+        "hidden_size": spec.hidden,
+        "intermediate_size": spec.intermediate,
+        "num_hidden_layers": spec.layers,
+        "num_attention_heads": spec.heads,
+        "num_key_value_heads": spec.kv_heads,
+        "max_position_embeddings": spec.context,
+        "rms_norm_eps": 1e-5,
+        "rope_parameters": {"rope_theta": 10000.0, "rope_type": "default"},
+        "tie_word_embeddings": false,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "dtype": "float32",
+    });
+    write_json(&dir.join("config.json"), &config)?;
+    write_json(
+        &dir.join("generation_config.json"),
+        &json!({"bos_token_id": 1, "eos_token_id": 2}),
+    )?;
+    write_json(&dir.join("tokenizer.json"), &word_level_tokenizer(spec.vocab))?;
+    write_json(
+        &dir.join("tokenizer_config.json"),
+        &json!({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+                "add_bos_token": true, "add_eos_token": false}),
+    )?;
+
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    let mut add = |name: String, shape: &[usize], init: Init| -> Result<()> {
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|_| match init {
+                Init::Normal(std) => normal(&mut rng) * std,
+                Init::AroundOne => 1.0 + 0.1 * normal(&mut rng),
+            })
+            .collect();
+        tensors.insert(name, Tensor::from_vec(values, shape, &Device::Cpu)?);
+        Ok(())
+    };
+    let (h, v, f) = (spec.hidden, spec.vocab, spec.intermediate);
+    let kv = spec.kv_heads * head_dim;
+    let std = 0.5 / (h as f32).sqrt();
+    add("model.embed_tokens.weight".into(), &[v, h], Init::Normal(1.0))?;
+    for i in 0..spec.layers {
+        let p = format!("model.layers.{i}");
+        add(format!("{p}.self_attn.q_proj.weight"), &[h, h], Init::Normal(std))?;
+        add(format!("{p}.self_attn.k_proj.weight"), &[kv, h], Init::Normal(std))?;
+        add(format!("{p}.self_attn.v_proj.weight"), &[kv, h], Init::Normal(std))?;
+        add(format!("{p}.self_attn.o_proj.weight"), &[h, h], Init::Normal(std))?;
+        if qwen {
+            add(format!("{p}.self_attn.q_proj.bias"), &[h], Init::Normal(0.1))?;
+            add(format!("{p}.self_attn.k_proj.bias"), &[kv], Init::Normal(0.1))?;
+            add(format!("{p}.self_attn.v_proj.bias"), &[kv], Init::Normal(0.1))?;
+        }
+        add(format!("{p}.mlp.gate_proj.weight"), &[f, h], Init::Normal(std))?;
+        add(format!("{p}.mlp.up_proj.weight"), &[f, h], Init::Normal(std))?;
+        add(format!("{p}.mlp.down_proj.weight"), &[h, f], Init::Normal(std))?;
+        add(format!("{p}.input_layernorm.weight"), &[h], Init::AroundOne)?;
+        add(format!("{p}.post_attention_layernorm.weight"), &[h], Init::AroundOne)?;
+    }
+    add("model.norm.weight".into(), &[h], Init::AroundOne)?;
+    add("lm_head.weight".into(), &[v, h], Init::Normal(2.0 / (h as f32).sqrt()))?;
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Init {
+    Normal(f32),
+    AroundOne,
+}
+
+/// A standard normal draw (Box–Muller), from a portable seeded generator.
+fn normal(rng: &mut ChaCha8Rng) -> f32 {
+    let u1: f64 = rng.random::<f64>().max(1e-12);
+    let u2: f64 = rng.random::<f64>();
+    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+}
+
+/// A word-level tokenizer.json with exactly `vocab` entries: `<unk>`, `<s>`, `</s>`, `w3`, ….
+pub fn word_level_tokenizer(vocab: usize) -> serde_json::Value {
+    let mut words = serde_json::Map::new();
+    for (i, special) in ["<unk>", "<s>", "</s>"].iter().enumerate() {
+        words.insert((*special).into(), json!(i));
+    }
+    for i in 3..vocab {
+        words.insert(format!("w{i}"), json!(i));
+    }
+    let added: Vec<_> = ["<unk>", "<s>", "</s>"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            json!({"id": i, "content": t, "single_word": false, "lstrip": false,
+                   "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": {"type": "WhitespaceSplit"},
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"Sequence": {"id": "B", "type_id": 0}}],
+            "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}
+        },
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": words, "unk_token": "<unk>"}
+    })
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
