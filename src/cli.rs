@@ -54,13 +54,13 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 128)]
     pub max_new_tokens: usize,
     /// Sampling temperature on the guided distribution; 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Keep only the K most likely guided tokens (0 = off).
     #[arg(long, default_value_t = 0)]
     pub top_k: usize,
     /// Keep the smallest set of guided tokens with this much probability (1 = off).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub top_p: f32,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -1,6 +1,6 @@
 //! genarm: reward-guided text generation (GenARM) with a terminal playground.
 
-pub mod engine;
 pub mod cli;
 pub mod commands;
+pub mod engine;
 pub mod synthetic;

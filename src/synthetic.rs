@@ -63,7 +63,11 @@ pub fn write_random_model(out: &Path, spec: &RandomModelSpec) -> Result<()> {
     if (spec.hidden / spec.heads) % 2 != 0 {
         bail!("--hidden / --heads (the head size) must be even");
     }
-    if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
+    if out.exists()
+        && std::fs::read_dir(out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
         bail!("--out {}: folder exists and is not empty", out.display());
     }
     let parent = match out.parent() {
@@ -74,7 +78,12 @@ pub fn write_random_model(out: &Path, spec: &RandomModelSpec) -> Result<()> {
     let staging = tempfile::Builder::new()
         .prefix(".genarm-model-")
         .tempdir_in(&parent)
-        .with_context(|| format!("--out {}: cannot create a temporary folder", parent.display()))?;
+        .with_context(|| {
+            format!(
+                "--out {}: cannot create a temporary folder",
+                parent.display()
+            )
+        })?;
     write_files(staging.path(), spec, architecture)?;
     if out.exists() {
         std::fs::remove_dir(out).with_context(|| format!("--out {}", out.display()))?;
@@ -109,7 +118,10 @@ fn write_files(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Result
         &dir.join("generation_config.json"),
         &json!({"bos_token_id": 1, "eos_token_id": 2}),
     )?;
-    write_json(&dir.join("tokenizer.json"), &word_level_tokenizer(spec.vocab))?;
+    write_json(
+        &dir.join("tokenizer.json"),
+        &word_level_tokenizer(spec.vocab),
+    )?;
     write_json(
         &dir.join("tokenizer_config.json"),
         &json!({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
@@ -132,26 +144,78 @@ fn write_files(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Result
     let (h, v, f) = (spec.hidden, spec.vocab, spec.intermediate);
     let kv = spec.kv_heads * head_dim;
     let std = 0.5 / (h as f32).sqrt();
-    add("model.embed_tokens.weight".into(), &[v, h], Init::Normal(1.0))?;
+    add(
+        "model.embed_tokens.weight".into(),
+        &[v, h],
+        Init::Normal(1.0),
+    )?;
     for i in 0..spec.layers {
         let p = format!("model.layers.{i}");
-        add(format!("{p}.self_attn.q_proj.weight"), &[h, h], Init::Normal(std))?;
-        add(format!("{p}.self_attn.k_proj.weight"), &[kv, h], Init::Normal(std))?;
-        add(format!("{p}.self_attn.v_proj.weight"), &[kv, h], Init::Normal(std))?;
-        add(format!("{p}.self_attn.o_proj.weight"), &[h, h], Init::Normal(std))?;
+        add(
+            format!("{p}.self_attn.q_proj.weight"),
+            &[h, h],
+            Init::Normal(std),
+        )?;
+        add(
+            format!("{p}.self_attn.k_proj.weight"),
+            &[kv, h],
+            Init::Normal(std),
+        )?;
+        add(
+            format!("{p}.self_attn.v_proj.weight"),
+            &[kv, h],
+            Init::Normal(std),
+        )?;
+        add(
+            format!("{p}.self_attn.o_proj.weight"),
+            &[h, h],
+            Init::Normal(std),
+        )?;
         if qwen {
-            add(format!("{p}.self_attn.q_proj.bias"), &[h], Init::Normal(0.1))?;
-            add(format!("{p}.self_attn.k_proj.bias"), &[kv], Init::Normal(0.1))?;
-            add(format!("{p}.self_attn.v_proj.bias"), &[kv], Init::Normal(0.1))?;
+            add(
+                format!("{p}.self_attn.q_proj.bias"),
+                &[h],
+                Init::Normal(0.1),
+            )?;
+            add(
+                format!("{p}.self_attn.k_proj.bias"),
+                &[kv],
+                Init::Normal(0.1),
+            )?;
+            add(
+                format!("{p}.self_attn.v_proj.bias"),
+                &[kv],
+                Init::Normal(0.1),
+            )?;
         }
-        add(format!("{p}.mlp.gate_proj.weight"), &[f, h], Init::Normal(std))?;
-        add(format!("{p}.mlp.up_proj.weight"), &[f, h], Init::Normal(std))?;
-        add(format!("{p}.mlp.down_proj.weight"), &[h, f], Init::Normal(std))?;
+        add(
+            format!("{p}.mlp.gate_proj.weight"),
+            &[f, h],
+            Init::Normal(std),
+        )?;
+        add(
+            format!("{p}.mlp.up_proj.weight"),
+            &[f, h],
+            Init::Normal(std),
+        )?;
+        add(
+            format!("{p}.mlp.down_proj.weight"),
+            &[h, f],
+            Init::Normal(std),
+        )?;
         add(format!("{p}.input_layernorm.weight"), &[h], Init::AroundOne)?;
-        add(format!("{p}.post_attention_layernorm.weight"), &[h], Init::AroundOne)?;
+        add(
+            format!("{p}.post_attention_layernorm.weight"),
+            &[h],
+            Init::AroundOne,
+        )?;
     }
     add("model.norm.weight".into(), &[h], Init::AroundOne)?;
-    add("lm_head.weight".into(), &[v, h], Init::Normal(2.0 / (h as f32).sqrt()))?;
+    add(
+        "lm_head.weight".into(),
+        &[v, h],
+        Init::Normal(2.0 / (h as f32).sqrt()),
+    )?;
     candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
     Ok(())
 }

@@ -17,7 +17,13 @@ fn guide(models: &Models) -> Guide {
     Guide::new(base, vec![("helpful".into(), arm)]).unwrap()
 }
 
-fn run(guide: &mut Guide, prompt: &[u32], params: SamplingParams, n: usize, w: f32) -> Vec<TokenRecord> {
+fn run(
+    guide: &mut Guide,
+    prompt: &[u32],
+    params: SamplingParams,
+    n: usize,
+    w: f32,
+) -> Vec<TokenRecord> {
     let mut g = Generation::start(guide, prompt.to_vec(), params, n, 3).unwrap();
     g.set_ignore_eos(true);
     let mut out = Vec::new();
@@ -28,7 +34,10 @@ fn run(guide: &mut Guide, prompt: &[u32], params: SamplingParams, n: usize, w: f
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -44,7 +53,11 @@ fn truncated_cache_continues_exactly_like_a_fresh_run() {
     let rewound = model.feed(&ids[4..10]).unwrap();
     let mut fresh = load(&path);
     let expected = fresh.feed(&ids).unwrap();
-    assert!(max_diff(&rewound, &expected) < 1e-5, "diff {}", max_diff(&rewound, &expected));
+    assert!(
+        max_diff(&rewound, &expected) < 1e-5,
+        "diff {}",
+        max_diff(&rewound, &expected)
+    );
     // Every position of a teacher-forced pass agrees with incremental feeding.
     let all = fresh.score_all(&ids).unwrap();
     assert!(max_diff(&all[9], &expected) < 1e-5);
@@ -56,14 +69,26 @@ fn rewinding_a_generation_reproduces_the_same_tokens() {
     let mut guide = guide(&models);
     let prompt = [1u32, 10, 20, 30];
     let first = run(&mut guide, &prompt, SamplingParams::default(), 10, 1.0);
-    let mut g = Generation::start(&mut guide, prompt.to_vec(), SamplingParams::default(), 10, 3).unwrap();
+    let mut g = Generation::start(
+        &mut guide,
+        prompt.to_vec(),
+        SamplingParams::default(),
+        10,
+        3,
+    )
+    .unwrap();
     g.set_ignore_eos(true);
     for _ in 0..8 {
         g.step(&mut guide, &[1.0], None).unwrap();
     }
     g.rewind(&mut guide, 4).unwrap();
-    assert_eq!(g.generated(), &first.iter().map(|r| r.token_id).collect::<Vec<_>>()[..4]);
-    let again: Vec<TokenRecord> = (4..10).map(|_| g.step(&mut guide, &[1.0], None).unwrap()).collect();
+    assert_eq!(
+        g.generated(),
+        &first.iter().map(|r| r.token_id).collect::<Vec<_>>()[..4]
+    );
+    let again: Vec<TokenRecord> = (4..10)
+        .map(|_| g.step(&mut guide, &[1.0], None).unwrap())
+        .collect();
     for (a, b) in again.iter().zip(&first[4..]) {
         assert_eq!(a.token_id, b.token_id);
         assert!((a.guided_logprob - b.guided_logprob).abs() < 1e-5);
@@ -75,12 +100,19 @@ fn rewinding_a_generation_reproduces_the_same_tokens() {
 fn forcing_a_token_continues_from_it() {
     let models = Models::new();
     let mut guide = guide(&models);
-    let mut g = Generation::start(&mut guide, vec![1, 5, 6], SamplingParams::default(), 5, 3).unwrap();
+    let mut g =
+        Generation::start(&mut guide, vec![1, 5, 6], SamplingParams::default(), 5, 3).unwrap();
     let forced = g.step(&mut guide, &[1.0], Some(123)).unwrap();
     assert_eq!(forced.token_id, 123);
     let next = g.step(&mut guide, &[1.0], None).unwrap();
     // The same continuation as a fresh run whose prompt ends with the forced token.
-    let fresh = run(&mut guide, &[1, 5, 6, 123], SamplingParams::default(), 1, 1.0);
+    let fresh = run(
+        &mut guide,
+        &[1, 5, 6, 123],
+        SamplingParams::default(),
+        1,
+        1.0,
+    );
     assert_eq!(next.token_id, fresh[0].token_id);
     assert!((next.base_logprob - fresh[0].base_logprob).abs() < 1e-5);
     assert!(g.step(&mut guide, &[1.0], Some(10_000)).is_err());
@@ -90,7 +122,12 @@ fn forcing_a_token_continues_from_it() {
 fn a_seed_reproduces_sampling_and_another_seed_differs() {
     let models = Models::new();
     let mut guide = guide(&models);
-    let params = |seed| SamplingParams { temperature: 1.0, top_k: 50, top_p: 0.95, seed };
+    let params = |seed| SamplingParams {
+        temperature: 1.0,
+        top_k: 50,
+        top_p: 0.95,
+        seed,
+    };
     let ids = |rs: Vec<TokenRecord>| rs.iter().map(|r| r.token_id).collect::<Vec<_>>();
     let a = ids(run(&mut guide, &[1, 2, 3], params(11), 24, 0.5));
     let b = ids(run(&mut guide, &[1, 2, 3], params(11), 24, 0.5));
@@ -136,12 +173,19 @@ fn weights_change_the_guided_distribution_and_records_say_so() {
 fn an_arm_larger_only_by_an_added_token_is_cut_to_the_shared_vocabulary() {
     let models = Models::new();
     let base = models.llama("base", 1);
-    let spec = genarm::synthetic::RandomModelSpec { vocab: 301, seed: 9, ..Default::default() };
+    let spec = genarm::synthetic::RandomModelSpec {
+        vocab: 301,
+        seed: 9,
+        ..Default::default()
+    };
     let bigger = models.with_spec("bigger", spec);
     // Make id 300 an added <pad> token, as a resized embedding after adding a pad token.
     edit_json(&bigger.join("tokenizer.json"), |t| {
         t["model"]["vocab"].as_object_mut().unwrap().remove("w300");
-        t["added_tokens"].as_array_mut().unwrap().push(serde_json::json!({
+        t["added_tokens"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
             "id": 300, "content": "<pad>", "single_word": false, "lstrip": false,
             "rstrip": false, "normalized": false, "special": true}));
     });
@@ -149,10 +193,20 @@ fn an_arm_larger_only_by_an_added_token_is_cut_to_the_shared_vocabulary() {
     assert_eq!(guide.vocab(), 300);
 
     // A larger vocabulary of regular tokens is refused, naming the model.
-    let spec = genarm::synthetic::RandomModelSpec { vocab: 310, seed: 9, ..Default::default() };
+    let spec = genarm::synthetic::RandomModelSpec {
+        vocab: 310,
+        seed: 9,
+        ..Default::default()
+    };
     let other = models.with_spec("other", spec);
-    let err = Guide::new(load(&base), vec![("a".into(), load(&other))]).err().unwrap().to_string();
-    assert!(err.contains("other") && err.contains("regular token"), "{err}");
+    let err = Guide::new(load(&base), vec![("a".into(), load(&other))])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("other") && err.contains("regular token"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -170,5 +224,8 @@ fn tokenizers_that_disagree_are_refused_naming_both_models() {
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("renamed_arm") && err.contains("base") && err.contains("id 7"), "{err}");
+    assert!(
+        err.contains("renamed_arm") && err.contains("base") && err.contains("id 7"),
+        "{err}"
+    );
 }

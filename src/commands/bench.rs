@@ -25,10 +25,20 @@ struct Run {
     tokens: usize,
 }
 
-fn one_run(guide: &mut Guide, prompt: &[u32], decode_tokens: usize, weights: &[f32]) -> Result<Run> {
+fn one_run(
+    guide: &mut Guide,
+    prompt: &[u32],
+    decode_tokens: usize,
+    weights: &[f32],
+) -> Result<Run> {
     let started = Instant::now();
-    let mut generation =
-        Generation::start(guide, prompt.to_vec(), SamplingParams::default(), decode_tokens, 5)?;
+    let mut generation = Generation::start(
+        guide,
+        prompt.to_vec(),
+        SamplingParams::default(),
+        decode_tokens,
+        5,
+    )?;
     generation.set_ignore_eos(true);
     let prefill = started.elapsed();
     guide.take_forward_times();
@@ -53,7 +63,11 @@ fn median(mut xs: Vec<f64>) -> f64 {
     if n == 0 {
         return 0.0;
     }
-    if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -94,7 +108,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let fwd: f64 = r.forward.iter().map(Duration::as_secs_f64).sum();
         (r.decode.as_secs_f64() - fwd) / r.decode.as_secs_f64()
     };
-    let model_names: Vec<String> = std::iter::once("base".to_string()).chain(names.clone()).collect();
+    let model_names: Vec<String> = std::iter::once("base".to_string())
+        .chain(names.clone())
+        .collect();
     let forward: Vec<f64> = (0..model_names.len())
         .map(|m| rate(&guided_runs, &|r| forward_ms(r, m)))
         .collect();

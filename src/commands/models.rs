@@ -53,7 +53,8 @@ pub fn parse_weights(raw: &[String], names: &[String]) -> Result<Vec<f32>> {
 }
 
 pub fn parse_dtype(raw: &str) -> Result<ComputeDtype> {
-    raw.parse().map_err(|e: String| anyhow::anyhow!("--dtype: {e}"))
+    raw.parse()
+        .map_err(|e: String| anyhow::anyhow!("--dtype: {e}"))
 }
 
 /// Load the base and every ARM, checking the flags before the (slow) loading.
@@ -87,15 +88,25 @@ mod tests {
 
     #[test]
     fn bad_weights_name_the_flag() {
-        for bad in ["nope=1", "helpful=abc", "helpful=NaN", "helpful=inf", "helpful"] {
-            let err = parse_weights(&[bad.into()], &names()).unwrap_err().to_string();
+        for bad in [
+            "nope=1",
+            "helpful=abc",
+            "helpful=NaN",
+            "helpful=inf",
+            "helpful",
+        ] {
+            let err = parse_weights(&[bad.into()], &names())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("--weight"), "{bad}: {err}");
         }
     }
 
     #[test]
     fn duplicate_arm_names_are_refused() {
-        let err = parse_arms(&["a=x".into(), "a=y".into()]).unwrap_err().to_string();
+        let err = parse_arms(&["a=x".into(), "a=y".into()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("already"), "{err}");
     }
 }

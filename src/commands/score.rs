@@ -96,7 +96,13 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
     }
     writeln!(out, " {:>9}", "guided")?;
     for r in &records {
-        write!(out, "{:>5}  {:<16} {:>9.4}", r.index, shown(&r.text), r.base_logprob)?;
+        write!(
+            out,
+            "{:>5}  {:<16} {:>9.4}",
+            r.index,
+            shown(&r.text),
+            r.base_logprob
+        )?;
         for arm in &r.arms {
             write!(out, " {:>10.4}", arm.logprob)?;
         }

@@ -28,7 +28,9 @@ pub enum Architecture {
 pub enum RopeScaling {
     None,
     /// Positions divided by `factor` (HF "linear").
-    Linear { factor: f32 },
+    Linear {
+        factor: f32,
+    },
     /// Llama 3.x frequency-dependent scaling (HF "llama3").
     Llama3 {
         factor: f32,
@@ -80,7 +82,8 @@ impl ModelConfig {
         if num_attention_heads == 0 || hidden_size == 0 {
             return Err("hidden_size and num_attention_heads must be positive".into());
         }
-        let num_key_value_heads = opt_usize(v, "num_key_value_heads")?.unwrap_or(num_attention_heads);
+        let num_key_value_heads =
+            opt_usize(v, "num_key_value_heads")?.unwrap_or(num_attention_heads);
         if num_key_value_heads == 0 || num_attention_heads % num_key_value_heads != 0 {
             return Err(format!(
                 "num_attention_heads ({num_attention_heads}) must be a multiple of num_key_value_heads ({num_key_value_heads})"
@@ -88,7 +91,9 @@ impl ModelConfig {
         }
         let head_dim = opt_usize(v, "head_dim")?.unwrap_or(hidden_size / num_attention_heads);
         if head_dim == 0 || head_dim % 2 != 0 {
-            return Err(format!("head_dim must be a positive even number, got {head_dim}"));
+            return Err(format!(
+                "head_dim must be a positive even number, got {head_dim}"
+            ));
         }
         let (rope_theta, rope_scaling) = parse_rope(v)?;
         let sliding_window = parse_sliding_window(v, architecture)?;
@@ -170,7 +175,9 @@ fn parse_architecture(v: &Value) -> Result<Architecture, String> {
 fn parse_rope(v: &Value) -> Result<(f32, RopeScaling), String> {
     let params = v.get("rope_parameters").filter(|p| p.is_object());
     let theta = match params.and_then(|p| p.get("rope_theta")) {
-        Some(t) => t.as_f64().ok_or("rope_parameters.rope_theta must be a number")?,
+        Some(t) => t
+            .as_f64()
+            .ok_or("rope_parameters.rope_theta must be a number")?,
         None => opt_f64(v, "rope_theta")?.unwrap_or(10_000.0),
     };
     let scaling = params.or_else(|| v.get("rope_scaling").filter(|s| s.is_object()));
@@ -190,7 +197,9 @@ fn parse_rope(v: &Value) -> Result<(f32, RopeScaling), String> {
             };
             match kind {
                 "default" => RopeScaling::None,
-                "linear" => RopeScaling::Linear { factor: num("factor")? },
+                "linear" => RopeScaling::Linear {
+                    factor: num("factor")?,
+                },
                 "llama3" => RopeScaling::Llama3 {
                     factor: num("factor")?,
                     low_freq_factor: num("low_freq_factor")?,
@@ -348,7 +357,10 @@ mod tests {
     fn eos_as_list_or_integer() {
         let mut v = base();
         v["eos_token_id"] = json!([2, 7]);
-        assert_eq!(ModelConfig::from_json(&v).unwrap().eos_token_ids, vec![2, 7]);
+        assert_eq!(
+            ModelConfig::from_json(&v).unwrap().eos_token_ids,
+            vec![2, 7]
+        );
         v["eos_token_id"] = json!(3);
         assert_eq!(ModelConfig::from_json(&v).unwrap().eos_token_ids, vec![3]);
     }

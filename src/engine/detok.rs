@@ -6,20 +6,23 @@
 //! - decoders treat the start of a string specially (Llama's decoder strips the first space),
 //!   so a token must be decoded together with some context before it.
 //!
+//! - byte-fallback decoders convert a whole run of byte tokens at once, and one invalid byte
+//!   turns the entire run into U+FFFD (even an ASCII byte decoded a moment earlier), so text from
+//!   byte tokens is held until the run ends.
+//!
 //! The decoder keeps an *anchor*: every token before it has been emitted and ends on a complete
 //! character. Each step decodes the tokens from the anchor on, preceded by a little context, and
 //! emits what they add beyond the context. The tokenizers crate's own stream decoder does the
 //! same but fails outright on invalid byte sequences, which random and badly steered models do
 //! produce; here such bytes come out as U+FFFD, as a full decode shows them.
 
-use tokenizers::Tokenizer;
-
 use super::error::{EngineError, Result};
+use super::tokenizer::ModelTokenizer;
 
 /// Tokens of context decoded before the anchor (more when they decode to nothing).
 const MAX_CONTEXT: usize = 4;
-/// Tokens held back waiting for a character to complete before giving up and emitting U+FFFD.
-const MAX_HELD: usize = 8;
+/// Tokens held back waiting for a character or byte run to complete before giving up.
+const MAX_HELD: usize = 16;
 
 #[derive(Default, Clone)]
 pub struct IncrementalDecoder {
@@ -34,8 +37,35 @@ impl IncrementalDecoder {
     }
 
     /// The text `id` adds (empty while a multi-byte character is incomplete).
-    pub fn step(&mut self, tokenizer: &Tokenizer, id: u32) -> Result<String> {
+    pub fn step(&mut self, tokenizer: &ModelTokenizer, id: u32) -> Result<String> {
         self.ids.push(id);
+        let held = self.ids.len() - self.anchor;
+        if tokenizer.is_byte_token(id) && held < MAX_HELD {
+            return Ok(String::new());
+        }
+        let tail = self.pending_text(tokenizer)?;
+        if tail.ends_with('\u{FFFD}') && held < MAX_HELD {
+            return Ok(String::new());
+        }
+        self.emit_all();
+        Ok(tail)
+    }
+
+    /// Whatever is still held back (an unfinished byte run at the end of generation), decoded
+    /// as a full decode would show it; the decoder is then empty of pending tokens.
+    pub fn finish(&mut self, tokenizer: &ModelTokenizer) -> Result<String> {
+        if self.anchor == self.ids.len() {
+            return Ok(String::new());
+        }
+        let tail = self.pending_text(tokenizer)?;
+        self.emit_all();
+        Ok(tail)
+    }
+
+    /// The text the tokens from the anchor on add after the context before it.
+    fn pending_text(&self, tokenizer: &ModelTokenizer) -> Result<String> {
+        let tokenizer = &tokenizer.inner;
+        let id = self.ids.last().copied().unwrap_or_default();
         let decode = |ids: &[u32]| {
             tokenizer
                 .decode(ids, true)
@@ -67,10 +97,11 @@ impl IncrementalDecoder {
                 window[common..].to_string()
             }
         };
-        let held = self.ids.len() - self.anchor;
-        if tail.ends_with('\u{FFFD}') && held < MAX_HELD {
-            return Ok(String::new());
-        }
+        Ok(tail)
+    }
+
+    /// Mark every token as emitted.
+    fn emit_all(&mut self) {
         self.anchor = self.ids.len();
         // Only the context before the anchor is ever decoded again: drop older ids so that
         // cloning a decoder (done per alternative token) stays cheap.
@@ -78,11 +109,10 @@ impl IncrementalDecoder {
             self.ids.drain(..self.anchor - MAX_CONTEXT);
             self.anchor = MAX_CONTEXT;
         }
-        Ok(tail)
     }
 
     /// A decoder that has seen `ids`, returning it with the pieces they produced.
-    pub fn replay(tokenizer: &Tokenizer, ids: &[u32]) -> Result<(Self, Vec<String>)> {
+    pub fn replay(tokenizer: &ModelTokenizer, ids: &[u32]) -> Result<(Self, Vec<String>)> {
         let mut decoder = Self::new();
         let pieces = ids
             .iter()

@@ -37,7 +37,11 @@ pub fn max(values: &[f32]) -> f32 {
             *lane = lane.max(v);
         }
     }
-    let tail = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
     lanes.iter().copied().fold(tail, f32::max)
 }
 
@@ -53,7 +57,11 @@ pub fn sum_exp_shifted(values: &[f32], shift: f32) -> f64 {
                 *lane += exp_nonpositive(v - shift);
             }
         }
-        let tail: f32 = chunks.remainder().iter().map(|&v| exp_nonpositive(v - shift)).sum();
+        let tail: f32 = chunks
+            .remainder()
+            .iter()
+            .map(|&v| exp_nonpositive(v - shift))
+            .sum();
         total += lanes.iter().map(|&l| l as f64).sum::<f64>() + tail as f64;
     }
     total
@@ -135,9 +143,15 @@ mod tests {
 
     #[test]
     fn log_sum_exp_matches_f64_reference() {
-        let values: Vec<f32> = (0..32_003).map(|i| ((i * 7919) % 1000) as f32 / 50.0 - 10.0).collect();
+        let values: Vec<f32> = (0..32_003)
+            .map(|i| ((i * 7919) % 1000) as f32 / 50.0 - 10.0)
+            .collect();
         let m = values.iter().cloned().fold(f32::MIN, f32::max) as f64;
-        let reference = m + values.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+        let reference = m + values
+            .iter()
+            .map(|&v| (v as f64 - m).exp())
+            .sum::<f64>()
+            .ln();
         assert!((log_sum_exp(&values) as f64 - reference).abs() < 1e-5);
     }
 

@@ -146,7 +146,9 @@ impl Generation {
         forced: Option<u32>,
     ) -> Result<TokenRecord> {
         if let Some(reason) = self.stopped {
-            return Err(EngineError::usage(format!("generation has ended ({reason})")));
+            return Err(EngineError::usage(format!(
+                "generation has ended ({reason})"
+            )));
         }
         if let Some(t) = forced.filter(|&t| t as usize >= guide.vocab()) {
             return Err(EngineError::usage(format!(
@@ -165,29 +167,35 @@ impl Generation {
         };
         let tokenizer = &guide.base.tokenizer;
         let before = self.decoder.clone();
-        let text = self.decoder.step(&tokenizer.inner, token)?;
+        let mut text = self.decoder.step(tokenizer, token)?;
+        let index = self.generated.len();
+        self.generated.push(token);
+        let position = self.prompt_ids.len() + self.generated.len();
+        self.stopped = if !self.ignore_eos && guide.base.eos_ids.contains(&token) {
+            Some(StopReason::Eos)
+        } else if self.generated.len() >= self.max_new_tokens {
+            Some(StopReason::MaxTokens)
+        } else if position >= guide.max_context() {
+            Some(StopReason::ContextLimit)
+        } else {
+            None
+        };
+        if self.stopped.is_some() {
+            // The last token: release text held back for an unfinished character.
+            text += &self.decoder.finish(tokenizer)?;
+        }
         let record = TokenRecord::build(
             &step,
             &names,
-            self.generated.len(),
+            index,
             token,
             text.clone(),
             &before,
             tokenizer,
             self.top_alternatives,
         )?;
-        drop(step);
-        self.generated.push(token);
         self.pieces.push(text);
-
-        let position = self.prompt_ids.len() + self.generated.len();
-        if !self.ignore_eos && guide.base.eos_ids.contains(&token) {
-            self.stopped = Some(StopReason::Eos);
-        } else if self.generated.len() >= self.max_new_tokens {
-            self.stopped = Some(StopReason::MaxTokens);
-        } else if position >= guide.max_context() {
-            self.stopped = Some(StopReason::ContextLimit);
-        } else {
+        if self.stopped.is_none() {
             self.next_logits = Some(guide.feed(&[token])?);
         }
         Ok(record)
@@ -199,7 +207,7 @@ impl Generation {
         let keep = keep.min(self.generated.len());
         self.generated.truncate(keep);
         self.pieces.truncate(keep);
-        let tokenizer = &guide.base.tokenizer.inner;
+        let tokenizer = &guide.base.tokenizer;
         self.decoder = IncrementalDecoder::replay(tokenizer, &self.generated)?.0;
         // Re-run the last kept token to recover the logits that follow it.
         let kept_total = self.prompt_ids.len() + keep;
@@ -270,7 +278,10 @@ pub fn score(
         let logits: Vec<Vec<f32>> = rows.iter().map(|m| m[position].clone()).collect();
         let step = GuidedStep::new(&logits, weights);
         let before = decoder.clone();
-        let text = decoder.step(&tokenizer.inner, token)?;
+        let mut text = decoder.step(tokenizer, token)?;
+        if j + 1 == response_ids.len() {
+            text += &decoder.finish(tokenizer)?;
+        }
         let record = TokenRecord::build(
             &step,
             &names,

@@ -26,7 +26,10 @@ impl<'a> GuidedStep<'a> {
         let base_logits = &logits[0][..vocab];
         let arm_logits: Vec<&[f32]> = logits[1..].iter().map(|l| &l[..vocab]).collect();
         let base_lse = fastmath::log_sum_exp(base_logits);
-        let arm_lse: Vec<f32> = arm_logits.iter().map(|l| fastmath::log_sum_exp(l)).collect();
+        let arm_lse: Vec<f32> = arm_logits
+            .iter()
+            .map(|l| fastmath::log_sum_exp(l))
+            .collect();
 
         // combined = base_logits - base_lse + Σ w (arm_logits - arm_lse), built in one buffer.
         let mut guided: Vec<f32> = base_logits.to_vec();
@@ -120,9 +123,14 @@ mod tests {
         let logits = vec![base.clone(), arm1.clone(), arm2.clone()];
         let step = GuidedStep::new(&logits, &weights);
         assert_eq!(step.vocab_len(), 5);
-        let (lb, l1, l2) = (log_softmax(&base), log_softmax(&arm1), log_softmax(&arm2[..5]));
-        let combined: Vec<f32> =
-            (0..5).map(|i| (lb[i] + 1.5 * l1[i] - 0.5 * l2[i]) as f32).collect();
+        let (lb, l1, l2) = (
+            log_softmax(&base),
+            log_softmax(&arm1),
+            log_softmax(&arm2[..5]),
+        );
+        let combined: Vec<f32> = (0..5)
+            .map(|i| (lb[i] + 1.5 * l1[i] - 0.5 * l2[i]) as f32)
+            .collect();
         let expected = log_softmax(&combined);
         for t in 0..5u32 {
             let i = t as usize;

@@ -23,7 +23,11 @@ impl Guide {
     /// 32001 vs 32000) or beyond the tokenizer; and the tokenizers must agree on every shared id.
     pub fn new(base: CausalLm, arms: Vec<(String, CausalLm)>) -> Result<Self> {
         let models = std::iter::once(&base).chain(arms.iter().map(|(_, m)| m));
-        let vocab = models.clone().map(|m| m.config.vocab_size).min().unwrap_or(0);
+        let vocab = models
+            .clone()
+            .map(|m| m.config.vocab_size)
+            .min()
+            .unwrap_or(0);
         let max_context = models
             .map(|m| m.config.max_position_embeddings)
             .min()

@@ -45,7 +45,9 @@ impl FromStr for ComputeDtype {
             "f32" | "float32" => Ok(Self::F32),
             "f16" | "float16" | "half" => Ok(Self::F16),
             "bf16" | "bfloat16" => Ok(Self::Bf16),
-            other => Err(format!("unknown dtype '{other}' (expected f32, f16 or bf16)")),
+            other => Err(format!(
+                "unknown dtype '{other}' (expected f32, f16 or bf16)"
+            )),
         }
     }
 }
@@ -68,7 +70,10 @@ impl CausalLm {
             return Err(EngineError::invalid(dir, "no such model folder"));
         }
         if !dir.is_dir() {
-            return Err(EngineError::invalid(dir, "not a folder (expected a Hugging Face model folder)"));
+            return Err(EngineError::invalid(
+                dir,
+                "not a folder (expected a Hugging Face model folder)",
+            ));
         }
         let config_path = dir.join("config.json");
         if !config_path.is_file() {
@@ -110,7 +115,11 @@ impl CausalLm {
     pub fn feed(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
         let start = Instant::now();
         let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-        let logits = self.net.forward_last(&input)?.squeeze(0)?.to_vec1::<f32>()?;
+        let logits = self
+            .net
+            .forward_last(&input)?
+            .squeeze(0)?
+            .to_vec1::<f32>()?;
         self.forward_time += start.elapsed();
         Ok(logits)
     }

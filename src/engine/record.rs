@@ -79,7 +79,7 @@ impl TokenRecord {
             let alt_text = if alt == token {
                 text.clone()
             } else {
-                decoder.clone().step(&tokenizer.inner, alt)?
+                decoder.clone().step(tokenizer, alt)?
             };
             top.push(Alternative {
                 token_id: alt,

@@ -90,7 +90,11 @@ impl Sampler {
             let scaled: Vec<f32> = guided_logprobs.iter().map(|&v| v * inv_t).collect();
             fastmath::exp_shifted_into(&scaled, max * inv_t, &mut self.scratch);
             let total: f64 = self.scratch.iter().map(|&w| w as f64).sum();
-            return walk(&mut self.rng, self.scratch.iter().copied().enumerate(), total);
+            return walk(
+                &mut self.rng,
+                self.scratch.iter().copied().enumerate(),
+                total,
+            );
         }
         // Candidates in descending order, then the nucleus cut.
         let candidates = if use_k {
@@ -117,7 +121,10 @@ impl Sampler {
         let kept_total: f64 = weights[..kept].iter().map(|&w| w as f64).sum();
         walk(
             &mut self.rng,
-            candidates[..kept].iter().copied().zip(weights[..kept].iter().copied()),
+            candidates[..kept]
+                .iter()
+                .copied()
+                .zip(weights[..kept].iter().copied()),
             kept_total,
         )
     }
@@ -143,7 +150,6 @@ impl Sampler {
             k = (k * 4).min(logprobs.len());
         }
     }
-
 }
 
 /// Draw from `items` (index, unnormalised weight) with one uniform number.
@@ -246,10 +252,16 @@ mod tests {
             seed: 42,
             ..Default::default()
         };
-        let a: Vec<u32> = (0..50).scan(Sampler::new(params), |s, _| Some(s.pick(&lp))).collect();
-        let b: Vec<u32> = (0..50).scan(Sampler::new(params), |s, _| Some(s.pick(&lp))).collect();
+        let a: Vec<u32> = (0..50)
+            .scan(Sampler::new(params), |s, _| Some(s.pick(&lp)))
+            .collect();
+        let b: Vec<u32> = (0..50)
+            .scan(Sampler::new(params), |s, _| Some(s.pick(&lp)))
+            .collect();
         let other = SamplingParams { seed: 43, ..params };
-        let c: Vec<u32> = (0..50).scan(Sampler::new(other), |s, _| Some(s.pick(&lp))).collect();
+        let c: Vec<u32> = (0..50)
+            .scan(Sampler::new(other), |s, _| Some(s.pick(&lp)))
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -260,11 +272,23 @@ mod tests {
             top_p: 1.5,
             ..Default::default()
         };
-        assert!(bad_p.validate().unwrap_err().to_string().contains("--top-p"));
+        assert!(
+            bad_p
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--top-p")
+        );
         let bad_t = SamplingParams {
             temperature: f32::NAN,
             ..Default::default()
         };
-        assert!(bad_t.validate().unwrap_err().to_string().contains("--temperature"));
+        assert!(
+            bad_t
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--temperature")
+        );
     }
 }

@@ -19,6 +19,8 @@ pub struct ModelTokenizer {
     add_eos: Option<bool>,
     special_ids: HashSet<u32>,
     added_ids: HashSet<u32>,
+    /// Byte-fallback tokens (`<0x41>`), indexed by id.
+    byte_tokens: Vec<bool>,
     /// One past the largest id the tokenizer knows (added tokens included).
     pub len: usize,
 }
@@ -33,12 +35,15 @@ impl ModelTokenizer {
             ));
         }
         let inner = Tokenizer::from_file(&path).map_err(|e| {
-            EngineError::invalid(&path, format!("cannot read tokenizer: {}", first_line(&e.to_string())))
+            EngineError::invalid(
+                &path,
+                format!("cannot read tokenizer: {}", first_line(&e.to_string())),
+            )
         })?;
         let config_path = dir.join("tokenizer_config.json");
         let config: Value = if config_path.is_file() {
-            let text =
-                std::fs::read_to_string(&config_path).map_err(|e| EngineError::io(&config_path, e))?;
+            let text = std::fs::read_to_string(&config_path)
+                .map_err(|e| EngineError::io(&config_path, e))?;
             serde_json::from_str(&text)
                 .map_err(|e| EngineError::invalid(&config_path, format!("not valid JSON: {e}")))?
         } else {
@@ -58,9 +63,20 @@ impl ModelTokenizer {
             .max()
             .map_or(0, |&m| m as usize + 1);
         let added = inner.get_added_tokens_decoder();
-        let special_ids = added.iter().filter(|(_, t)| t.special).map(|(id, _)| *id).collect();
+        let special_ids = added
+            .iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, _)| *id)
+            .collect();
         let added_ids = added.keys().copied().collect();
+        let mut byte_tokens = vec![false; len];
+        for (token, id) in inner.get_vocab(false) {
+            if is_byte_fallback_piece(&token) {
+                byte_tokens[id as usize] = true;
+            }
+        }
         Ok(Self {
+            byte_tokens,
             special_ids,
             added_ids,
             bos_id: token_of("bos_token"),
@@ -125,10 +141,25 @@ impl ModelTokenizer {
         self.special_ids.contains(&id)
     }
 
+    /// Whether `id` is a byte-fallback token such as `<0xE2>`.
+    pub fn is_byte_token(&self, id: u32) -> bool {
+        self.byte_tokens.get(id as usize).copied().unwrap_or(false)
+    }
+
     /// Whether `id` was added on top of the trained vocabulary (pad, chat markers, ...).
     pub fn is_added(&self, id: u32) -> bool {
         self.added_ids.contains(&id)
     }
+}
+
+/// `<0xNN>`, the form sentencepiece byte-fallback tokens take.
+fn is_byte_fallback_piece(token: &str) -> bool {
+    let b = token.as_bytes();
+    b.len() == 6
+        && token.starts_with("<0x")
+        && token.ends_with('>')
+        && b[3].is_ascii_hexdigit()
+        && b[4].is_ascii_hexdigit()
 }
 
 fn first_line(s: &str) -> String {

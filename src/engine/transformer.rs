@@ -365,7 +365,9 @@ mod tests {
 
     #[test]
     fn causal_mask_hides_the_future_only() {
-        let m = attention_mask(3, 0, 3, None, &Device::Cpu).unwrap().unwrap();
+        let m = attention_mask(3, 0, 3, None, &Device::Cpu)
+            .unwrap()
+            .unwrap();
         let m: Vec<Vec<f32>> = m.to_vec2().unwrap();
         assert_eq!(m[0][0], 0.0);
         assert!(m[0][1].is_infinite());
@@ -376,10 +378,16 @@ mod tests {
     #[test]
     fn window_hides_keys_older_than_the_window() {
         // One query at position 5 with window 2 sees positions 4 and 5 only.
-        let m = attention_mask(1, 5, 6, Some(2), &Device::Cpu).unwrap().unwrap();
+        let m = attention_mask(1, 5, 6, Some(2), &Device::Cpu)
+            .unwrap()
+            .unwrap();
         let m: Vec<Vec<f32>> = m.to_vec2().unwrap();
         let visible: Vec<usize> = (0..6).filter(|&j| m[0][j] == 0.0).collect();
         assert_eq!(visible, vec![4, 5]);
-        assert!(attention_mask(1, 5, 6, None, &Device::Cpu).unwrap().is_none());
+        assert!(
+            attention_mask(1, 5, 6, None, &Device::Cpu)
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -40,7 +40,8 @@ impl Weights {
             }
             Format::PyTorch => {
                 for file in &files.paths {
-                    let all = candle_core::pickle::read_all(file).map_err(|e| weights_error(file, e))?;
+                    let all =
+                        candle_core::pickle::read_all(file).map_err(|e| weights_error(file, e))?;
                     for (name, t) in all {
                         let t = t
                             .to_device(device)
@@ -53,7 +54,11 @@ impl Weights {
         }
         Ok(Self {
             tensors,
-            source: files.paths.first().cloned().unwrap_or_else(|| dir.to_path_buf()),
+            source: files
+                .paths
+                .first()
+                .cloned()
+                .unwrap_or_else(|| dir.to_path_buf()),
         })
     }
 
@@ -108,8 +113,16 @@ struct WeightFiles {
 /// Find the weight files of a folder, preferring safetensors over PyTorch pickles.
 fn weight_files(dir: &Path) -> Result<WeightFiles> {
     let candidates = [
-        ("model.safetensors.index.json", "model.safetensors", Format::Safetensors),
-        ("pytorch_model.bin.index.json", "pytorch_model.bin", Format::PyTorch),
+        (
+            "model.safetensors.index.json",
+            "model.safetensors",
+            Format::Safetensors,
+        ),
+        (
+            "pytorch_model.bin.index.json",
+            "pytorch_model.bin",
+            Format::PyTorch,
+        ),
     ];
     for (index, single, format) in candidates {
         let index_path = dir.join(index);
@@ -155,7 +168,10 @@ fn shards_from_index(dir: &Path, index_path: &Path) -> Result<Vec<PathBuf>> {
         paths.push(path);
     }
     if paths.is_empty() {
-        return Err(EngineError::invalid(index_path, "'weight_map' lists no files"));
+        return Err(EngineError::invalid(
+            index_path,
+            "'weight_map' lists no files",
+        ));
     }
     Ok(paths)
 }

@@ -19,7 +19,13 @@ impl Models {
 
     /// Write a small random llama model named `name` with `seed`; return its path.
     pub fn llama(&self, name: &str, seed: u64) -> PathBuf {
-        self.with_spec(name, RandomModelSpec { seed, ..Default::default() })
+        self.with_spec(
+            name,
+            RandomModelSpec {
+                seed,
+                ..Default::default()
+            },
+        )
     }
 
     pub fn with_spec(&self, name: &str, spec: RandomModelSpec) -> PathBuf {

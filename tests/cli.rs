@@ -1,0 +1,465 @@
+//! The `genarm` binary: the JSON contract, stop reasons, and one clear line for every bad input.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+use common::{Models, copy_model, edit_json};
+use genarm::synthetic::RandomModelSpec;
+use serde_json::Value;
+
+fn genarm(args: &[&str]) -> Output {
+    Command::cargo_bin("genarm")
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A failed run: non-zero exit, exactly one line on stderr containing every `needles`, no panic.
+fn assert_one_line_error(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, stderr: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "missing {n:?} in {stderr:?}");
+    }
+    assert!(out.stdout.is_empty(), "stdout should be empty on error");
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn generate_json_follows_the_contract() {
+    let m = Models::new();
+    let (base, arm) = (m.llama("base", 1), m.llama("arm", 2));
+    let arm_flag = format!("helpful={}", p(&arm));
+    let out = genarm(&[
+        "generate",
+        "--base",
+        p(&base),
+        "--arm",
+        &arm_flag,
+        "--weight",
+        "helpful=-0.5",
+        "--prompt",
+        "w5 w6 w7",
+        "--max-new-tokens",
+        "6",
+        "--json",
+        "--top-alternatives",
+        "3",
+    ]);
+    let lines = json_lines(&out);
+    let start = &lines[0];
+    assert_eq!(start["type"], "start");
+    assert_eq!(start["prompt_token_ids"], serde_json::json!([1, 5, 6, 7]));
+    assert_eq!(start["arms"], serde_json::json!(["helpful"]));
+    assert_eq!(start["weights"]["helpful"], -0.5);
+    let end = lines.last().unwrap();
+    assert_eq!(end["type"], "end");
+    let tokens = &lines[1..lines.len() - 1];
+    assert_eq!(end["generated_tokens"], tokens.len());
+    let mut text = String::new();
+    for (i, t) in tokens.iter().enumerate() {
+        assert_eq!(t["type"], "token");
+        assert_eq!(t["index"], i);
+        let arm = &t["arms"]["helpful"];
+        let lp = arm["logprob"].as_f64().unwrap();
+        assert!((arm["contribution"].as_f64().unwrap() - (-0.5 * lp)).abs() < 1e-5);
+        assert_eq!(t["top"].as_array().unwrap().len(), 3);
+        let best = t["top"][0]["guided_logprob"].as_f64().unwrap();
+        assert!(
+            t["guided_logprob"].as_f64().unwrap() <= best + 1e-6,
+            "greedy picks the top"
+        );
+        text.push_str(t["text"].as_str().unwrap());
+    }
+    assert_eq!(end["text"].as_str().unwrap(), text);
+    assert!(["eos", "max_tokens"].contains(&end["reason"].as_str().unwrap()));
+}
+
+#[test]
+fn generation_stops_at_an_eos_id_and_reports_it_last() {
+    let m = Models::new();
+    let base = m.llama("base", 1);
+    let first = json_lines(&genarm(&[
+        "generate",
+        "--base",
+        p(&base),
+        "--prompt",
+        "w5",
+        "--max-new-tokens",
+        "3",
+        "--json",
+    ]));
+    let second_id = first[2]["token_id"].as_u64().unwrap();
+    // Declare the second greedy token an eos id: generation must stop right there.
+    edit_json(&base.join("generation_config.json"), |g| {
+        g["eos_token_id"] = serde_json::json!([2, second_id]);
+    });
+    let lines = json_lines(&genarm(&[
+        "generate",
+        "--base",
+        p(&base),
+        "--prompt",
+        "w5",
+        "--max-new-tokens",
+        "20",
+        "--json",
+    ]));
+    let end = lines.last().unwrap();
+    assert_eq!(end["reason"], "eos");
+    assert_eq!(end["generated_tokens"], 2);
+    assert_eq!(lines[lines.len() - 2]["token_id"], second_id);
+}
+
+#[test]
+fn generation_stops_at_the_context_limit() {
+    let m = Models::new();
+    let base = m.with_spec(
+        "short",
+        RandomModelSpec {
+            context: 8,
+            ..Default::default()
+        },
+    );
+    let lines = json_lines(&genarm(&[
+        "generate",
+        "--base",
+        p(&base),
+        "--prompt",
+        "w5 w6 w7 w8",
+        "--max-new-tokens",
+        "50",
+        "--json",
+    ]));
+    let end = lines.last().unwrap();
+    if end["reason"] != "eos" {
+        assert_eq!(end["reason"], "context_limit");
+        assert_eq!(end["generated_tokens"], 8 - 5);
+    }
+}
+
+#[test]
+fn plain_generate_streams_text_and_score_prints_sums() {
+    let m = Models::new();
+    let base = m.llama("base", 1);
+    let out = genarm(&[
+        "generate",
+        "--base",
+        p(&base),
+        "--prompt",
+        "w5",
+        "--max-new-tokens",
+        "4",
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains('w'));
+    let arm = m.llama("arm", 3);
+    let arm_flag = format!("h={}", p(&arm));
+    let lines = json_lines(&genarm(&[
+        "score",
+        "--base",
+        p(&base),
+        "--arm",
+        &arm_flag,
+        "--prompt",
+        "w5 w6",
+        "--response",
+        "w7 w8 w9",
+        "--beta",
+        "0.5",
+        "--json",
+    ]));
+    assert_eq!(lines[0]["response_token_ids"], serde_json::json!([7, 8, 9]));
+    let end = lines.last().unwrap();
+    assert_eq!(end["scored_tokens"], 3);
+    let sum: f64 = lines[1..4]
+        .iter()
+        .map(|t| t["arms"]["h"]["logprob"].as_f64().unwrap())
+        .sum();
+    assert!((end["arm_logprob_sums"]["h"].as_f64().unwrap() - sum).abs() < 1e-4);
+    assert!((end["rewards"]["h"].as_f64().unwrap() - 0.5 * sum).abs() < 1e-4);
+}
+
+#[test]
+fn bench_reports_overhead() {
+    let m = Models::new();
+    let (base, arm) = (m.llama("base", 1), m.llama("arm", 2));
+    let arm_flag = format!("a={}", p(&arm));
+    let lines = json_lines(&genarm(&[
+        "bench",
+        "--base",
+        p(&base),
+        "--arm",
+        &arm_flag,
+        "--prompt-tokens",
+        "16",
+        "--decode-tokens",
+        "8",
+        "--repeats",
+        "2",
+        "--json",
+    ]));
+    let r = &lines[0];
+    assert!(r["guided"]["decode_tokens_per_second"].as_f64().unwrap() > 0.0);
+    assert!(r["forward_ms_per_token"]["a"].as_f64().unwrap() > 0.0);
+    let overhead = r["guidance_overhead"].as_f64().unwrap();
+    assert!((0.0..1.0).contains(&overhead), "{overhead}");
+}
+
+// ---- bad input: one clear line, non-zero exit, no panic ----
+
+#[test]
+fn missing_model_folder() {
+    let out = genarm(&["generate", "--base", "/nonexistent/model", "--prompt", "hi"]);
+    assert_one_line_error(
+        &out,
+        &["--base", "/nonexistent/model", "no such model folder"],
+    );
+}
+
+#[test]
+fn missing_tokenizer() {
+    let m = Models::new();
+    let base = m.llama("base", 1);
+    std::fs::remove_file(base.join("tokenizer.json")).unwrap();
+    let out = genarm(&["generate", "--base", p(&base), "--prompt", "w5"]);
+    assert_one_line_error(&out, &["--base", "tokenizer.json"]);
+}
+
+#[test]
+fn truncated_safetensors() {
+    let m = Models::new();
+    let base = m.llama("base", 1);
+    let file = base.join("model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let out = genarm(&["generate", "--base", p(&base), "--prompt", "w5"]);
+    assert_one_line_error(&out, &["model.safetensors", "cannot read weights"]);
+}
+
+#[test]
+fn corrupt_safetensors() {
+    let m = Models::new();
+    let base = m.llama("base", 1);
+    std::fs::write(
+        base.join("model.safetensors"),
+        b"this is not a safetensors file at all",
+    )
+    .unwrap();
+    let out = genarm(&["generate", "--base", p(&base), "--prompt", "w5"]);
+    assert_one_line_error(&out, &["model.safetensors", "cannot read weights"]);
+}
+
+#[test]
+fn weights_missing_a_tensor() {
+    let m = Models::new();
+    let base = m.llama("base", 1);
+    let file = base.join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&file, &candle_core::Device::Cpu).unwrap();
+    tensors.remove("model.layers.1.mlp.up_proj.weight");
+    candle_core::safetensors::save(&tensors, &file).unwrap();
+    let out = genarm(&["generate", "--base", p(&base), "--prompt", "w5"]);
+    assert_one_line_error(
+        &out,
+        &["model.layers.1.mlp.up_proj.weight", "missing tensor"],
+    );
+}
+
+#[test]
+fn unknown_architecture() {
+    let m = Models::new();
+    let base = m.llama("base", 1);
+    edit_json(&base.join("config.json"), |c| {
+        c["architectures"] = serde_json::json!(["GPT2LMHeadModel"])
+    });
+    let out = genarm(&["generate", "--base", p(&base), "--prompt", "w5"]);
+    assert_one_line_error(
+        &out,
+        &["config.json", "GPT2LMHeadModel", "LlamaForCausalLM"],
+    );
+}
+
+#[test]
+fn arm_with_a_different_tokenizer() {
+    let m = Models::new();
+    let base = m.llama("base", 1);
+    let arm = m.path("odd_arm");
+    copy_model(&m.llama("src", 2), &arm);
+    edit_json(&arm.join("tokenizer.json"), |t| {
+        let vocab = t["model"]["vocab"].as_object_mut().unwrap();
+        vocab.remove("w9");
+        vocab.insert("nine".into(), serde_json::json!(9));
+    });
+    let flag = format!("helpful={}", p(&arm));
+    let out = genarm(&[
+        "generate",
+        "--base",
+        p(&base),
+        "--arm",
+        &flag,
+        "--prompt",
+        "w5",
+    ]);
+    assert_one_line_error(&out, &["odd_arm", "different tokenizers", p(&base)]);
+}
+
+#[test]
+fn bad_weights() {
+    let m = Models::new();
+    let (base, arm) = (m.llama("base", 1), m.llama("arm", 2));
+    let flag = format!("helpful={}", p(&arm));
+    for (weight, needle) in [
+        ("harmless=1", "no ARM named 'harmless'"),
+        ("helpful=NaN", "finite"),
+        ("helpful=inf", "finite"),
+        ("helpful=-inf", "finite"),
+        ("helpful=abc", "not a number"),
+    ] {
+        let out = genarm(&[
+            "generate",
+            "--base",
+            p(&base),
+            "--arm",
+            &flag,
+            "--weight",
+            weight,
+            "--prompt",
+            "w5",
+        ]);
+        assert_one_line_error(&out, &["--weight", needle]);
+    }
+}
+
+#[test]
+fn top_p_outside_its_range() {
+    let m = Models::new();
+    let base = m.llama("base", 1);
+    for bad in ["0", "1.5", "-0.2", "NaN"] {
+        let out = genarm(&[
+            "generate",
+            "--base",
+            p(&base),
+            "--prompt",
+            "w5",
+            "--top-p",
+            bad,
+        ]);
+        assert_one_line_error(&out, &["--top-p"]);
+    }
+    let out = genarm(&[
+        "generate",
+        "--base",
+        p(&base),
+        "--prompt",
+        "w5",
+        "--temperature",
+        "-1",
+    ]);
+    assert_one_line_error(&out, &["--temperature"]);
+}
+
+#[test]
+fn prompt_longer_than_the_context() {
+    let m = Models::new();
+    let base = m.with_spec(
+        "short",
+        RandomModelSpec {
+            context: 8,
+            ..Default::default()
+        },
+    );
+    let prompt = (3..20)
+        .map(|i| format!("w{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = genarm(&["generate", "--base", p(&base), "--prompt", &prompt]);
+    assert_one_line_error(&out, &["--prompt", "context"]);
+    let out = genarm(&[
+        "score",
+        "--base",
+        p(&base),
+        "--prompt",
+        "w5",
+        "--response",
+        &prompt,
+    ]);
+    assert_one_line_error(&out, &["context"]);
+}
+
+#[test]
+fn bad_flags_and_dtypes() {
+    let m = Models::new();
+    let base = m.llama("base", 1);
+    assert_one_line_error(
+        &genarm(&[
+            "generate",
+            "--base",
+            p(&base),
+            "--prompt",
+            "w5",
+            "--dtype",
+            "f8",
+        ]),
+        &["--dtype", "f8"],
+    );
+    assert_one_line_error(
+        &genarm(&[
+            "generate",
+            "--base",
+            p(&base),
+            "--prompt",
+            "w5",
+            "--arm",
+            "noequals",
+        ]),
+        &["--arm", "NAME=VALUE"],
+    );
+    assert_one_line_error(&genarm(&["generate", "--bogus"]), &["--bogus"]);
+    assert_one_line_error(
+        &genarm(&[
+            "score",
+            "--base",
+            p(&base),
+            "--prompt",
+            "w5",
+            "--response",
+            "w6",
+            "--beta",
+            "x=1",
+        ]),
+        &["--beta"],
+    );
+}
+
+#[test]
+fn random_model_refuses_to_overwrite() {
+    let m = Models::new();
+    let base = m.llama("base", 1);
+    let out = genarm(&["random-model", "--out", p(&base)]);
+    assert_one_line_error(&out, &["--out", "not empty"]);
+}
