@@ -14,7 +14,7 @@ GenARM guidance at each step (L = smallest logit length over the models of a cas
 
     guided = log_softmax( log_softmax(base[:L]) + sum_i w_i * log_softmax(arm_i[:L]) )
 
-Run (CPU only, takes about a minute):
+Run from the repository root (CPU only, takes about 15 seconds):
 
     /work/pyenv/bin/python scripts/make_parity_fixtures.py
 
@@ -29,7 +29,6 @@ import os
 import platform
 import random
 import shutil
-import sys
 
 import numpy as np
 import torch
@@ -37,7 +36,6 @@ import torch
 import safetensors
 import tokenizers
 import transformers
-from safetensors.torch import save_file
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
     AutoModelForCausalLM,
@@ -47,6 +45,7 @@ from transformers import (
     LlamaForCausalLM,
     MistralConfig,
     MistralForCausalLM,
+    PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForCausalLM,
 )
@@ -301,7 +300,7 @@ def build_qwen_tokenizer(corpus):
         vocab_size=440, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[], show_progress=False
     )
     tok.train_from_iterator(corpus, trainer=trainer)
-    tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
     n = tok.get_vocab_size(with_added_tokens=True)
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in QWEN_SPECIALS])
@@ -406,13 +405,17 @@ TOKENIZER_PROBES = [
 def check_tokenizer_folder(folder, tok, expect_bos):
     """AutoTokenizer (as transformers 5 builds it from the folder) must agree with the raw tokenizer.json."""
     raw = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    assert raw.to_str() == tok.to_str()
     hf = AutoTokenizer.from_pretrained(folder)
+    # the generic class loads tokenizer.json verbatim (AutoTokenizer picks the model-specific class, which rebuilds)
+    generic = PreTrainedTokenizerFast.from_pretrained(folder)
     assert len(hf) == tok.get_vocab_size(with_added_tokens=True), (folder, len(hf))
     for s in TOKENIZER_PROBES:
         for special in (True, False):
             a = hf(s, add_special_tokens=special)["input_ids"]
             b = raw.encode(s, add_special_tokens=special).ids
             assert a == b, (folder, s, special, a, b)
+            assert generic(s, add_special_tokens=special)["input_ids"] == b, (folder, s, special)
             if special and expect_bos:
                 assert a[:1] == [hf.bos_token_id] and hf.bos_token_id == 1, (folder, a)
             if not expect_bos:
@@ -430,6 +433,8 @@ def check_tokenizer_folder(folder, tok, expect_bos):
 # Seeds of the random weights (chosen so that no case has a near-tie or an accidental eos).
 SEEDS = {"llama_base": 1008, "llama_arm_helpful": 1002, "llama_arm_harmless": 1003, "llama3_scaled": 1004,
          "qwen2_base": 2001, "qwen2_arm": 2002, "mistral_base": 3001, "mistral_arm": 3002}
+
+PAD_ROW_SCALE = 3.0  # llama_arm_harmless: its lm_head row for <pad> is multiplied by this
 
 INIT = {"embed": 1.0, "proj": 0.1, "lm_head": 0.5, "norm_jitter": 0.1, "bias": 0.1}
 
@@ -730,6 +735,7 @@ class Ctx:
     def __init__(self, out_dir):
         self.mdir = os.path.join(out_dir, "models")
         self.models, self.toks, self.cases = {}, {}, {}
+        self.bf16_search = []
 
     def model(self, name, dtype):
         key = (name, dtype)
@@ -842,6 +848,7 @@ def main():
     random.seed(0)
     np.random.seed(0)
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     if os.path.isdir(out):
@@ -885,6 +892,9 @@ def main():
     llama_tok_files("llama_arm_helpful")
 
     harmless = build_model(LlamaForCausalLM, llama_config(n_llama + 1, pad_token_id=n_llama), seed=SEEDS["llama_arm_harmless"])
+    with torch.no_grad():
+        # Make the extra <pad> logit large so that cutting before log_softmax (the vocabulary rule) matters a lot.
+        harmless.lm_head.weight[n_llama] *= PAD_ROW_SCALE
     save_model(harmless, folder("llama_arm_harmless"), GenerationConfig(bos_token_id=1, eos_token_id=2, pad_token_id=n_llama))
     llama_tok_files("llama_arm_harmless", pad=True)
 
@@ -964,7 +974,16 @@ def main():
 
     # ---- reload everything once more (fresh loads) and re-check one step of each case
     recheck_cases(out, cases)
+    notes["kv_cache_checks"] = check_kv_cache_generate(ctx, cases)
+    notes["bf16_search"] = ctx.bf16_search
+    notes["vocab_rule_effect"] = vocab_rule_effect(ctx, cases)
+    np_worst = numpy_crosscheck(out, cases)
+    print(f"numpy float64 re-implementation: max |diff| to the fixtures = {np_worst:.3g}")
+    notes["numpy_crosscheck"] = np_worst
 
+    for root, _, files in os.walk(out):
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o644)
     sizes = {name: dir_size(os.path.join(mdir, name)) for name in sorted(os.listdir(mdir))}
     write_readme(out, cases, stats, notes, sizes, n_llama, n_qwen)
     total = dir_size(out)
@@ -1008,6 +1027,8 @@ def select_bf16_prompt(ctx, corpus):
         r = bf16_vs_f32(ctx, spec, prompt, spec["max_new_tokens"])
         if r["reasons"] != ("max_tokens", "max_tokens"):
             continue
+        ctx.bf16_search.append({"prompt": prompt, "agree": r["agree"], "robust": r["robust"], "dev": r["dev"],
+                                "min_bf16_margin": min(r["bf16_margins"]), "reasons": r["reasons"]})
         if best is None or r["robust"] > best[1]["robust"]:
             best = (prompt, r)
         if r["robust"] == spec["max_new_tokens"]:
@@ -1090,7 +1111,7 @@ def check_folders(mdir, t_llama, t_llama_pad, t_qwen):
             with safe_open(os.path.join(folder, "model.safetensors"), "pt") as f:
                 keys = list(f.keys())
             notes["qwen2_base_has_lm_head_tensor"] = "lm_head.weight" in keys
-            assert float(m.model.layers[0].self_attn.q_proj.bias.abs().min()) > 0
+            assert float(m.model.layers[0].self_attn.q_proj.bias.detach().abs().min()) > 0
         if name.startswith("mistral"):
             notes["mistral_sliding_effect"] = max(notes.get("mistral_sliding_effect", 0.0), sliding_window_effect(folder))
         n_shards = len([f for f in files if f.endswith(".safetensors") or f.endswith(".bin")])
@@ -1118,6 +1139,43 @@ def sliding_window_effect(folder):
     return eff
 
 
+def vocab_rule_effect(ctx, cases):
+    """How much the harmless ARM's recorded log-probs would change if it were normalised over its full vocabulary
+    (including <pad>) and cut afterwards.  Must be far above the tolerance, so the rule is really tested."""
+    c = next(c for c in cases if c["name"] == "llama_guided")
+    m = ctx.model("llama_arm_harmless", "f32")
+    worst = 0.0
+    for part in ("generate", "score"):
+        prefix = c["generate"]["prompt_token_ids"]
+        toks = c[part]["tokens"]
+        lg = forward_logits(m, list(prefix) + [t["token_id"] for t in toks])
+        wrong = torch.log_softmax(lg, dim=-1)
+        for j, t in enumerate(toks):
+            worst = max(worst, abs(float(wrong[len(prefix) + j - 1, t["token_id"]]) - t["arms"]["harmless"]))
+    assert worst > 100 * F32_TOLERANCE, worst
+    return worst
+
+
+def check_kv_cache_generate(ctx, cases):
+    """For every f32 case: the base model alone, HF generate() (KV cache) == no-cache greedy loop."""
+    done = set()
+    for c in cases:
+        key = (c["base"], c["prompt"])
+        if c["dtype"] != "f32" or key in done:
+            continue
+        done.add(key)
+        base = ctx.model(c["base"], "f32")
+        ids = c["generate"]["prompt_token_ids"]
+        eos = c["eos_token_ids"]
+        recs, _, _, _ = guided_generate(base, [], [], [], ids, 16, eos)
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            o = base.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=16,
+                              pad_token_id=eos[0])
+        assert o[0, len(ids):].tolist() == [r["token_id"] for r in recs], c["name"]
+    return len(done)
+
+
 def recheck_cases(out, cases):
     """Fresh loads from disk; redo the first generate step of every case from cases.json."""
     for c in cases:
@@ -1130,6 +1188,144 @@ def recheck_cases(out, cases):
         t0 = c["generate"]["tokens"][0]
         assert int(torch.argmax(g)) == t0["token_id"], c["name"]
         assert abs(float(g[t0["token_id"]]) - t0["guided_logprob"]) < 1e-6, c["name"]
+
+
+# --------------------------------------------------------------------------------------------
+# Independent check: a plain NumPy (float64) forward pass that reads config.json and the weight files
+# directly, written from the architecture definitions (not using transformers).  It recomputes every
+# f32 case from cases.json; agreement shows that the fixtures mean what the README says they mean.
+# --------------------------------------------------------------------------------------------
+
+
+def np_read_weights(folder):
+    files = sorted(os.listdir(folder))
+    out = {}
+    for f in files:
+        path = os.path.join(folder, f)
+        if f.endswith(".safetensors"):
+            from safetensors import safe_open
+            with safe_open(path, "pt") as sf:
+                for k in sf.keys():
+                    out[k] = sf.get_tensor(k).to(torch.float64).numpy()
+        elif f.endswith(".bin"):
+            for k, v in torch.load(path, map_location="cpu", weights_only=True).items():
+                out[k] = v.to(torch.float64).numpy()
+    return out
+
+
+def np_rope_inv_freq(cfg, head_dim):
+    if "rope_parameters" in cfg:
+        rp = dict(cfg["rope_parameters"])
+    else:  # transformers-4 style
+        rp = dict(cfg.get("rope_scaling") or {"rope_type": "default"})
+        rp["rope_theta"] = cfg.get("rope_theta", 10000.0)
+    rope_type = rp.get("rope_type", rp.get("type", "default"))
+    inv = 1.0 / (rp["rope_theta"] ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    if rope_type == "llama3":
+        factor, lo, hi = rp["factor"], rp["low_freq_factor"], rp["high_freq_factor"]
+        old = rp["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv
+        smooth = (old / wavelen - lo) / (hi - lo)
+        scaled = np.where(wavelen > old / lo, inv / factor, inv)
+        mid = (wavelen <= old / lo) & (wavelen >= old / hi)
+        inv = np.where(mid, (1 - smooth) * inv / factor + smooth * inv, scaled)
+    else:
+        assert rope_type == "default", rope_type
+    return inv
+
+
+def np_forward(folder, ids):
+    """Logits [seq, vocab] of a Llama / Mistral / Qwen2 folder for one sequence, in float64."""
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        cfg = json.load(f)
+    w = np_read_weights(folder)
+    H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    D = cfg.get("head_dim") or cfg["hidden_size"] // H
+    eps = cfg["rms_norm_eps"]
+    window = cfg.get("sliding_window") if cfg["model_type"] == "mistral" else (
+        cfg.get("sliding_window") if cfg.get("use_sliding_window") else None)
+    n = len(ids)
+    pos = np.arange(n, dtype=np.float64)
+    ang = pos[:, None] * np_rope_inv_freq(cfg, D)[None, :]
+    cos, sin = np.cos(np.concatenate([ang, ang], -1)), np.sin(np.concatenate([ang, ang], -1))
+
+    def rope(x):  # x [heads, seq, D]; rotate-half convention
+        x1, x2 = x[..., : D // 2], x[..., D // 2 :]
+        return x * cos + np.concatenate([-x2, x1], -1) * sin
+
+    def rms(x, g):
+        return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * g
+
+    def lin(x, name):
+        y = x @ w[name + ".weight"].T
+        return y + w[name + ".bias"] if name + ".bias" in w else y
+
+    i_idx, j_idx = np.arange(n)[:, None], np.arange(n)[None, :]
+    allowed = j_idx <= i_idx
+    if window is not None:
+        allowed &= j_idx > i_idx - window
+    x = w["model.embed_tokens.weight"][ids]
+    for layer in range(cfg["num_hidden_layers"]):
+        pre = f"model.layers.{layer}."
+        h = rms(x, w[pre + "input_layernorm.weight"])
+        q = lin(h, pre + "self_attn.q_proj").reshape(n, H, D).transpose(1, 0, 2)
+        k = lin(h, pre + "self_attn.k_proj").reshape(n, KV, D).transpose(1, 0, 2)
+        v = lin(h, pre + "self_attn.v_proj").reshape(n, KV, D).transpose(1, 0, 2)
+        q, k = rope(q), rope(k)
+        k, v = np.repeat(k, H // KV, axis=0), np.repeat(v, H // KV, axis=0)  # q head h uses kv head h // (H/KV)
+        scores = q @ k.transpose(0, 2, 1) / math.sqrt(D)
+        scores = np.where(allowed[None], scores, -np.inf)
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        att = (scores / scores.sum(-1, keepdims=True)) @ v
+        x = x + lin(att.transpose(1, 0, 2).reshape(n, H * D), pre + "self_attn.o_proj")
+        h = rms(x, w[pre + "post_attention_layernorm.weight"])
+        g = lin(h, pre + "mlp.gate_proj")
+        x = x + lin(g / (1 + np.exp(-g)) * lin(h, pre + "mlp.up_proj"), pre + "mlp.down_proj")
+    x = rms(x, w["model.norm.weight"])
+    head = w.get("lm_head.weight")
+    if head is None or cfg.get("tie_word_embeddings"):
+        head = w["model.embed_tokens.weight"]
+    return x @ head.T
+
+
+def np_log_softmax(x):
+    m = x.max(-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
+
+
+def numpy_crosscheck(out, cases):
+    """Max |numpy - fixture| over every recorded log-prob of every f32 case."""
+    worst = 0.0
+    for c in cases:
+        if c["dtype"] != "f32":
+            continue
+        mdir = os.path.join(out, "models")
+        names = [a["name"] for a in c["arms"]]
+        folders = [c["base"]] + [a["path"] for a in c["arms"]]
+        weights = [c["weights"][nm] for nm in names]
+        for part, prefix, toks in (
+            ("generate", c["generate"]["prompt_token_ids"], c["generate"]["tokens"]),
+            ("score", c["generate"]["prompt_token_ids"], c["score"]["tokens"]),
+        ):
+            tok_ids = [t["token_id"] for t in toks]
+            seq = list(prefix) + tok_ids
+            logits = [np_forward(os.path.join(mdir, f), seq) for f in folders]
+            L = min(lg.shape[-1] for lg in logits)
+            lps = [np_log_softmax(lg[:, :L]) for lg in logits]
+            guided = np_log_softmax(lps[0] + sum(wt * lp for wt, lp in zip(weights, lps[1:])))
+            for j, t in enumerate(toks):
+                p = len(prefix) + j - 1
+                tid = t["token_id"]
+                d = max(abs(lps[0][p, tid] - t["base_logprob"]), abs(guided[p, tid] - t["guided_logprob"]))
+                for nm, lp in zip(names, lps[1:]):
+                    d = max(d, abs(lp[p, tid] - t["arms"][nm]))
+                for e in t["top"]:
+                    d = max(d, abs(guided[p, e["token_id"]] - e["guided_logprob"]))
+                if part == "generate":
+                    assert int(np.argmax(guided[p])) == tid, (c["name"], j)
+                worst = max(worst, d)
+                assert d < F32_TOLERANCE / 5, (c["name"], part, j, d)
+    return worst
 
 
 def fmt(x):
@@ -1187,7 +1383,8 @@ def write_readme(out, cases, stats, notes, sizes, n_llama, n_qwen):
         "mistral_base": f"Mistral, 4 heads / 1 KV head, head_dim 32 (hidden/heads = 16), sliding_window 8, seed {SEEDS['mistral_base']}, T_llama",
         "mistral_arm": f"as mistral_base, seed {SEEDS['mistral_arm']}",
     }
-    for name, size in sizes.items():
+    for name in desc:
+        size = sizes[name]
         n = notes[name]
         arch = json.load(open(os.path.join(out, "models", name, "config.json"), encoding="utf-8"))["architectures"][0]
         weight_files = [f for f in n["files"] if f.endswith((".safetensors", ".bin", ".json")) and "token" not in f and "config" not in f]
@@ -1247,7 +1444,9 @@ def write_readme(out, cases, stats, notes, sizes, n_llama, n_qwen):
     w("tokenizer.json files here were built to match what those classes rebuild, and the script asserts, for a set of")
     w("probe strings (with and without special tokens, leading spaces, newlines, emoji, literal special-token text),")
     w("that `AutoTokenizer` and the raw `tokenizers.Tokenizer.from_file('tokenizer.json')` give identical ids and")
-    w("identical decodes. So a Rust engine that just uses tokenizer.json reproduces the HF tokenization.")
+    w("identical decodes (and the same ids from `PreTrainedTokenizerFast`, which loads tokenizer.json verbatim). So a")
+    w("Rust engine that just uses tokenizer.json reproduces the HF tokenization. AutoTokenizer loads them as "
+      f"`{notes['llama_base']['tokenizer_class_loaded']}` and `{notes['qwen2_base']['tokenizer_class_loaded']}`.")
     w("")
     w("How BOS is added: llama tokenizers add `<s>` (id 1) through the post-processor when `add_special_tokens` is true")
     w("(the prompt); responses for scoring are encoded with `add_special_tokens=False`. The Metaspace pre-tokenizer")
@@ -1300,11 +1499,18 @@ def write_readme(out, cases, stats, notes, sizes, n_llama, n_qwen):
     w(f"- tolerance set to 3x the full-vocabulary deviation, rounded up: **{bf['bf16_tolerance']}**. A bf16 engine")
     w("  accumulates differently than PyTorch, so its own deviation from f32 is of the same size and may have the")
     w("  opposite sign; 3x covers that with margin.")
+    w("- prompt search (candidates tried in order, the first with a robust prefix of 16 is used):")
+    w("")
+    w("  | prompt | ids agree | robust prefix | smallest bf16 margin | deviation |")
+    w("  |---|---|---|---|---|")
+    for r in notes["bf16_search"]:
+        w(f"  | `{r['prompt']}` | {r['agree']} | {r['robust']} | {r['min_bf16_margin']:.4f} | {fmt(r['dev'])} |")
+    w("")
     w(f"- greedy ids of the bf16 run agree with the f32 run for {bf['bf16_ids_agree_prefix']} of 16 tokens; the")
     w(f"  robust prefix (same ids and every top1-top2 guided margin, in both runs, > 2 x {fmt(bf['bf16_dev_full_vocab'])})")
     w(f"  is {bf['bf16_robust_prefix']} tokens" + (f", so max_new_tokens was cut to {bf['bf16_robust_prefix']}." if bf.get("bf16_truncated") else "."))
-    w(f"  The prompt was chosen by searching candidate prompts for the first one with a robust prefix of 16 tokens")
-    w(f"  (with the first prompt tried, `{GUIDED_PROMPT}`, bf16 produces an exact tie between two tokens at one step).")
+    w("  bf16 logits are quantised (steps of 1/16 to 1/8 for |logit| in 8..32), so near-ties and even exact ties")
+    w("  (margin 0) occur in bf16; that is why the prompt of this pair of cases was searched for.")
     w(f"- smallest top1-top2 guided margin in the bf16 generation: {bf['min_margin']:.4f}; in the f32 twin")
     w(f"  `llama_bf16_disk`: {min(bf['f32_margins'][:bf['bf16_robust_prefix']]):.4f}")
     w("")
@@ -1315,9 +1521,32 @@ def write_readme(out, cases, stats, notes, sizes, n_llama, n_qwen):
     w(f"  to {notes['mistral_sliding_effect']:.3g} on a 30-token sequence and not at all in the first 8 positions.")
     w(f"- qwen2_base is tied: model.safetensors contains `lm_head.weight`: {notes['qwen2_base_has_lm_head_tensor']}.")
     w("  The engine must use `model.embed_tokens.weight` as the output projection.")
-    w("- Qwen2 has biases on q/k/v only (o_proj has none).")
+    w("- Qwen2 has biases on q/k/v only (o_proj has none). Its config.json has `bos_token_id` 440 and")
+    w("  `eos_token_id` 442 (`<|im_end|>`); generation_config.json has eos `[442, 440]`, the list the cases use.")
+    w("- llama_base_tf4: transformers 5 reads the transformers-4 keys and builds the same `rope_parameters`")
+    w("  (`rope_theta` 1000); the case gives bit-identical results to llama_guided.")
+    w("- llama_base_bin: `save_pretrained(safe_serialization=False)` in transformers 5 silently writes safetensors, so")
+    w("  the .bin shards are written with `torch.save` (zip-format pickles of plain tensors) plus the standard index;")
+    w("  transformers 5 loads them.")
+    w("- The generated texts look like noise (random weights; many byte-fallback tokens, which often decode to U+FFFD")
+    w("  because a lone byte is not valid UTF-8). That is intended: the decode path is exercised too.")
+    w(f"- `llama_eos_stop` (an extra case): guided decoding stops on `</s>`, which is recorded as the last token")
+    w("  (`reason: eos`; `text` skips it). Its prompt is the first training sentence for which that happens. Its")
+    w("  response `' Sure.</s>'` contains the literal text `</s>`, which the tokenizer turns into the special id 2")
+    w("  (added tokens are matched in the input text even with `add_special_tokens=False`), so the eos is scored too.")
+    w(f"- Checks beyond the cases: for every f32 case, the base model alone decoded greedily with HF `generate()`")
+    w(f"  (KV cache; {notes['kv_cache_checks']} base/prompt pairs, including Mistral past its sliding window) gives")
+    w("  the same ids as the no-cache loop.")
+    w(f"- Independent check: a float64 NumPy forward pass written in the script from the architecture definitions")
+    w("  (reads config.json in both styles and the safetensors/.bin files directly; RMSNorm, rotate-half RoPE incl.")
+    w("  llama3 scaling, GQA with q head h using kv head h // (heads/kv_heads), Mistral window, Qwen2 biases,")
+    w(f"  tied head) reproduces every recorded f32 log-prob within {fmt(notes['numpy_crosscheck'])} and every greedy argmax.")
+    w("- Rust `tokenizers` 0.23.2 (the crate genarm uses), loading these tokenizer.json files, was checked once by hand")
+    w("  (outside this script) to give exactly `prompt_token_ids`, `response_token_ids` and `text` of every case.")
     w("- The harmless ARM's vocabulary is larger by one added token; its logits are cut to the shared length L before")
-    w("  log_softmax, so its log-probs are normalised over the shared vocabulary only.")
+    w(f"  log_softmax, so its log-probs are normalised over the shared vocabulary only. Its `<pad>` lm_head row is")
+    w(f"  scaled by {PAD_ROW_SCALE} so that the pad logit is often large: normalising over all {n_llama + 1} logits and cutting")
+    w(f"  afterwards would change its recorded log-probs in `llama_guided` by up to {fmt(notes['vocab_rule_effect'])}.")
     w("")
     w("## cases.json format")
     w("")
@@ -1361,7 +1590,9 @@ def write_readme(out, cases, stats, notes, sizes, n_llama, n_qwen):
         }
         ```"""))
     w("")
-    w("Floats are float32 values written as JSON doubles.")
+    w("Floats are float32 values written as JSON doubles. `base_logprob_sum` / `arm_logprob_sums` are the sums, in")
+    w("double precision, of the per-token values listed, so compare them with `tolerance * len(tokens)`.")
+    w("A step's `top` list is sorted by guided log-prob (best first); the generated token is always `top[0]`.")
     with open(os.path.join(out, "README.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -28,11 +28,13 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => commands::bench::run(args),
         Some(Command::RandomModel(args)) => commands::random_model::run(args),
         None => {
-            eprintln!(
-                "genarm: the interactive playground is not built yet; use a subcommand \
-                 (generate, score, bench, random-model). See genarm --help."
+            // The interactive playground will open here; until it lands, show what runs.
+            println!(
+                "genarm: the interactive playground is not built yet. The headless commands work:\n"
             );
-            return ExitCode::from(2);
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let _ = command.print_help();
+            return ExitCode::SUCCESS;
         }
     };
     match result {

@@ -16,14 +16,18 @@ fn exp_nonpositive(x: f32) -> f32 {
     // Round to nearest with the 1.5·2^23 trick: `f32::round` is a libm call on baseline x86-64
     // and would stop vectorisation.
     const ROUNDER: f32 = 12_582_912.0;
-    let n = (x * LOG2E + ROUNDER) - ROUNDER;
+    let shifted = x * LOG2E + ROUNDER;
+    let n = shifted - ROUNDER;
+    // The integer n also sits in the low mantissa bits of `shifted`: reading it from there
+    // avoids a float-to-int conversion, which does not vectorise well.
+    let n_int = shifted.to_bits().wrapping_sub(ROUNDER.to_bits()) as i32;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     // Taylor to degree 6 on |r| <= ln2 / 2.
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scale = f32::from_bits((n_int.wrapping_add(127) as u32) << 23);
     // Below the clamp the true value is < 1.7e-38: report 0 rather than a denormal.
     if x <= -87.0 { 0.0 } else { p * scale }
 }

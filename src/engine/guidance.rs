@@ -1,6 +1,8 @@
 //! The GenARM combination for one position:
 //!
-//!     guided = log_softmax( log_softmax(base) + Σ_i w_i · log_softmax(arm_i) )
+//! ```text
+//! guided = log_softmax( log_softmax(base) + Σ_i w_i · log_softmax(arm_i) )
+//! ```
 //!
 //! Each model's normaliser is computed once; every number a record needs (base, ARM and guided
 //! log-probs of any token, the top alternatives) is derived from those without another pass.
