@@ -66,3 +66,37 @@ fn invalid_byte_runs_decode_as_a_full_decode_does() {
     let streamed = pieces.concat() + &decoder.finish(&tok).unwrap();
     assert_eq!(streamed, tok.decode(&ids).unwrap());
 }
+
+/// Llama tokenizers saved in the transformers-4 Hub style are tokenized as transformers 5 does
+/// (tests/data/tokenizers, made by scripts/make_tokenizer_fixtures.py).
+#[test]
+fn hub_style_llama_tokenizers_match_transformers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tokenizers");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("expected.json")).unwrap())
+            .unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    for case in expected["cases"].as_array().unwrap() {
+        let tok = ModelTokenizer::load(&root.join(case["tokenizer"].as_str().unwrap())).unwrap();
+        let text = case["text"].as_str().unwrap();
+        let label = format!("{} {text:?}", case["tokenizer"]);
+        assert_eq!(
+            tok.encode_prompt(text).unwrap(),
+            ids(&case["ids"]),
+            "{label}"
+        );
+        let without = tok.encode_response(text).unwrap();
+        assert_eq!(without, ids(&case["ids_without_special"]), "{label}");
+        assert_eq!(
+            tok.decode(&without).unwrap(),
+            case["decoded"].as_str().unwrap(),
+            "{label}"
+        );
+    }
+}

@@ -49,6 +49,11 @@ impl ModelTokenizer {
         } else {
             Value::Null
         };
+        let mut inner = inner;
+        apply_class_pipeline(&mut inner, &config).map_err(|e| {
+            EngineError::invalid(&path, format!("cannot set up the tokenizer pipeline: {e}"))
+        })?;
+        let inner = inner;
         let token_of = |key: &str| -> Option<u32> {
             let content = match config.get(key)? {
                 Value::String(s) => s.as_str(),
@@ -150,6 +155,55 @@ impl ModelTokenizer {
     pub fn is_added(&self, id: u32) -> bool {
         self.added_ids.contains(&id)
     }
+}
+
+/// transformers 5 does not use a Llama tokenizer's tokenizer.json pipeline as saved: its
+/// `LlamaTokenizer` class keeps the vocabulary and merges and rebuilds the rest (no normalizer,
+/// a Metaspace pre-tokenizer, the sentencepiece decoder). Hub files from the transformers-4 era
+/// instead carry a `Prepend("▁")` normalizer, which tokenizes text that starts with a space
+/// differently (" Sure" → "▁▁Sure" instead of "▁Sure"). We rebuild the same way so ids match
+/// the reference implementation.
+fn apply_class_pipeline(tokenizer: &mut Tokenizer, config: &Value) -> tokenizers::Result<()> {
+    use tokenizers::decoders::{
+        byte_fallback::ByteFallback, fuse::Fuse, sequence::Sequence, strip::Strip,
+    };
+    use tokenizers::normalizers::replace::Replace;
+    use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+    use tokenizers::{DecoderWrapper, ModelWrapper, NormalizerWrapper};
+
+    let class = config
+        .get("tokenizer_class")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let is_llama_class = matches!(class, "LlamaTokenizer" | "LlamaTokenizerFast");
+    if !is_llama_class || !matches!(tokenizer.get_model(), ModelWrapper::BPE(_)) {
+        return Ok(());
+    }
+    let add_prefix_space = config
+        .get("add_prefix_space")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let legacy = config
+        .get("legacy")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let scheme = match (add_prefix_space, legacy) {
+        (false, _) => PrependScheme::Never,
+        (true, true) => PrependScheme::Always,
+        (true, false) => PrependScheme::First,
+    };
+    tokenizer.with_normalizer(None::<NormalizerWrapper>)?;
+    tokenizer.with_pre_tokenizer(Some(Metaspace::new('▁', scheme, false)));
+    let mut steps: Vec<DecoderWrapper> = vec![
+        Replace::new("▁", " ")?.into(),
+        ByteFallback::new().into(),
+        Fuse::new().into(),
+    ];
+    if add_prefix_space {
+        steps.push(Strip::new(' ', 1, 0).into());
+    }
+    tokenizer.with_decoder(Some(Sequence::new(steps)));
+    Ok(())
 }
 
 /// `<0xNN>`, the form sentencepiece byte-fallback tokens take.
