@@ -463,3 +463,33 @@ fn random_model_refuses_to_overwrite() {
     let out = genarm(&["random-model", "--out", p(&base)]);
     assert_one_line_error(&out, &["--out", "not empty"]);
 }
+
+#[test]
+fn a_seed_gives_the_same_text_in_separate_runs() {
+    let m = Models::new();
+    let (base, arm) = (m.llama("base", 1), m.llama("arm", 2));
+    let arm_flag = format!("a={}", p(&arm));
+    let sample = |seed: &str| {
+        let out = genarm(&[
+            "generate",
+            "--base",
+            p(&base),
+            "--arm",
+            &arm_flag,
+            "--prompt",
+            "w5 w6",
+            "--max-new-tokens",
+            "30",
+            "--temperature",
+            "1.2",
+            "--top-p",
+            "0.9",
+            "--seed",
+            seed,
+        ]);
+        assert!(out.status.success());
+        out.stdout
+    };
+    assert_eq!(sample("7"), sample("7"));
+    assert_ne!(sample("7"), sample("8"));
+}

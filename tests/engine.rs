@@ -229,3 +229,31 @@ fn tokenizers_that_disagree_are_refused_naming_both_models() {
         "{err}"
     );
 }
+
+#[test]
+fn long_inputs_fed_in_chunks_agree_with_token_by_token_feeding() {
+    let models = Models::new();
+    let spec = genarm::synthetic::RandomModelSpec {
+        context: 1024,
+        seed: 4,
+        ..Default::default()
+    };
+    let path = models.with_spec("long", spec);
+    let ids: Vec<u32> = (0..700u32).map(|i| 3 + (i * 37) % 290).collect();
+    let mut chunked = load(&path);
+    let logits = chunked.feed(&ids).unwrap();
+    let mut stepwise = load(&path);
+    stepwise.feed(&ids[..600]).unwrap();
+    let mut last = Vec::new();
+    for &id in &ids[600..] {
+        last = stepwise.feed(&[id]).unwrap();
+    }
+    assert!(
+        max_diff(&logits, &last) < 1e-4,
+        "diff {}",
+        max_diff(&logits, &last)
+    );
+    let rows = chunked.score_all(&ids).unwrap();
+    assert_eq!(rows.len(), 700);
+    assert!(max_diff(&rows[699], &last) < 1e-4);
+}

@@ -52,6 +52,9 @@ impl FromStr for ComputeDtype {
     }
 }
 
+/// Tokens per forward call when feeding a long prompt.
+const PREFILL_CHUNK: usize = 512;
+
 pub struct CausalLm {
     pub dir: PathBuf,
     pub config: ModelConfig,
@@ -129,8 +132,11 @@ impl CausalLm {
     pub fn score_all(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
         let start = Instant::now();
         self.net.truncate(0);
-        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-        let logits = self.net.forward_all(&input)?.squeeze(0)?.to_vec2::<f32>()?;
+        let mut logits = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(PREFILL_CHUNK) {
+            let input = Tensor::new(chunk, &self.device)?.unsqueeze(0)?;
+            logits.extend(self.net.forward_all(&input)?.squeeze(0)?.to_vec2::<f32>()?);
+        }
         self.net.truncate(0);
         self.forward_time += start.elapsed();
         Ok(logits)

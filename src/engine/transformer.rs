@@ -197,10 +197,11 @@ impl Transformer {
         let offset = self.position;
         let (cos, sin) = self.rotary.cos_sin(offset, t, &self.device, self.dtype)?;
         let mut x = self.embed_tokens.forward(tokens)?;
+        let mut masks = MaskCache::new(t, offset, &self.device);
         for block in &mut self.blocks {
             let residual = &x;
             let normed = candle_nn::ops::rms_norm(&x, &block.input_layernorm, self.rms_norm_eps)?;
-            let attn = block.attention.forward(&normed, &cos, &sin, offset)?;
+            let attn = block.attention.forward(&normed, &cos, &sin, &mut masks)?;
             let x1 = (residual + attn)?;
             let normed =
                 candle_nn::ops::rms_norm(&x1, &block.post_attention_layernorm, self.rms_norm_eps)?;
@@ -285,7 +286,13 @@ impl Rotary {
 }
 
 impl Attention {
-    fn forward(&mut self, x: &Tensor, cos: &Tensor, sin: &Tensor, offset: usize) -> Result<Tensor> {
+    fn forward(
+        &mut self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        masks: &mut MaskCache,
+    ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let heads = |proj: &Linear, n: usize| -> Result<Tensor> {
@@ -307,7 +314,7 @@ impl Attention {
         let q = q.reshape((b, kv, n_rep * t, d))?;
         let scale = 1.0 / (d as f64).sqrt();
         let scores = (q.matmul(&keys.t()?)? * scale)?.to_dtype(DType::F32)?;
-        let scores = match attention_mask(t, offset, total, self.window, x.device())? {
+        let scores = match masks.get(self.window)? {
             Some(mask) => scores
                 .reshape((b, kv, n_rep, t, total))?
                 .broadcast_add(&mask)?
@@ -321,6 +328,36 @@ impl Attention {
             .transpose(1, 2)?
             .reshape((b, t, h * d))?;
         Ok(self.o_proj.forward(&out)?)
+    }
+}
+
+/// The attention masks of one forward call, built once and shared by every layer with the same
+/// window (a long prompt's mask is large).
+struct MaskCache {
+    t: usize,
+    offset: usize,
+    device: Device,
+    built: Vec<(Option<usize>, Option<Tensor>)>,
+}
+
+impl MaskCache {
+    fn new(t: usize, offset: usize, device: &Device) -> Self {
+        Self {
+            t,
+            offset,
+            device: device.clone(),
+            built: Vec::new(),
+        }
+    }
+
+    fn get(&mut self, window: Option<usize>) -> Result<Option<Tensor>> {
+        if let Some((_, mask)) = self.built.iter().find(|(w, _)| *w == window) {
+            return Ok(mask.clone());
+        }
+        let total = self.offset + self.t;
+        let mask = attention_mask(self.t, self.offset, total, window, &self.device)?;
+        self.built.push((window, mask.clone()));
+        Ok(mask)
     }
 }
 
