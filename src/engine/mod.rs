@@ -13,6 +13,7 @@ pub mod sampler;
 pub mod tokenizer;
 pub mod transformer;
 pub mod weights;
+pub mod worker;
 
 pub use error::{EngineError, Result};
 pub use generation::{Generation, ScoreSums, StopReason, score, validate_weights};

@@ -1,0 +1,358 @@
+//! The engine thread: one thread owns the models, takes commands, and reports events, so a UI
+//! never blocks on a forward pass.
+//!
+//! - Commands go in over a channel (`Generate`, `Pause`, `Resume`, `Step`, `Stop`, `Branch`,
+//!   `Force`, `Score`); events come out over another (`Started`, `Token`, `Done`, `Scored`,
+//!   `Error`).
+//! - ARM weights and sampling settings are read from `watch` channels before every token, so a
+//!   slider moved now steers the very next token.
+//! - A cancel flag is checked before every token: `stop()` takes effect at once even when the
+//!   command queue is busy.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvError, Sender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tokio::sync::{mpsc as events, watch};
+
+use super::error::Result;
+use super::generation::{Generation, ScoreSums, StopReason, score};
+use super::guide::Guide;
+use super::record::TokenRecord;
+use super::sampler::SamplingParams;
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Start a new generation (replacing the current one).
+    Generate {
+        prompt: String,
+        max_new_tokens: usize,
+        top_alternatives: usize,
+        /// Run the prompt but wait for `Step` or `Resume` before the first token.
+        paused: bool,
+    },
+    /// Stop producing tokens until `Resume` or `Step`.
+    Pause,
+    Resume,
+    /// Produce exactly one token, then pause.
+    Step,
+    /// End the current generation (it can still be branched).
+    Stop,
+    /// Keep the first `keep` generated tokens and continue from there with current settings.
+    Branch {
+        keep: usize,
+    },
+    /// Keep the first `at` tokens, take `token` as token `at`, and continue.
+    Force {
+        at: usize,
+        token: u32,
+    },
+    /// Teacher-force `response` after `prompt` and report the records.
+    Score {
+        prompt: String,
+        response: String,
+    },
+    Shutdown,
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A generation began (also after a branch): the prompt's ids and how many earlier tokens
+    /// were kept.
+    Started {
+        prompt_ids: Vec<u32>,
+        kept: usize,
+    },
+    Token(TokenRecord),
+    Done {
+        reason: StopReason,
+        tokens: usize,
+        tokens_per_second: f64,
+    },
+    Scored {
+        records: Vec<TokenRecord>,
+        sums: ScoreSums,
+    },
+    Error(String),
+}
+
+/// The UI's handle on the engine thread.
+pub struct Worker {
+    commands: Sender<Command>,
+    pub events: events::UnboundedReceiver<Event>,
+    weights: watch::Sender<Vec<f32>>,
+    sampling: watch::Sender<SamplingParams>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    pub fn spawn(guide: Guide, weights: Vec<f32>, sampling: SamplingParams) -> Self {
+        let (commands, command_rx) = mpsc::channel();
+        let (event_tx, events) = events::unbounded_channel();
+        let (weights_tx, weights_rx) = watch::channel(weights);
+        let (sampling_tx, sampling_rx) = watch::channel(sampling);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let state = EngineThread {
+            guide,
+            commands: command_rx,
+            events: event_tx,
+            weights: weights_rx,
+            sampling: sampling_rx,
+            cancel: cancel.clone(),
+            generation: None,
+            mode: Mode::Idle,
+            run_started: Instant::now(),
+            run_tokens: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name("genarm-engine".into())
+            .spawn(move || state.run())
+            .ok();
+        Self {
+            commands,
+            events,
+            weights: weights_tx,
+            sampling: sampling_tx,
+            cancel,
+            thread,
+        }
+    }
+
+    /// Send a command; false when the engine thread has ended.
+    pub fn send(&self, command: Command) -> bool {
+        if matches!(command, Command::Stop) {
+            self.cancel.store(true, Ordering::SeqCst);
+        }
+        self.commands.send(command).is_ok()
+    }
+
+    /// New ARM weights, used from the next token on.
+    pub fn set_weights(&self, weights: Vec<f32>) {
+        self.weights.send_replace(weights);
+    }
+
+    /// New sampling settings, used from the next token on (a new seed restarts the stream).
+    pub fn set_sampling(&self, params: SamplingParams) {
+        self.sampling.send_replace(params);
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Idle,
+    Running,
+    Paused,
+}
+
+struct EngineThread {
+    guide: Guide,
+    commands: Receiver<Command>,
+    events: events::UnboundedSender<Event>,
+    weights: watch::Receiver<Vec<f32>>,
+    sampling: watch::Receiver<SamplingParams>,
+    cancel: Arc<AtomicBool>,
+    generation: Option<Generation>,
+    mode: Mode,
+    run_started: Instant,
+    run_tokens: usize,
+}
+
+impl EngineThread {
+    fn run(mut self) {
+        loop {
+            // While running, take commands without waiting; otherwise sleep until one comes.
+            let command = if self.mode == Mode::Running {
+                match self.commands.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            } else {
+                match self.commands.recv() {
+                    Ok(c) => Some(c),
+                    Err(RecvError) => return,
+                }
+            };
+            if let Some(command) = command {
+                if matches!(command, Command::Shutdown) {
+                    return;
+                }
+                if let Err(e) = self.handle(command) {
+                    self.mode = Mode::Idle;
+                    self.emit(Event::Error(e.to_string()));
+                }
+                continue;
+            }
+            if let Err(e) = self.advance() {
+                self.mode = Mode::Idle;
+                self.emit(Event::Error(e.to_string()));
+            }
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        // A closed receiver means the UI is gone; the thread ends on the next command.
+        let _ = self.events.send(event);
+    }
+
+    fn handle(&mut self, command: Command) -> Result<()> {
+        match command {
+            Command::Generate {
+                prompt,
+                max_new_tokens,
+                top_alternatives,
+                paused,
+            } => {
+                self.cancel.store(false, Ordering::SeqCst);
+                let prompt_ids = self.guide.base.tokenizer.encode_prompt(&prompt)?;
+                let params = *self.sampling.borrow_and_update();
+                let generation = Generation::start(
+                    &mut self.guide,
+                    prompt_ids.clone(),
+                    params,
+                    max_new_tokens,
+                    top_alternatives,
+                )?;
+                self.generation = Some(generation);
+                self.start_run();
+                if paused {
+                    self.mode = Mode::Paused;
+                }
+                self.emit(Event::Started {
+                    prompt_ids,
+                    kept: 0,
+                });
+            }
+            Command::Pause => {
+                if self.mode == Mode::Running {
+                    self.mode = Mode::Paused;
+                }
+            }
+            Command::Resume => {
+                if self.mode == Mode::Paused && self.generation.is_some() {
+                    self.cancel.store(false, Ordering::SeqCst);
+                    self.mode = Mode::Running;
+                }
+            }
+            Command::Step => {
+                if self
+                    .generation
+                    .as_ref()
+                    .is_some_and(|g| g.stopped().is_none())
+                {
+                    self.cancel.store(false, Ordering::SeqCst);
+                    self.mode = Mode::Paused;
+                    self.advance()?;
+                }
+            }
+            Command::Stop => self.finish(StopReason::Stop),
+            Command::Branch { keep } => self.rewind(keep, None)?,
+            Command::Force { at, token } => self.rewind(at, Some(token))?,
+            Command::Score { prompt, response } => {
+                let tokenizer = &self.guide.base.tokenizer;
+                let prompt_ids = tokenizer.encode_prompt(&prompt)?;
+                let response_ids = tokenizer.encode_response(&response)?;
+                let weights = self.weights.borrow().clone();
+                // Scoring uses the caches: the current generation cannot continue afterwards.
+                self.finish(StopReason::Stop);
+                self.generation = None;
+                let (records, sums) =
+                    score(&mut self.guide, &prompt_ids, &response_ids, &weights, 5)?;
+                self.emit(Event::Scored { records, sums });
+            }
+            Command::Shutdown => {}
+        }
+        Ok(())
+    }
+
+    fn start_run(&mut self) {
+        self.mode = Mode::Running;
+        self.run_started = Instant::now();
+        self.run_tokens = 0;
+    }
+
+    fn rewind(&mut self, keep: usize, forced: Option<u32>) -> Result<()> {
+        let Some(generation) = self.generation.as_mut() else {
+            return Ok(());
+        };
+        generation.rewind(&mut self.guide, keep)?;
+        let kept = generation.generated().len();
+        let prompt_ids = generation.prompt_ids().to_vec();
+        self.cancel.store(false, Ordering::SeqCst);
+        self.start_run();
+        self.emit(Event::Started { prompt_ids, kept });
+        if let Some(token) = forced {
+            self.produce(Some(token))?;
+        }
+        Ok(())
+    }
+
+    /// One token, if a generation is running (or a single step was asked for).
+    fn advance(&mut self) -> Result<()> {
+        if self.cancel.load(Ordering::SeqCst) {
+            self.finish(StopReason::Stop);
+            return Ok(());
+        }
+        self.produce(None)
+    }
+
+    fn produce(&mut self, forced: Option<u32>) -> Result<()> {
+        let Some(generation) = self.generation.as_mut() else {
+            self.mode = Mode::Idle;
+            return Ok(());
+        };
+        if generation.stopped().is_some() {
+            self.mode = Mode::Idle;
+            return Ok(());
+        }
+        if self.sampling.has_changed().unwrap_or(false) {
+            generation
+                .sampler_mut()
+                .set_params(*self.sampling.borrow_and_update());
+        }
+        let weights = self.weights.borrow().clone();
+        let record = generation.step(&mut self.guide, &weights, forced)?;
+        self.run_tokens += 1;
+        let stopped = generation.stopped();
+        self.emit(Event::Token(record));
+        if let Some(reason) = stopped {
+            self.finish(reason);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, reason: StopReason) {
+        if self.mode == Mode::Idle {
+            return;
+        }
+        if let Some(g) = self.generation.as_mut() {
+            if reason == StopReason::Stop {
+                g.stop();
+            }
+        }
+        self.mode = Mode::Idle;
+        let elapsed = self.run_started.elapsed().as_secs_f64();
+        self.emit(Event::Done {
+            reason,
+            tokens: self.run_tokens,
+            tokens_per_second: if elapsed > 0.0 {
+                self.run_tokens as f64 / elapsed
+            } else {
+                0.0
+            },
+        });
+    }
+}
