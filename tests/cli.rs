@@ -493,3 +493,39 @@ fn a_seed_gives_the_same_text_in_separate_runs() {
     assert_eq!(sample("7"), sample("7"));
     assert_ne!(sample("7"), sample("8"));
 }
+
+#[test]
+fn extreme_but_valid_numbers_do_not_panic() {
+    let m = Models::new();
+    let base = m.llama("base", 1);
+    let out = genarm(&[
+        "generate",
+        "--base",
+        p(&base),
+        "--prompt",
+        "w5",
+        "--max-new-tokens",
+        "2",
+        "--json",
+        "--top-alternatives",
+        "18446744073709551615",
+        "--top-k",
+        "99999999",
+    ]);
+    let lines = json_lines(&out);
+    assert_eq!(
+        lines[1]["top"].as_array().unwrap().len(),
+        300,
+        "all of the vocabulary"
+    );
+    let out = genarm(&[
+        "generate",
+        "--base",
+        p(&base),
+        "--prompt",
+        "w5",
+        "--temperature",
+        "1e-40",
+    ]);
+    assert_one_line_error(&out, &["--temperature"]);
+}

@@ -57,8 +57,9 @@ pub struct ModelConfig {
     pub tie_word_embeddings: bool,
     /// Tokens a query may look back, itself included (Mistral, Qwen2 with `use_sliding_window`).
     pub sliding_window: Option<usize>,
-    /// Number of leading layers that use full attention when a sliding window is set (Qwen2).
-    pub max_window_layers: usize,
+    /// Per layer, whether it uses the sliding window (Qwen2's `layer_types`, or derived from
+    /// `max_window_layers`); empty means every layer does when a window is set.
+    pub sliding_layers: Vec<bool>,
     pub attention_bias: bool,
     pub mlp_bias: bool,
     pub bos_token_id: Option<u32>,
@@ -98,7 +99,23 @@ impl ModelConfig {
         let (rope_theta, rope_scaling) = parse_rope(v)?;
         let sliding_window = parse_sliding_window(v, architecture)?;
         let num_hidden_layers = req_usize(v, "num_hidden_layers")?;
-        let default_bias = architecture == Architecture::Qwen2;
+        let sliding_layers = parse_sliding_layers(v, architecture, num_hidden_layers)?;
+        // transformers hard-codes the biases of Qwen2 (q/k/v only) and Mistral (none); only
+        // Llama reads `attention_bias` / `mlp_bias`.
+        let (attention_bias, mlp_bias) = match architecture {
+            Architecture::Llama => (
+                opt_bool(v, "attention_bias")?.unwrap_or(false),
+                opt_bool(v, "mlp_bias")?.unwrap_or(false),
+            ),
+            Architecture::Qwen2 => (true, false),
+            Architecture::Mistral => (false, false),
+        };
+        // transformers' per-architecture default context lengths.
+        let default_context = match architecture {
+            Architecture::Llama => 2048,
+            Architecture::Qwen2 => 32768,
+            Architecture::Mistral => 131_072,
+        };
         Ok(Self {
             architecture,
             vocab_size: req_usize(v, "vocab_size")?,
@@ -111,12 +128,13 @@ impl ModelConfig {
             rms_norm_eps: opt_f64(v, "rms_norm_eps")?.unwrap_or(1e-6),
             rope_theta,
             rope_scaling,
-            max_position_embeddings: opt_usize(v, "max_position_embeddings")?.unwrap_or(2048),
+            max_position_embeddings: opt_usize(v, "max_position_embeddings")?
+                .unwrap_or(default_context),
             tie_word_embeddings: opt_bool(v, "tie_word_embeddings")?.unwrap_or(false),
             sliding_window,
-            max_window_layers: opt_usize(v, "max_window_layers")?.unwrap_or(0),
-            attention_bias: opt_bool(v, "attention_bias")?.unwrap_or(default_bias),
-            mlp_bias: opt_bool(v, "mlp_bias")?.unwrap_or(false),
+            sliding_layers,
+            attention_bias,
+            mlp_bias,
             bos_token_id: token_ids(v.get("bos_token_id")).first().copied(),
             eos_token_ids: token_ids(v.get("eos_token_id")),
             stored_dtype: v
@@ -127,11 +145,10 @@ impl ModelConfig {
         })
     }
 
-    /// Whether layer `index` uses the sliding window (all layers for Mistral; Qwen2 only from
-    /// `max_window_layers` on, as transformers does).
+    /// The window of layer `index`, if it uses one.
     pub fn layer_window(&self, index: usize) -> Option<usize> {
-        match self.architecture {
-            Architecture::Qwen2 if index < self.max_window_layers => None,
+        match self.sliding_layers.get(index) {
+            Some(false) => None,
             _ => self.sliding_window,
         }
     }
@@ -221,6 +238,8 @@ fn parse_sliding_window(v: &Value, arch: Architecture) -> Result<Option<usize>, 
     let window = opt_usize(v, "sliding_window")?;
     Ok(match arch {
         Architecture::Llama => None,
+        // A Mistral config without the key gets transformers' default of 4096; `null` is off.
+        Architecture::Mistral if v.get("sliding_window").is_none() => Some(4096),
         Architecture::Mistral => window,
         // Qwen2 configs carry a window they do not use unless `use_sliding_window` is set.
         Architecture::Qwen2 => {
@@ -230,6 +249,31 @@ fn parse_sliding_window(v: &Value, arch: Architecture) -> Result<Option<usize>, 
                 None
             }
         }
+    })
+}
+
+/// Which layers use the window: Qwen2's explicit `layer_types` when present (transformers 5
+/// writes it), otherwise layers from `max_window_layers` on (default 28), as transformers
+/// derives them. Other architectures: every layer.
+fn parse_sliding_layers(v: &Value, arch: Architecture, layers: usize) -> Result<Vec<bool>, String> {
+    if let Some(Value::Array(types)) = v.get("layer_types") {
+        if types.len() != layers {
+            return Err(format!(
+                "'layer_types' lists {} layers, num_hidden_layers is {layers}",
+                types.len()
+            ));
+        }
+        return Ok(types
+            .iter()
+            .map(|t| t.as_str() == Some("sliding_attention"))
+            .collect());
+    }
+    Ok(match arch {
+        Architecture::Qwen2 => {
+            let first = opt_usize(v, "max_window_layers")?.unwrap_or(28);
+            (0..layers).map(|i| i >= first).collect()
+        }
+        _ => Vec::new(),
     })
 }
 
@@ -354,6 +398,23 @@ mod tests {
     }
 
     #[test]
+    fn architecture_defaults_follow_transformers() {
+        let mut v = base();
+        v["architectures"] = json!(["MistralForCausalLM"]);
+        v["attention_bias"] = json!(true);
+        let c = ModelConfig::from_json(&v).unwrap();
+        assert_eq!(c.sliding_window, Some(4096));
+        assert_eq!(c.max_position_embeddings, 131_072);
+        assert!(!c.attention_bias, "Mistral has no attention biases");
+        v["sliding_window"] = Value::Null;
+        assert_eq!(ModelConfig::from_json(&v).unwrap().sliding_window, None);
+        v["architectures"] = json!(["Qwen2ForCausalLM"]);
+        let c = ModelConfig::from_json(&v).unwrap();
+        assert!(c.attention_bias);
+        assert_eq!(c.max_position_embeddings, 32768);
+    }
+
+    #[test]
     fn eos_as_list_or_integer() {
         let mut v = base();
         v["eos_token_id"] = json!([2, 7]);
@@ -378,5 +439,14 @@ mod tests {
         let c = ModelConfig::from_json(&v).unwrap();
         assert_eq!(c.layer_window(0), None);
         assert_eq!(c.layer_window(1), Some(4096));
+        // Without max_window_layers, transformers' default of 28 leaves both layers full.
+        v.as_object_mut().unwrap().remove("max_window_layers");
+        let c = ModelConfig::from_json(&v).unwrap();
+        assert_eq!(c.layer_window(1), None);
+        // An explicit layer_types wins.
+        v["layer_types"] = json!(["sliding_attention", "full_attention"]);
+        let c = ModelConfig::from_json(&v).unwrap();
+        assert_eq!(c.layer_window(0), Some(4096));
+        assert_eq!(c.layer_window(1), None);
     }
 }

@@ -89,6 +89,7 @@ impl Generation {
                 guide.max_context()
             )));
         }
+        check_in_vocabulary("--prompt", &prompt_ids, guide.vocab())?;
         guide.truncate(0);
         let logits = guide.feed(&prompt_ids)?;
         Ok(Self {
@@ -205,10 +206,17 @@ impl Generation {
     /// the next step sees exactly what a fresh run on that prefix would.
     pub fn rewind(&mut self, guide: &mut Guide, keep: usize) -> Result<()> {
         let keep = keep.min(self.generated.len());
+        if keep == self.generated.len() && self.stopped.is_some_and(|r| r != StopReason::Stop) {
+            // Nothing to regrow: an eos, token limit or full context still ends it.
+            return Ok(());
+        }
         self.generated.truncate(keep);
-        self.pieces.truncate(keep);
         let tokenizer = &guide.base.tokenizer;
-        self.decoder = IncrementalDecoder::replay(tokenizer, &self.generated)?.0;
+        // Replaying re-derives the pieces: the last one may have included text released at the
+        // end of generation, which now belongs to later tokens.
+        let (decoder, pieces) = IncrementalDecoder::replay(tokenizer, &self.generated)?;
+        self.decoder = decoder;
+        self.pieces = pieces;
         // Re-run the last kept token to recover the logits that follow it.
         let kept_total = self.prompt_ids.len() + keep;
         let last = *self
@@ -220,6 +228,17 @@ impl Generation {
         self.next_logits = Some(guide.feed(&[last])?);
         self.stopped = None;
         Ok(())
+    }
+}
+
+/// Refuse ids the models have no embedding for (a tokenizer larger than config.json's
+/// vocab_size), naming the flag whose text produced them.
+fn check_in_vocabulary(flag: &str, ids: &[u32], vocab: usize) -> Result<()> {
+    match ids.iter().find(|&&t| t as usize >= vocab) {
+        Some(bad) => Err(EngineError::usage(format!(
+            "{flag}: token {bad} is outside the models' shared vocabulary of {vocab} tokens"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -255,12 +274,8 @@ pub fn score(
             guide.max_context()
         )));
     }
-    if let Some(&bad) = response_ids.iter().find(|&&t| t as usize >= guide.vocab()) {
-        return Err(EngineError::usage(format!(
-            "--response: token {bad} is outside the shared vocabulary of {} tokens",
-            guide.vocab()
-        )));
-    }
+    check_in_vocabulary("--prompt", prompt_ids, guide.vocab())?;
+    check_in_vocabulary("--response", response_ids, guide.vocab())?;
     let ids: Vec<u32> = prompt_ids.iter().chain(response_ids).copied().collect();
     let rows = guide.score_all(&ids)?;
     let names = guide.arm_names();

@@ -91,7 +91,7 @@ impl<'a> GuidedStep<'a> {
 
     /// The `k` most likely tokens under guidance, most likely first.
     pub fn top(&self, k: usize) -> Vec<u32> {
-        fastmath::top_k(&self.guided, k)
+        fastmath::top_k(&self.guided, k.min(self.guided.len()))
             .into_iter()
             .map(|i| i as u32)
             .collect()

@@ -74,7 +74,7 @@ impl TokenRecord {
                 }
             })
             .collect();
-        let mut top = Vec::with_capacity(top_alternatives);
+        let mut top = Vec::with_capacity(top_alternatives.min(step.vocab_len()));
         for alt in step.top(top_alternatives) {
             let alt_text = if alt == token {
                 text.clone()

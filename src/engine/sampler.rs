@@ -32,7 +32,8 @@ impl Default for SamplingParams {
 impl SamplingParams {
     /// Check the values a user typed, naming the flag at fault.
     pub fn validate(&self) -> Result<()> {
-        if !self.temperature.is_finite() || self.temperature < 0.0 {
+        let usable = self.temperature == 0.0 || (1.0 / self.temperature).is_finite();
+        if !self.temperature.is_finite() || self.temperature < 0.0 || !usable {
             return Err(EngineError::usage(format!(
                 "--temperature must be a finite number >= 0, got {}",
                 self.temperature
@@ -96,17 +97,19 @@ impl Sampler {
                 total,
             );
         }
-        // Candidates in descending order, then the nucleus cut.
-        let candidates = if use_k {
-            fastmath::top_k(guided_logprobs, p.top_k)
+        // Candidates in descending order, then the nucleus cut. Top-p is measured against the
+        // mass that survives top-k, or against the whole vocabulary without top-k.
+        let (candidates, full_total) = if use_k {
+            (top_k_with_ties(guided_logprobs, p.top_k), None)
         } else {
-            self.nucleus_candidates(guided_logprobs, inv_t, max)
+            let (c, t) = self.nucleus_candidates(guided_logprobs, inv_t, max);
+            (c, Some(t))
         };
         let weights: Vec<f32> = candidates
             .iter()
             .map(|&i| ((guided_logprobs[i] - max) * inv_t).exp())
             .collect();
-        let total: f64 = weights.iter().map(|&w| w as f64).sum();
+        let total: f64 = full_total.unwrap_or_else(|| weights.iter().map(|&w| w as f64).sum());
         let mut kept = candidates.len();
         if p.top_p < 1.0 {
             let mut cumulative = 0f64;
@@ -131,7 +134,8 @@ impl Sampler {
 
     /// The smallest descending prefix of the vocabulary that can hold a `top_p` nucleus, found
     /// by growing a partial selection instead of sorting everything.
-    fn nucleus_candidates(&mut self, logprobs: &[f32], inv_t: f32, max: f32) -> Vec<usize> {
+    /// Returns the candidates and the whole vocabulary's unnormalised mass.
+    fn nucleus_candidates(&mut self, logprobs: &[f32], inv_t: f32, max: f32) -> (Vec<usize>, f64) {
         let total = fastmath::sum_exp_shifted(
             &logprobs.iter().map(|&v| v * inv_t).collect::<Vec<_>>(),
             max * inv_t,
@@ -145,11 +149,28 @@ impl Sampler {
                 .sum::<f64>()
                 / total;
             if mass >= self.params.top_p as f64 || k == logprobs.len() {
-                return top;
+                return (top, total);
             }
             k = (k * 4).min(logprobs.len());
         }
     }
+}
+
+/// The `k` best tokens plus any tied with the k-th, as transformers' top-k keeps every token
+/// scoring at least the k-th value.
+fn top_k_with_ties(values: &[f32], k: usize) -> Vec<usize> {
+    let mut top = fastmath::top_k(values, k);
+    if let Some(&last) = top.last() {
+        let threshold = values[last];
+        let extra: Vec<usize> = values
+            .iter()
+            .enumerate()
+            .filter(|&(i, &v)| v == threshold && !top.contains(&i))
+            .map(|(i, _)| i)
+            .collect();
+        top.extend(extra);
+    }
+    top
 }
 
 /// Draw from `items` (index, unnormalised weight) with one uniform number.
@@ -242,6 +263,41 @@ mod tests {
         let f = frequencies(p, &lp, 5000);
         assert_eq!(f[0] + f[3], 0.0);
         assert!(f[2] > 0.3, "{f:?}");
+    }
+
+    #[test]
+    fn top_p_is_measured_against_the_whole_vocabulary() {
+        // One token of 0.3, 63 sharing 0.3, 936 sharing 0.4: a 0.5 nucleus needs the first token
+        // and about 43 of the next group, not just two tokens.
+        let mut probs = vec![0.3];
+        probs.extend(std::iter::repeat_n(0.3 / 63.0, 63));
+        probs.extend(std::iter::repeat_n(0.4 / 936.0, 936));
+        let params = SamplingParams {
+            temperature: 1.0,
+            top_p: 0.5,
+            seed: 5,
+            ..Default::default()
+        };
+        let f = frequencies(params, &logprobs(&probs), 4000);
+        let distinct = f.iter().filter(|&&x| x > 0.0).count();
+        assert!(
+            distinct > 20 && distinct <= 64,
+            "{distinct} distinct tokens"
+        );
+    }
+
+    #[test]
+    fn top_k_keeps_tokens_tied_with_the_kth() {
+        let lp = vec![-1.0, -2.0, -2.0, -2.0, -5.0];
+        let params = SamplingParams {
+            temperature: 1.0,
+            top_k: 2,
+            seed: 2,
+            ..Default::default()
+        };
+        let f = frequencies(params, &lp, 4000);
+        assert!(f[1] > 0.0 && f[2] > 0.0 && f[3] > 0.0, "{f:?}");
+        assert_eq!(f[4], 0.0);
     }
 
     #[test]

@@ -323,7 +323,7 @@ impl Attention {
         };
         let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(values.dtype())?;
         let out = probs
-            .matmul(&values.contiguous()?)?
+            .matmul(&values)?
             .reshape((b, h, t, d))?
             .transpose(1, 2)?
             .reshape((b, t, h * d))?;
