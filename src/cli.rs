@@ -25,6 +25,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Write a randomly initialised Llama-family model folder in the Hugging Face layout.
     RandomModel(RandomModelArgs),
+    /// Train an autoregressive reward model on preference pairs with the GenARM loss.
+    TrainArm(TrainArmArgs),
 }
 
 /// Which models to load and how to weigh them.
@@ -131,4 +133,66 @@ pub struct RandomModelArgs {
     pub context: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArmArgs {
+    /// The model the ARM starts from (usually the base or its SFT model): a model folder.
+    #[arg(long, value_name = "PATH")]
+    pub base: PathBuf,
+    /// Preference pairs, JSONL: prompt/chosen/rejected, HH-RLHF or PKU-SafeRLHF records.
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// Output folder: a model folder the engine loads as an ARM.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Reward scale β: reward = β · Σ log π(response).
+    #[arg(long, default_value_t = 0.05)]
+    pub beta: f64,
+    /// Reward margin γ subtracted inside the sigmoid.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub gamma: f64,
+    #[arg(long, default_value_t = 5e-4)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Preference pairs per micro-batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step.
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: usize,
+    /// Optimiser steps of linear learning-rate warmup.
+    #[arg(long, default_value_t = 0)]
+    pub warmup: usize,
+    /// Longest prompt + response in tokens; longer responses are cut.
+    #[arg(long, default_value_t = 256)]
+    pub max_length: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fraction of pairs held out for the eval pass after each epoch.
+    #[arg(long, default_value_t = 0.1)]
+    pub eval_split: f64,
+    /// LoRA rank on q/k/v/o (0 = full fine-tune).
+    #[arg(long, default_value_t = 0)]
+    pub lora_rank: usize,
+    #[arg(long, default_value_t = 16.0)]
+    pub lora_alpha: f64,
+    /// For PKU-SafeRLHF records: which preference to learn (helpful or harmless).
+    #[arg(long)]
+    pub objective: Option<String>,
+    /// Stop at the first malformed line instead of skipping it.
+    #[arg(long)]
+    pub strict: bool,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Optimiser steps between checkpoints (0: only at epoch ends).
+    #[arg(long, default_value_t = 50)]
+    pub save_every: usize,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -4,3 +4,4 @@ pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod synthetic;
+pub mod train;

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Some(Command::Score(args)) => commands::score::run(args),
         Some(Command::Bench(args)) => commands::bench::run(args),
         Some(Command::RandomModel(args)) => commands::random_model::run(args),
+        Some(Command::TrainArm(args)) => commands::train_arm::run(args),
         None => {
             // The interactive playground will open here; until it lands, show what runs.
             println!(

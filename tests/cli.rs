@@ -529,3 +529,73 @@ fn extreme_but_valid_numbers_do_not_panic() {
     ]);
     assert_one_line_error(&out, &["--temperature"]);
 }
+
+#[test]
+fn train_arm_bad_input() {
+    let m = Models::new();
+    let base = m.llama("base", 1);
+    let data = m.dir.path().join("prefs.jsonl");
+    std::fs::write(
+        &data,
+        "{\"prompt\":\"w5\",\"chosen\":\" w6\",\"rejected\":\" w7\"}\n{broken\n",
+    )
+    .unwrap();
+    let out = m.dir.path().join("arm");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "train-arm",
+            "--base",
+            p(&base),
+            "--data",
+            p(&data),
+            "--out",
+            p(&out),
+        ];
+        args.extend_from_slice(extra);
+        genarm(&args)
+    };
+    assert_one_line_error(&run(&["--strict"]), &["prefs.jsonl:2", "--strict"]);
+    assert_one_line_error(&run(&["--objective", "funny"]), &["--objective", "funny"]);
+    assert_one_line_error(&run(&["--eval-split", "1.5"]), &["--eval-split"]);
+    assert_one_line_error(&run(&["--resume"]), &["--resume", "no checkpoint"]);
+    std::fs::write(
+        &data,
+        "{\"prompt\":\"w5\",\"response_0\":\"w6\",\"response_1\":\"w7\",\"better_response_id\":0,\"safer_response_id\":1}\n",
+    )
+    .unwrap();
+    assert_one_line_error(&run(&[]), &["--data", "no usable preference pairs"]);
+    let missing = genarm(&[
+        "train-arm",
+        "--base",
+        p(&base),
+        "--data",
+        "/nope.jsonl",
+        "--out",
+        p(&out),
+    ]);
+    assert_one_line_error(&missing, &["/nope.jsonl"]);
+    // A run that works, then refuses to overwrite its output.
+    std::fs::write(
+        &data,
+        (5..25)
+            .map(|i| {
+                format!(
+                    "{{\"prompt\":\"w{i}\",\"chosen\":\" w{}\",\"rejected\":\" w{}\"}}",
+                    i + 1,
+                    i + 100
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let ok = run(&["--epochs", "1", "--json"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let report: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(report["pairs_train"], 18);
+    assert_one_line_error(&run(&[]), &["--out", "not empty"]);
+}

@@ -5,3 +5,4 @@ pub mod generate;
 pub mod models;
 pub mod random_model;
 pub mod score;
+pub mod train_arm;

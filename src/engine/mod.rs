@@ -1,5 +1,6 @@
 //! Models and guided decoding; no UI.
 
+pub mod adapter;
 pub mod config;
 pub mod detok;
 pub mod error;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 
+use super::adapter::{is_adapter_folder, merge_adapter, read_adapter_config};
 use super::config::{ModelConfig, token_ids};
 use super::error::{EngineError, Result};
 use super::tokenizer::ModelTokenizer;
@@ -78,20 +79,35 @@ impl CausalLm {
                 "not a folder (expected a Hugging Face model folder)",
             ));
         }
-        let config_path = dir.join("config.json");
+        // A PEFT adapter folder takes its config and weights from its base model.
+        let adapter = if is_adapter_folder(dir) {
+            Some(read_adapter_config(dir)?)
+        } else {
+            None
+        };
+        let model_dir = adapter.as_ref().map_or(dir, |a| a.base_model.as_path());
+        let config_path = model_dir.join("config.json");
         if !config_path.is_file() {
             return Err(EngineError::invalid(dir, "no config.json in this folder"));
         }
         let config = ModelConfig::from_file(&config_path)?;
-        let tokenizer = ModelTokenizer::load(dir)?;
-        let mut eos_ids = generation_config_eos(dir)?;
+        let tokenizer_dir = if dir.join("tokenizer.json").is_file() {
+            dir
+        } else {
+            model_dir
+        };
+        let tokenizer = ModelTokenizer::load(tokenizer_dir)?;
+        let mut eos_ids = generation_config_eos(model_dir)?;
         for id in config.eos_token_ids.iter().chain(&tokenizer.eos_ids) {
             if !eos_ids.contains(id) {
                 eos_ids.push(*id);
             }
         }
         let device = Device::Cpu;
-        let weights = Weights::load(dir, dtype.candle(), &device)?;
+        let mut weights = Weights::load(model_dir, dtype.candle(), &device)?;
+        if let Some(adapter) = &adapter {
+            weights = merge_adapter(dir, adapter, weights, dtype.candle())?;
+        }
         let net = Transformer::load(&config, &weights, &device, dtype.candle())?;
         Ok(Self {
             dir: dir.to_path_buf(),

@@ -61,11 +61,38 @@ impl KvCache {
     }
 }
 
+/// A projection with an optional trainable low-rank update (LoRA):
+/// y = x·Wᵀ + b + scale · (x·Aᵀ)·Bᵀ, with A (r × in) and B (out × r).
+pub struct Proj {
+    base: Linear,
+    lora: Option<LoraPair>,
+}
+
+#[derive(Clone)]
+pub struct LoraPair {
+    pub a: Tensor,
+    pub b: Tensor,
+    pub scale: f64,
+}
+
+impl Proj {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.base.forward(x)?;
+        match &self.lora {
+            None => Ok(y),
+            Some(l) => {
+                let update = x.broadcast_matmul(&l.a.t()?)?.broadcast_matmul(&l.b.t()?)?;
+                Ok((y + (update * l.scale)?)?)
+            }
+        }
+    }
+}
+
 struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    o_proj: Linear,
+    q_proj: Proj,
+    k_proj: Proj,
+    v_proj: Proj,
+    o_proj: Proj,
     num_heads: usize,
     num_kv_heads: usize,
     head_dim: usize,
@@ -104,6 +131,13 @@ pub struct Transformer {
     dtype: DType,
 }
 
+fn proj(w: &Weights, name: &str, out_dim: usize, in_dim: usize, bias: bool) -> Result<Proj> {
+    Ok(Proj {
+        base: linear(w, name, out_dim, in_dim, bias)?,
+        lora: None,
+    })
+}
+
 fn linear(w: &Weights, name: &str, out_dim: usize, in_dim: usize, bias: bool) -> Result<Linear> {
     let weight = w.get(&format!("{name}.weight"), &[out_dim, in_dim])?;
     let bias = if bias {
@@ -125,11 +159,11 @@ impl Transformer {
             let p = format!("model.layers.{i}");
             let ab = cfg.attention_bias;
             let attention = Attention {
-                q_proj: linear(w, &format!("{p}.self_attn.q_proj"), q_dim, h, ab)?,
-                k_proj: linear(w, &format!("{p}.self_attn.k_proj"), kv_dim, h, ab)?,
-                v_proj: linear(w, &format!("{p}.self_attn.v_proj"), kv_dim, h, ab)?,
+                q_proj: proj(w, &format!("{p}.self_attn.q_proj"), q_dim, h, ab)?,
+                k_proj: proj(w, &format!("{p}.self_attn.k_proj"), kv_dim, h, ab)?,
+                v_proj: proj(w, &format!("{p}.self_attn.v_proj"), kv_dim, h, ab)?,
                 // Qwen2 has biases on q/k/v only; Llama's `attention_bias` covers o_proj too.
-                o_proj: linear(
+                o_proj: proj(
                     w,
                     &format!("{p}.self_attn.o_proj"),
                     h,
@@ -227,6 +261,85 @@ impl Transformer {
     }
 }
 
+/// The projections LoRA may adapt, by their Hugging Face module names.
+pub const LORA_TARGETS: &[&str] = &["q_proj", "k_proj", "v_proj", "o_proj"];
+
+impl Transformer {
+    /// Logits (batch, t, vocab) for whole sequences, through ops that all have a backward pass
+    /// (so gradients reach every weight); the values equal `forward_all`'s. No cache is used.
+    pub fn forward_train(&self, tokens: &Tensor) -> Result<Tensor> {
+        let (_b, t) = tokens.dims2()?;
+        let (cos, sin) = self.rotary.cos_sin(0, t, &self.device, self.dtype)?;
+        let eps = self.rms_norm_eps;
+        let mut masks = MaskCache::new(t, 0, &self.device);
+        let mut x = self.embed_tokens.forward(tokens)?;
+        for block in &self.blocks {
+            let normed = candle_nn::ops::rms_norm_slow(&x, &block.input_layernorm, eps)?;
+            let attn = block
+                .attention
+                .forward_train(&normed, &cos, &sin, &mut masks)?;
+            let x1 = (x + attn)?;
+            let normed = candle_nn::ops::rms_norm_slow(&x1, &block.post_attention_layernorm, eps)?;
+            x = (&x1 + block.mlp.forward(&normed)?)?;
+        }
+        let x = candle_nn::ops::rms_norm_slow(&x, &self.norm, eps)?;
+        Ok(self.lm_head.forward(&x)?)
+    }
+
+    /// Give the attention projections named in `targets` a LoRA update, `a`/`b` taken from
+    /// `make(name, out_dim, in_dim)`; names are PEFT's module paths ("model.layers.0.self_attn.q_proj").
+    pub fn attach_lora(
+        &mut self,
+        targets: &[String],
+        scale: f64,
+        mut make: impl FnMut(&str, usize, usize) -> Result<(Tensor, Tensor)>,
+    ) -> Result<()> {
+        for (i, block) in self.blocks.iter_mut().enumerate() {
+            let a = &mut block.attention;
+            for (name, proj) in [
+                ("q_proj", &mut a.q_proj),
+                ("k_proj", &mut a.k_proj),
+                ("v_proj", &mut a.v_proj),
+                ("o_proj", &mut a.o_proj),
+            ] {
+                if !targets.iter().any(|t| t == name) {
+                    continue;
+                }
+                let (out_dim, in_dim) = proj.base.weight().dims2()?;
+                let module = format!("model.layers.{i}.self_attn.{name}");
+                let (lora_a, lora_b) = make(&module, out_dim, in_dim)?;
+                proj.lora = Some(LoraPair {
+                    a: lora_a,
+                    b: lora_b,
+                    scale,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `W + scale·B·A` for every projection with a LoRA update, by weight name.
+    pub fn merged_lora_weights(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        for (i, block) in self.blocks.iter().enumerate() {
+            let a = &block.attention;
+            for (name, proj) in [
+                ("q_proj", &a.q_proj),
+                ("k_proj", &a.k_proj),
+                ("v_proj", &a.v_proj),
+                ("o_proj", &a.o_proj),
+            ] {
+                if let Some(l) = &proj.lora {
+                    let delta = (l.b.matmul(&l.a)? * l.scale)?;
+                    let merged = (proj.base.weight() + delta)?.detach();
+                    out.push((format!("model.layers.{i}.self_attn.{name}.weight"), merged));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl Rotary {
     fn new(cfg: &ModelConfig) -> Self {
         let dim = cfg.head_dim;
@@ -286,6 +399,31 @@ impl Rotary {
 }
 
 impl Attention {
+    /// Queries, keys and values (batch, heads, t, head_dim) with rotary embeddings applied.
+    fn project(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, slow: bool) -> Result<[Tensor; 3]> {
+        let (b, t, _) = x.dims3()?;
+        let d = self.head_dim;
+        let heads = |proj: &Proj, n: usize| -> Result<Tensor> {
+            Ok(proj
+                .forward(x)?
+                .reshape((b, t, n, d))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        // The fused rope kernel has no backward; the composed one gives identical values.
+        let rope = |x: &Tensor| -> Result<Tensor> {
+            Ok(if slow {
+                candle_nn::rotary_emb::rope_slow(x, cos, sin)?
+            } else {
+                candle_nn::rotary_emb::rope(x, cos, sin)?
+            })
+        };
+        let q = rope(&heads(&self.q_proj, self.num_heads)?)?;
+        let k = rope(&heads(&self.k_proj, self.num_kv_heads)?)?;
+        let v = heads(&self.v_proj, self.num_kv_heads)?;
+        Ok([q, k, v])
+    }
+
     fn forward(
         &mut self,
         x: &Tensor,
@@ -293,41 +431,61 @@ impl Attention {
         sin: &Tensor,
         masks: &mut MaskCache,
     ) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let heads = |proj: &Linear, n: usize| -> Result<Tensor> {
-            Ok(proj
-                .forward(x)?
-                .reshape((b, t, n, d))?
-                .transpose(1, 2)?
-                .contiguous()?)
-        };
-        let q = candle_nn::rotary_emb::rope(&heads(&self.q_proj, h)?, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope(&heads(&self.k_proj, kv)?, cos, sin)?;
-        let v = heads(&self.v_proj, kv)?;
+        let [q, k, v] = self.project(x, cos, sin, false)?;
         let (keys, values) = self.cache.append(&k, &v)?;
-        let total = keys.dim(2)?;
+        let mask = masks.get(self.window)?;
+        self.attend(&q, &keys, &values, mask.as_ref(), false)
+    }
 
+    /// The differentiable path for training: no cache, composed ops only.
+    fn forward_train(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        masks: &mut MaskCache,
+    ) -> Result<Tensor> {
+        let [q, k, v] = self.project(x, cos, sin, true)?;
+        let mask = masks.get(self.window)?;
+        self.attend(&q, &k, &v, mask.as_ref(), true)
+    }
+
+    fn attend(
+        &self,
+        q: &Tensor,
+        keys: &Tensor,
+        values: &Tensor,
+        mask: Option<&Tensor>,
+        slow: bool,
+    ) -> Result<Tensor> {
+        let (b, h, t, d) = q.dims4()?;
+        let kv = self.num_kv_heads;
+        let total = keys.dim(2)?;
         // Grouped-query attention without copying keys: the n_rep query heads that share a KV
         // head are folded into the row dimension, (b, kv, n_rep * t, d) · (b, kv, d, total).
         let n_rep = h / kv;
         let q = q.reshape((b, kv, n_rep * t, d))?;
         let scale = 1.0 / (d as f64).sqrt();
         let scores = (q.matmul(&keys.t()?)? * scale)?.to_dtype(DType::F32)?;
-        let scores = match masks.get(self.window)? {
+        let scores = match mask {
             Some(mask) => scores
                 .reshape((b, kv, n_rep, t, total))?
-                .broadcast_add(&mask)?
+                .broadcast_add(mask)?
                 .reshape((b, kv, n_rep * t, total))?,
             None => scores,
         };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(values.dtype())?;
+        let probs = if slow {
+            candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
         let out = probs
-            .matmul(&values)?
+            .to_dtype(values.dtype())?
+            .matmul(values)?
             .reshape((b, h, t, d))?
             .transpose(1, 2)?
             .reshape((b, t, h * d))?;
-        Ok(self.o_proj.forward(&out)?)
+        self.o_proj.forward(&out)
     }
 }
 

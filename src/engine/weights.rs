@@ -91,6 +91,10 @@ impl Weights {
     pub fn names(&self) -> impl Iterator<Item = &String> {
         self.tensors.keys()
     }
+
+    pub fn into_tensors(self) -> HashMap<String, Tensor> {
+        self.tensors
+    }
 }
 
 fn weights_error(file: &Path, e: candle_core::Error) -> EngineError {

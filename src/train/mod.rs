@@ -1,0 +1,9 @@
+//! Training autoregressive reward models with the GenARM loss (full fine-tuning or LoRA).
+
+pub mod data;
+pub mod loss;
+pub mod model;
+pub mod optim;
+pub mod trainer;
+
+pub use trainer::{TrainReport, TrainSettings, train_arm};

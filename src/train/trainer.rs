@@ -1,0 +1,518 @@
+//! The `train-arm` loop: GenARM loss, AdamW with warmup and linear decay, gradient
+//! accumulation, an eval pass each epoch, atomic checkpoints and resume.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::data::{Objective, PreferencePair, read_preferences};
+use super::loss::{EncodedPair, genarm_loss, make_batch, sequence_logprobs};
+use super::model::{LoraSettings, TrainableModel, save_safetensors, write_atomically};
+use super::optim::AdamW;
+use crate::engine::tokenizer::ModelTokenizer;
+use crate::engine::{EngineError, Result};
+
+#[derive(Debug, Clone)]
+pub struct TrainSettings {
+    pub base: PathBuf,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub beta: f64,
+    pub gamma: f64,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub warmup: usize,
+    pub max_length: usize,
+    pub seed: u64,
+    pub eval_split: f64,
+    pub lora: Option<LoraSettings>,
+    pub objective: Option<Objective>,
+    pub strict: bool,
+    pub resume: bool,
+    /// Optimiser steps between checkpoints (also written at every epoch end).
+    pub save_every: usize,
+    /// Show a progress bar (stderr) and print progress lines.
+    pub verbose: bool,
+    /// End the run after this many optimiser steps, as if interrupted (leaves the checkpoint,
+    /// writes no model): how the resume path is tested.
+    pub interrupt_after_steps: Option<u64>,
+}
+
+/// What a finished run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    pub pairs_train: usize,
+    pub pairs_eval: usize,
+    pub skipped_lines: usize,
+    pub steps: u64,
+    pub first_train_loss: f64,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub eval_loss: Option<f64>,
+    pub eval_accuracy: Option<f64>,
+    pub tokens_per_second: f64,
+    pub seconds: f64,
+}
+
+/// Where the run stands, saved with each checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Progress {
+    epoch: usize,
+    /// Next micro-batch within the epoch.
+    batch: usize,
+    steps: u64,
+    /// What the checkpoint was made with; resuming with other settings is refused.
+    fingerprint: String,
+}
+
+const CHECKPOINT: &str = "checkpoint";
+
+pub fn train_arm(s: &TrainSettings) -> Result<TrainReport> {
+    validate(s)?;
+    let started = Instant::now();
+    let checkpoint_dir = s.out.join(CHECKPOINT);
+    if !s.resume
+        && s.out.exists()
+        && std::fs::read_dir(&s.out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(EngineError::usage(format!(
+            "--out {}: folder exists and is not empty (use --resume to continue a run there)",
+            s.out.display()
+        )));
+    }
+    let has_checkpoint = checkpoint_dir.is_dir()
+        || checkpoint_dir
+            .with_file_name(format!("{CHECKPOINT}.old"))
+            .is_dir();
+    if s.resume && !has_checkpoint {
+        return Err(EngineError::usage(format!(
+            "--resume: no checkpoint in {}",
+            s.out.display()
+        )));
+    }
+    let dataset =
+        read_preferences(&s.data, s.objective).map_err(|e| EngineError::io(&s.data, e))?;
+    if let (true, Some(bad)) = (s.strict, dataset.bad.first()) {
+        return Err(EngineError::usage(format!(
+            "{}:{}: {} (--strict)",
+            s.data.display(),
+            bad.line,
+            bad.reason
+        )));
+    }
+    let mut model = TrainableModel::load(&s.base, s.lora.clone(), s.seed)?;
+    let (encoded, too_long) = encode_pairs(
+        &model.tokenizer,
+        &dataset.pairs,
+        s.max_length,
+        model.config.vocab_size,
+    );
+    if encoded.is_empty() {
+        let first = dataset
+            .bad
+            .first()
+            .map(|b| format!("; line {}: {}", b.line, b.reason))
+            .unwrap_or_default();
+        return Err(EngineError::usage(format!(
+            "--data {}: no usable preference pairs ({} lines skipped{first})",
+            s.data.display(),
+            dataset.bad.len() + too_long
+        )));
+    }
+    if s.verbose {
+        for bad in &dataset.bad {
+            eprintln!("skipping {}:{}: {}", s.data.display(), bad.line, bad.reason);
+        }
+        if too_long > 0 {
+            eprintln!(
+                "skipping {too_long} pairs (prompt too long for --max-length, an empty response, \
+                 or ids outside the vocabulary)"
+            );
+        }
+    }
+    let (train, eval) = split(encoded, s.eval_split, s.seed);
+    let batches_per_epoch = train.len().div_ceil(s.batch_size);
+    let steps_per_epoch = batches_per_epoch.div_ceil(s.grad_accum) as u64;
+    let total_steps = steps_per_epoch * s.epochs as u64;
+    let mut optimizer = AdamW::new(&model.vars, s.lr, s.weight_decay)?;
+    let fingerprint = fingerprint(s, train.len());
+
+    let mut progress = Progress {
+        epoch: 0,
+        batch: 0,
+        steps: 0,
+        fingerprint: fingerprint.clone(),
+    };
+    if s.resume {
+        progress = resume(&checkpoint_dir, &mut model, &mut optimizer, &fingerprint)?;
+        if s.verbose {
+            eprintln!(
+                "resuming at epoch {}, step {}",
+                progress.epoch + 1,
+                progress.steps
+            );
+        }
+    }
+    std::fs::create_dir_all(&s.out).map_err(|e| EngineError::io(&s.out, e))?;
+
+    let bar = if s.verbose {
+        ProgressBar::new(total_steps)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps {msg} [{elapsed}<{eta}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_position(progress.steps);
+
+    let device = Device::Cpu;
+    let mut tokens_seen = 0usize;
+    let mut first_train_loss = None;
+    let (mut epoch_loss, mut epoch_acc, mut epoch_batches) = (0.0, 0.0, 0usize);
+    let train_started = Instant::now();
+    while progress.epoch < s.epochs {
+        let order = epoch_order(train.len(), s.seed, progress.epoch);
+        let mut grads: Vec<Option<Tensor>> = vec![None; model.vars.len()];
+        let mut in_accum = 0;
+        while progress.batch < batches_per_epoch {
+            let start = progress.batch * s.batch_size;
+            let pairs: Vec<&EncodedPair> = order[start..(start + s.batch_size).min(order.len())]
+                .iter()
+                .map(|&i| &train[i])
+                .collect();
+            let (loss, accuracy) = pair_loss(&model, &pairs, s.beta, s.gamma, &device)?;
+            let scaled = (&loss / s.grad_accum as f64)?;
+            let step_grads = scaled.backward()?;
+            for (slot, (_, var)) in grads.iter_mut().zip(&model.vars) {
+                if let Some(g) = step_grads.get(var.as_tensor()) {
+                    *slot = Some(match slot.take() {
+                        Some(sum) => (sum + g)?,
+                        None => g.clone(),
+                    });
+                }
+            }
+            let loss_value = loss.to_scalar::<f32>()? as f64;
+            first_train_loss.get_or_insert(loss_value);
+            epoch_loss += loss_value;
+            epoch_acc += accuracy;
+            epoch_batches += 1;
+            tokens_seen += pairs.iter().map(|p| p.tokens()).sum::<usize>();
+            in_accum += 1;
+            progress.batch += 1;
+            if in_accum == s.grad_accum || progress.batch == batches_per_epoch {
+                optimizer.lr = learning_rate(s, progress.steps, total_steps);
+                optimizer.step(&model.vars, &grads)?;
+                grads.iter_mut().for_each(|g| *g = None);
+                in_accum = 0;
+                progress.steps += 1;
+                let rate = tokens_seen as f64 / train_started.elapsed().as_secs_f64().max(1e-9);
+                bar.set_position(progress.steps);
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.2} {:.0} tok/s",
+                    epoch_loss / epoch_batches as f64,
+                    epoch_acc / epoch_batches as f64,
+                    rate
+                ));
+                if s.save_every > 0 && progress.steps % s.save_every as u64 == 0 {
+                    save_checkpoint(&checkpoint_dir, &model, &optimizer, &progress)?;
+                }
+                if s.interrupt_after_steps == Some(progress.steps) {
+                    return Err(EngineError::usage(format!(
+                        "interrupted after {} steps",
+                        progress.steps
+                    )));
+                }
+            }
+        }
+        progress.epoch += 1;
+        progress.batch = 0;
+        let eval_result = evaluate(&model, &eval, s, &device)?;
+        if s.verbose {
+            bar.suspend(|| {
+                let eval_text = match eval_result {
+                    Some((l, a)) => format!(", eval loss {l:.4} acc {a:.3}"),
+                    None => String::new(),
+                };
+                eprintln!(
+                    "epoch {}/{}: train loss {:.4} acc {:.3}{}",
+                    progress.epoch,
+                    s.epochs,
+                    epoch_loss / epoch_batches.max(1) as f64,
+                    epoch_acc / epoch_batches.max(1) as f64,
+                    eval_text
+                );
+            });
+        }
+        save_checkpoint(&checkpoint_dir, &model, &optimizer, &progress)?;
+        if progress.epoch < s.epochs {
+            (epoch_loss, epoch_acc, epoch_batches) = (0.0, 0.0, 0);
+        }
+    }
+    bar.finish_and_clear();
+    model.save(&s.out)?;
+    // The finished model supersedes the checkpoint.
+    let _ = std::fs::remove_dir_all(&checkpoint_dir);
+    let eval_result = evaluate(&model, &eval, s, &device)?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(TrainReport {
+        pairs_train: train.len(),
+        pairs_eval: eval.len(),
+        skipped_lines: dataset.bad.len() + too_long,
+        steps: progress.steps,
+        first_train_loss: first_train_loss.unwrap_or(f64::NAN),
+        train_loss: epoch_loss / epoch_batches.max(1) as f64,
+        train_accuracy: epoch_acc / epoch_batches.max(1) as f64,
+        eval_loss: eval_result.map(|e| e.0),
+        eval_accuracy: eval_result.map(|e| e.1),
+        tokens_per_second: tokens_seen as f64 / train_started.elapsed().as_secs_f64().max(1e-9),
+        seconds,
+    })
+}
+
+fn validate(s: &TrainSettings) -> Result<()> {
+    let positive = [
+        ("--epochs", s.epochs),
+        ("--batch-size", s.batch_size),
+        ("--grad-accum", s.grad_accum),
+        ("--max-length", s.max_length),
+    ];
+    for (flag, value) in positive {
+        if value == 0 {
+            return Err(EngineError::usage(format!("{flag} must be at least 1")));
+        }
+    }
+    let finite = [("--beta", s.beta), ("--gamma", s.gamma), ("--lr", s.lr)];
+    for (flag, value) in finite {
+        if !value.is_finite() {
+            return Err(EngineError::usage(format!(
+                "{flag} must be a finite number, got {value}"
+            )));
+        }
+    }
+    if s.beta <= 0.0 || s.lr <= 0.0 {
+        return Err(EngineError::usage("--beta and --lr must be positive"));
+    }
+    if !(0.0..1.0).contains(&s.eval_split) {
+        return Err(EngineError::usage(format!(
+            "--eval-split must be in [0, 1), got {}",
+            s.eval_split
+        )));
+    }
+    if let Some(l) = &s.lora {
+        if !l.alpha.is_finite() || l.alpha <= 0.0 {
+            return Err(EngineError::usage("--lora-alpha must be a positive number"));
+        }
+    }
+    Ok(())
+}
+
+/// Tokenize pairs; responses are cut so the longer sequence fits `max_length`. Pairs whose
+/// prompt alone leaves no room, or with ids the model lacks, are dropped (and counted).
+fn encode_pairs(
+    tokenizer: &ModelTokenizer,
+    pairs: &[PreferencePair],
+    max_length: usize,
+    vocab: usize,
+) -> (Vec<EncodedPair>, usize) {
+    let mut out = Vec::with_capacity(pairs.len());
+    let mut dropped = 0;
+    for pair in pairs {
+        let encoded = (|| -> Result<EncodedPair> {
+            Ok(EncodedPair {
+                prompt: tokenizer.encode_prompt(&pair.prompt)?,
+                chosen: tokenizer.encode_response(&pair.chosen)?,
+                rejected: tokenizer.encode_response(&pair.rejected)?,
+            })
+        })();
+        let Ok(mut e) = encoded else {
+            dropped += 1;
+            continue;
+        };
+        if e.prompt.len() + 1 >= max_length || e.chosen.is_empty() || e.rejected.is_empty() {
+            dropped += 1;
+            continue;
+        }
+        let room = max_length - e.prompt.len();
+        e.chosen.truncate(room);
+        e.rejected.truncate(room);
+        let all = e.prompt.iter().chain(&e.chosen).chain(&e.rejected);
+        if all.into_iter().any(|&t| t as usize >= vocab) {
+            dropped += 1;
+            continue;
+        }
+        out.push(e);
+    }
+    (out, dropped)
+}
+
+/// A seeded split: the held-out part is the same for a given seed whatever the run.
+fn split(
+    mut pairs: Vec<EncodedPair>,
+    eval_split: f64,
+    seed: u64,
+) -> (Vec<EncodedPair>, Vec<EncodedPair>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_E7A1);
+    pairs.shuffle(&mut rng);
+    let n_eval = ((pairs.len() as f64) * eval_split).round() as usize;
+    let n_eval = n_eval.min(pairs.len().saturating_sub(1));
+    let eval = pairs.split_off(pairs.len() - n_eval);
+    (pairs, eval)
+}
+
+fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(epoch as u64 * 0x9E37_79B9));
+    order.shuffle(&mut rng);
+    order
+}
+
+/// Linear warmup to `lr`, then linear decay towards zero over the remaining steps.
+fn learning_rate(s: &TrainSettings, step: u64, total: u64) -> f64 {
+    let warmup = s.warmup as u64;
+    if step < warmup {
+        return s.lr * (step + 1) as f64 / warmup as f64;
+    }
+    let remaining = total.saturating_sub(warmup).max(1);
+    s.lr * (1.0 - (step - warmup) as f64 / remaining as f64).max(0.05)
+}
+
+/// Loss and reward accuracy of a batch of pairs (chosen and rejected in one forward pass).
+pub fn pair_loss(
+    model: &TrainableModel,
+    pairs: &[&EncodedPair],
+    beta: f64,
+    gamma: f64,
+    device: &Device,
+) -> Result<(Tensor, f64)> {
+    let mut sequences: Vec<(&[u32], &[u32])> = pairs
+        .iter()
+        .map(|p| (&p.prompt[..], &p.chosen[..]))
+        .collect();
+    sequences.extend(pairs.iter().map(|p| (&p.prompt[..], &p.rejected[..])));
+    let batch = make_batch(&sequences, device)?;
+    let logprobs = sequence_logprobs(&model.net, &batch)?;
+    let n = pairs.len();
+    genarm_loss(
+        &logprobs.narrow(0, 0, n)?,
+        &logprobs.narrow(0, n, n)?,
+        beta,
+        gamma,
+    )
+}
+
+/// Mean loss and accuracy over the held-out pairs (no gradients kept).
+fn evaluate(
+    model: &TrainableModel,
+    eval: &[EncodedPair],
+    s: &TrainSettings,
+    device: &Device,
+) -> Result<Option<(f64, f64)>> {
+    if eval.is_empty() {
+        return Ok(None);
+    }
+    let (mut loss, mut acc, mut n) = (0.0, 0.0, 0.0);
+    for chunk in eval.chunks(s.batch_size) {
+        let pairs: Vec<&EncodedPair> = chunk.iter().collect();
+        let (l, a) = pair_loss(model, &pairs, s.beta, s.gamma, device)?;
+        let w = chunk.len() as f64;
+        loss += l.to_scalar::<f32>()? as f64 * w;
+        acc += a * w;
+        n += w;
+    }
+    Ok(Some((loss / n, acc / n)))
+}
+
+fn fingerprint(s: &TrainSettings, pairs: usize) -> String {
+    let lora = s
+        .lora
+        .as_ref()
+        .map(|l| format!("lora r{} a{}", l.rank, l.alpha))
+        .unwrap_or("full".into());
+    format!(
+        "base={} data={} pairs={pairs} batch={} accum={} epochs={} seed={} {lora}",
+        s.base.display(),
+        s.data.display(),
+        s.batch_size,
+        s.grad_accum,
+        s.epochs,
+        s.seed
+    )
+}
+
+/// Write the checkpoint to a fresh folder, then swap it in, so a crash leaves the previous one.
+fn save_checkpoint(
+    dir: &Path,
+    model: &TrainableModel,
+    optimizer: &AdamW,
+    progress: &Progress,
+) -> Result<()> {
+    let fresh = dir.with_file_name(format!("{CHECKPOINT}.new"));
+    let old = dir.with_file_name(format!("{CHECKPOINT}.old"));
+    let _ = std::fs::remove_dir_all(&fresh);
+    std::fs::create_dir_all(&fresh).map_err(|e| EngineError::io(&fresh, e))?;
+    save_safetensors(&model.var_tensors(), &fresh.join("trainable.safetensors"))?;
+    save_safetensors(
+        &optimizer.state(&model.vars),
+        &fresh.join("optimizer.safetensors"),
+    )?;
+    let state = serde_json::to_string_pretty(progress).unwrap_or_default();
+    write_atomically(&fresh.join("progress.json"), state.as_bytes())?;
+    let _ = std::fs::remove_dir_all(&old);
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(|e| EngineError::io(dir, e))?;
+    }
+    std::fs::rename(&fresh, dir).map_err(|e| EngineError::io(dir, e))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+fn resume(
+    dir: &Path,
+    model: &mut TrainableModel,
+    optimizer: &mut AdamW,
+    fingerprint: &str,
+) -> Result<Progress> {
+    // A crash between the two renames leaves only the previous checkpoint, under .old.
+    let old = dir.with_file_name(format!("{CHECKPOINT}.old"));
+    let dir = if dir.is_dir() { dir.to_path_buf() } else { old };
+    if !dir.is_dir() {
+        return Err(EngineError::usage(format!(
+            "--resume: no checkpoint in {}",
+            dir.parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )));
+    }
+    let progress_path = dir.join("progress.json");
+    let text =
+        std::fs::read_to_string(&progress_path).map_err(|e| EngineError::io(&progress_path, e))?;
+    let progress: Progress = serde_json::from_str(&text)
+        .map_err(|e| EngineError::invalid(&progress_path, format!("unreadable checkpoint: {e}")))?;
+    if progress.fingerprint != fingerprint {
+        return Err(EngineError::usage(format!(
+            "--resume: the checkpoint was made with other settings ({}); now: {fingerprint}",
+            progress.fingerprint
+        )));
+    }
+    let load = |name: &str| -> Result<HashMap<String, Tensor>> {
+        let path = dir.join(name);
+        candle_core::safetensors::load(&path, &Device::Cpu)
+            .map_err(|e| EngineError::invalid(&path, format!("unreadable checkpoint: {e}")))
+    };
+    model.set_vars(&load("trainable.safetensors")?, &dir)?;
+    optimizer.load_state(&model.vars, &load("optimizer.safetensors")?, progress.steps);
+    Ok(progress)
+}
