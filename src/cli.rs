@@ -27,6 +27,10 @@ pub enum Command {
     RandomModel(RandomModelArgs),
     /// Train an autoregressive reward model on preference pairs with the GenARM loss.
     TrainArm(TrainArmArgs),
+    /// Pretrain a small Llama-architecture model from a text or JSONL corpus.
+    TrainLm(TrainLmArgs),
+    /// Train a byte-level BPE tokenizer on a text or JSONL corpus.
+    TrainTokenizer(TrainTokenizerArgs),
 }
 
 /// Which models to load and how to weigh them.
@@ -193,6 +197,70 @@ pub struct TrainArmArgs {
     #[arg(long, default_value_t = 50)]
     pub save_every: usize,
     /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainTokenizerArgs {
+    /// Corpus: JSONL with a "text" field per line, or plain text (blank lines separate documents).
+    #[arg(long, value_name = "FILE")]
+    pub corpus: PathBuf,
+    /// Output folder for tokenizer.json and tokenizer_config.json.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 1024)]
+    pub vocab_size: usize,
+    /// Merges seen fewer times than this are not learned.
+    #[arg(long, default_value_t = 2)]
+    pub min_frequency: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainLmArgs {
+    /// Corpus: JSONL with a "text" field per line, or plain text (blank lines separate documents).
+    #[arg(long, value_name = "FILE")]
+    pub corpus: PathBuf,
+    /// Folder with the tokenizer (tokenizer.json, tokenizer_config.json), e.g. from train-tokenizer.
+    #[arg(long, value_name = "DIR")]
+    pub tokenizer: PathBuf,
+    /// Output model folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 128)]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 4)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 4)]
+    pub heads: usize,
+    #[arg(long, default_value_t = 2)]
+    pub kv_heads: usize,
+    #[arg(long, default_value_t = 384)]
+    pub intermediate: usize,
+    /// max_position_embeddings of the model.
+    #[arg(long, default_value_t = 512)]
+    pub context: usize,
+    /// Share the input embedding with the output projection.
+    #[arg(long)]
+    pub tie_embeddings: bool,
+    /// Tokens per training window.
+    #[arg(long, default_value_t = 128)]
+    pub seq_len: usize,
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 3e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 20)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fraction of documents held out for the final eval loss.
+    #[arg(long, default_value_t = 0.05)]
+    pub eval_split: f64,
     #[arg(long)]
     pub json: bool,
 }

@@ -28,6 +28,8 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => commands::bench::run(args),
         Some(Command::RandomModel(args)) => commands::random_model::run(args),
         Some(Command::TrainArm(args)) => commands::train_arm::run(args),
+        Some(Command::TrainLm(args)) => commands::train_lm::run(args),
+        Some(Command::TrainTokenizer(args)) => commands::train_lm::run_tokenizer(args),
         None => {
             // The interactive playground will open here; until it lands, show what runs.
             println!(

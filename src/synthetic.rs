@@ -26,6 +26,13 @@ pub struct RandomModelSpec {
     pub intermediate: usize,
     pub context: usize,
     pub seed: u64,
+    /// Initialise as transformers does for training from scratch (matrices N(0, 0.02), norms 1,
+    /// biases 0) instead of the peaked distributions benchmarks and tests want.
+    pub for_training: bool,
+    pub tie_embeddings: bool,
+    /// Use this folder's tokenizer files (vocab size, bos and eos follow them) instead of the
+    /// generated word-level vocabulary.
+    pub tokenizer_dir: Option<PathBuf>,
 }
 
 impl Default for RandomModelSpec {
@@ -40,6 +47,9 @@ impl Default for RandomModelSpec {
             intermediate: 64,
             context: 256,
             seed: 0,
+            for_training: false,
+            tie_embeddings: false,
+            tokenizer_dir: None,
         }
     }
 }
@@ -95,6 +105,21 @@ pub fn write_random_model(out: &Path, spec: &RandomModelSpec) -> Result<()> {
 
 fn write_files(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Result<()> {
     let qwen = spec.arch == "qwen2";
+    let (bos, eos) = match &spec.tokenizer_dir {
+        Some(from) => copy_tokenizer(from, dir, spec.vocab)?,
+        None => {
+            write_json(
+                &dir.join("tokenizer.json"),
+                &word_level_tokenizer(spec.vocab),
+            )?;
+            write_json(
+                &dir.join("tokenizer_config.json"),
+                &json!({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+                        "add_bos_token": true, "add_eos_token": false}),
+            )?;
+            (1, 2)
+        }
+    };
     let head_dim = spec.hidden / spec.heads;
     let config = json!({
         "architectures": [architecture],
@@ -108,24 +133,15 @@ fn write_files(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Result
         "max_position_embeddings": spec.context,
         "rms_norm_eps": 1e-5,
         "rope_parameters": {"rope_theta": 10000.0, "rope_type": "default"},
-        "tie_word_embeddings": false,
-        "bos_token_id": 1,
-        "eos_token_id": 2,
+        "tie_word_embeddings": spec.tie_embeddings,
+        "bos_token_id": bos,
+        "eos_token_id": eos,
         "dtype": "float32",
     });
     write_json(&dir.join("config.json"), &config)?;
     write_json(
         &dir.join("generation_config.json"),
-        &json!({"bos_token_id": 1, "eos_token_id": 2}),
-    )?;
-    write_json(
-        &dir.join("tokenizer.json"),
-        &word_level_tokenizer(spec.vocab),
-    )?;
-    write_json(
-        &dir.join("tokenizer_config.json"),
-        &json!({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
-                "add_bos_token": true, "add_eos_token": false}),
+        &json!({"bos_token_id": bos, "eos_token_id": eos}),
     )?;
 
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
@@ -133,9 +149,11 @@ fn write_files(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Result
     let mut add = |name: String, shape: &[usize], init: Init| -> Result<()> {
         let n: usize = shape.iter().product();
         let values: Vec<f32> = (0..n)
-            .map(|_| match init {
-                Init::Normal(std) => normal(&mut rng) * std,
-                Init::AroundOne => 1.0 + 0.1 * normal(&mut rng),
+            .map(|_| match (init, spec.for_training) {
+                (Init::Normal(_), true) => normal(&mut rng) * 0.02,
+                (Init::AroundOne, true) => 1.0,
+                (Init::Normal(std), false) => normal(&mut rng) * std,
+                (Init::AroundOne, false) => 1.0 + 0.1 * normal(&mut rng),
             })
             .collect();
         tensors.insert(name, Tensor::from_vec(values, shape, &Device::Cpu)?);
@@ -211,13 +229,42 @@ fn write_files(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Result
         )?;
     }
     add("model.norm.weight".into(), &[h], Init::AroundOne)?;
-    add(
-        "lm_head.weight".into(),
-        &[v, h],
-        Init::Normal(2.0 / (h as f32).sqrt()),
-    )?;
+    if !spec.tie_embeddings {
+        add(
+            "lm_head.weight".into(),
+            &[v, h],
+            Init::Normal(2.0 / (h as f32).sqrt()),
+        )?;
+    }
     candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
     Ok(())
+}
+
+/// Copy tokenizer files from `from`; return (bos, eos) ids, checking the vocabulary fits.
+fn copy_tokenizer(from: &Path, to: &Path, vocab: usize) -> Result<(u32, u32)> {
+    let tokenizer = crate::engine::tokenizer::ModelTokenizer::load(from)?;
+    if tokenizer.len > vocab {
+        bail!(
+            "the tokenizer in {} has {} tokens, more than the model's {vocab}",
+            from.display(),
+            tokenizer.len
+        );
+    }
+    let bos = tokenizer
+        .bos_id
+        .with_context(|| format!("{}: the tokenizer names no bos_token", from.display()))?;
+    let eos = *tokenizer
+        .eos_ids
+        .first()
+        .with_context(|| format!("{}: the tokenizer names no eos_token", from.display()))?;
+    for name in crate::train::model::TOKENIZER_FILES {
+        let file = from.join(name);
+        if file.is_file() && *name != "generation_config.json" {
+            std::fs::copy(&file, to.join(name))
+                .with_context(|| format!("cannot copy {}", file.display()))?;
+        }
+    }
+    Ok((bos, eos))
 }
 
 #[derive(Clone, Copy)]

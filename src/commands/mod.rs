@@ -6,3 +6,4 @@ pub mod models;
 pub mod random_model;
 pub mod score;
 pub mod train_arm;
+pub mod train_lm;

@@ -16,6 +16,7 @@ pub fn run(args: &RandomModelArgs) -> Result<()> {
         intermediate: args.intermediate,
         context: args.context,
         seed: args.seed,
+        ..Default::default()
     };
     write_random_model(&args.out, &spec)?;
     println!("wrote {}", args.out.display());

@@ -91,6 +91,15 @@ impl AdamW {
     }
 }
 
+/// Linear warmup to `lr` over `warmup` steps, then linear decay to 5% of it at `total`.
+pub fn learning_rate(lr: f64, warmup: u64, step: u64, total: u64) -> f64 {
+    if step < warmup {
+        return lr * (step + 1) as f64 / warmup as f64;
+    }
+    let remaining = total.saturating_sub(warmup).max(1);
+    lr * (1.0 - (step - warmup) as f64 / remaining as f64).max(0.05)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

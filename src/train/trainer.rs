@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{Objective, PreferencePair, read_preferences};
 use super::loss::{EncodedPair, genarm_loss, make_batch, sequence_logprobs};
 use super::model::{LoraSettings, TrainableModel, save_safetensors, write_atomically};
-use super::optim::AdamW;
+use super::optim::{AdamW, learning_rate};
 use crate::engine::tokenizer::ModelTokenizer;
 use crate::engine::{EngineError, Result};
 
@@ -213,7 +213,7 @@ pub fn train_arm(s: &TrainSettings) -> Result<TrainReport> {
             in_accum += 1;
             progress.batch += 1;
             if in_accum == s.grad_accum || progress.batch == batches_per_epoch {
-                optimizer.lr = learning_rate(s, progress.steps, total_steps);
+                optimizer.lr = learning_rate(s.lr, s.warmup as u64, progress.steps, total_steps);
                 optimizer.step(&model.vars, &grads)?;
                 grads.iter_mut().for_each(|g| *g = None);
                 in_accum = 0;
@@ -377,16 +377,6 @@ fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(epoch as u64 * 0x9E37_79B9));
     order.shuffle(&mut rng);
     order
-}
-
-/// Linear warmup to `lr`, then linear decay towards zero over the remaining steps.
-fn learning_rate(s: &TrainSettings, step: u64, total: u64) -> f64 {
-    let warmup = s.warmup as u64;
-    if step < warmup {
-        return s.lr * (step + 1) as f64 / warmup as f64;
-    }
-    let remaining = total.saturating_sub(warmup).max(1);
-    s.lr * (1.0 - (step - warmup) as f64 / remaining as f64).max(0.05)
 }
 
 /// Loss and reward accuracy of a batch of pairs (chosen and rejected in one forward pass).
