@@ -13,6 +13,9 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// With no subcommand: `--base PATH [--arm NAME=PATH]...` opens the playground.
+    #[command(flatten)]
+    pub play: crate::tui::PlayArgs,
 }
 
 #[derive(Subcommand, Debug)]

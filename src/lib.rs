@@ -5,3 +5,4 @@ pub mod commands;
 pub mod engine;
 pub mod synthetic;
 pub mod train;
+pub mod tui;

@@ -30,15 +30,19 @@ fn main() -> ExitCode {
         Some(Command::TrainArm(args)) => commands::train_arm::run(args),
         Some(Command::TrainLm(args)) => commands::train_lm::run(args),
         Some(Command::TrainTokenizer(args)) => commands::train_lm::run_tokenizer(args),
-        None => {
-            // The interactive playground will open here; until it lands, show what runs.
-            println!(
-                "genarm: the interactive playground is not built yet. The headless commands work:\n"
-            );
-            let mut command = <Cli as clap::CommandFactory>::command();
-            let _ = command.print_help();
-            return ExitCode::SUCCESS;
-        }
+        None => match cli.play.models() {
+            Ok(Some(models)) => genarm::tui::run(&models, &cli.play),
+            Ok(None) => {
+                // No demo models are embedded yet: without --base there is nothing to open.
+                println!(
+                    "genarm: open the playground with --base PATH [--arm NAME=PATH]...; the headless commands:\n"
+                );
+                let mut command = <Cli as clap::CommandFactory>::command();
+                let _ = command.print_help();
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Real-terminal smoke test of the playground: start the release binary in tmux on the fixture
+# models, press keys, read the screen with capture-pane, and check that the terminal is back in
+# cooked mode after `q` and after SIGTERM.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v tmux >/dev/null; then
+    echo "tmux is missing; installing it"
+    if [ "$(id -u)" = 0 ]; then apt-get install -y tmux >/dev/null; else sudo apt-get install -y tmux >/dev/null; fi
+fi
+cargo build --release --quiet --bin genarm
+
+M=tests/data/parity/models
+BIN="$PWD/target/release/genarm"
+ARGS="--base $M/llama_base --arm helpful=$M/llama_arm_helpful --arm harmless=$M/llama_arm_harmless --weight harmless=0.5 --max-new-tokens 40 --prompt 'Hello there'"
+S="genarm-smoke-$$"
+WORK="$(mktemp -d)"
+trap 'tmux kill-session -t "$S" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+screen() { tmux capture-pane -p -t "$S"; }
+fail() { echo "tui_smoke: FAIL: $1"; echo "---- screen ----"; screen || true; exit 1; }
+# wait_for REGEX WHAT: poll the screen for up to 20 s.
+wait_for() {
+    for _ in $(seq 200); do
+        if screen | grep -Eq -- "$1"; then return 0; fi
+        sleep 0.1
+    done
+    fail "$2"
+}
+# The marker is split in the command so only its output matches, not the typed line.
+check_cooked() {
+    tmux send-keys -t "$S" "stty -a | grep -Eq '(^|[ ;])icanon' && stty -a | grep -Eq '(^|[ ;])echo([ ;]|$)' && echo COOKED_\"OK\" || echo STILL_\"RAW\"" Enter
+    wait_for 'COOKED_OK|STILL_RAW' "no answer from stty ($1)"
+    screen | grep -q 'COOKED_OK' || fail "terminal left in raw mode ($1)"
+    tmux send-keys -t "$S" "clear" Enter
+    sleep 0.3
+}
+
+tmux new-session -d -s "$S" -x 120 -y 40 "env PS1='smoke\$ ' bash --norc --noprofile"
+tmux send-keys -t "$S" "cd '$PWD' && $BIN $ARGS" Enter
+wait_for 'Steering' "the playground did not open"
+screen | grep -q 'helpful' || fail "no helpful slider"
+screen | grep -q 'harmless' || fail "no harmless slider"
+
+tmux send-keys -t "$S" r
+wait_for '(done|running).*[1-9][0-9]* tokens' "no tokens were generated"
+screen | grep -q 'Inspector' || fail "no inspector"
+tmux send-keys -t "$S" +
+wait_for '\+1\.25' "the helpful slider did not move"
+tmux send-keys -t "$S" '?'
+wait_for 'Keys \(esc or \? closes\)' "no help overlay"
+tmux send-keys -t "$S" Escape
+tmux send-keys -t "$S" q
+wait_for '^smoke\$ ?$' "the playground did not quit"
+check_cooked "after q"
+
+# SIGTERM: the binary replaces a shell that wrote its pid first.
+tmux send-keys -t "$S" "bash -c 'echo \$\$ > $WORK/pid; exec $BIN $ARGS'" Enter
+wait_for 'Steering' "the playground did not open a second time"
+tmux send-keys -t "$S" r
+sleep 0.3
+kill -TERM "$(cat "$WORK/pid")"
+wait_for '^smoke\$ ?$' "the playground did not end on SIGTERM"
+check_cooked "after SIGTERM"
+
+# A missing model is one line and a non-zero exit, before the terminal is touched.
+if out=$("$BIN" --base /nonexistent/model 2>&1); then fail "a missing model exited 0"; fi
+[ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || fail "a missing model printed more than one line: $out"
+
+echo "tui_smoke: ok"

@@ -1,0 +1,95 @@
+//! The interactive playground: watch guided generation token by token, steer it with sliders.
+//!
+//! - `state` holds everything shown; `update` is the only writer (pure, unit-tested).
+//! - `keymap` is the one table of key bindings; the footer and `?` help are read from it.
+//! - `view` draws a `State` (pure, snapshot-tested); `app` is the event loop; `session` joins the
+//!   state to the engine worker; `terminal` takes over the terminal and always restores it.
+
+pub mod action;
+pub mod app;
+pub mod args;
+pub mod keymap;
+pub mod session;
+pub mod state;
+pub mod terminal;
+pub mod update;
+pub mod view;
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod snapshot_tests;
+
+use anyhow::{Context, Result};
+
+pub use args::PlayArgs;
+
+use crate::cli::ModelArgs;
+use crate::commands::models::load_guide;
+use crate::engine::SamplingParams;
+use crate::engine::worker::Worker;
+use session::Session;
+use state::State;
+
+/// Load the models, then open the playground until the user quits.
+pub fn run(models: &ModelArgs, args: &PlayArgs) -> Result<()> {
+    let (guide, weights) = load_guide(models)?;
+    let base_name = guide.base.display_name();
+    let arm_names = guide.arm_names();
+    let sampling = SamplingParams::default();
+    let mut state = State::new(base_name, arm_names, weights.clone(), sampling);
+    state.max_new_tokens = args.max_new_tokens;
+    if let Some(prompt) = &args.prompt {
+        state.prompt = prompt.clone();
+        state.prompt_cursor = prompt.chars().count();
+    }
+    let worker = Worker::spawn(guide, weights, sampling);
+    let mut session = Session::new(state, worker);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the event loop")?;
+    let stats = runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        let mut guard = terminal::TerminalGuard::enter().context("opening the terminal")?;
+        let input = crossterm::event::EventStream::new();
+        app::run(guard.terminal(), &mut session, input, shutdown).await
+        // The guard drops here: the terminal is restored before anything is printed.
+    })?;
+    if let Ok(path) = std::env::var("GENARM_PLAY_STATS") {
+        write_stats(&path, &session, &stats)?;
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM, SIGHUP or SIGINT (Ctrl-C is a key in raw mode; a `kill -INT` is not).
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = hangup.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
+}
+
+/// Measurements for the README (input latency, UI-side tokens/s), as JSON.
+fn write_stats(path: &str, session: &Session, stats: &app::LoopStats) -> Result<()> {
+    let json = serde_json::json!({
+        "frames": stats.frames,
+        "engine_events": stats.engine_events,
+        "tokens": session.state.tokens.len(),
+        "ui_tokens_per_second_last_run": session.rate.rate(),
+        "engine_tokens_per_second_last_run": session.rate.engine_rate(),
+        "inputs": stats.input_to_frame_ms.len(),
+        "input_to_frame_ms_p50": stats.percentile(0.5),
+        "input_to_frame_ms_p95": stats.percentile(0.95),
+        "input_to_frame_ms_max": stats.percentile(1.0),
+    });
+    std::fs::write(path, format!("{json:#}\n")).with_context(|| format!("GENARM_PLAY_STATS {path}"))
+}

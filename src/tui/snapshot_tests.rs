@@ -1,0 +1,156 @@
+//! Whole-screen snapshots of every view (prompt, output, inspector, sliders, trace, status,
+//! footer, overlays) at two terminal sizes, plus checks of what text snapshots cannot show:
+//! colours, the cursor style and mouse hit areas.
+
+use insta::assert_snapshot;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::{Color, Modifier};
+
+use super::action::Action;
+use super::fixtures::{empty_state, state_with_tokens};
+use super::state::{Lens, Mode, State};
+use super::update::update;
+use super::view::{self, HitMap};
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
+
+fn render(state: &State, (w, h): (u16, u16)) -> (Terminal<TestBackend>, HitMap) {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let mut hits = HitMap::default();
+    terminal
+        .draw(|frame| hits = view::draw(state, frame))
+        .unwrap();
+    (terminal, hits)
+}
+
+fn snapshot_both_sizes(name: &str, state: &State) {
+    for size in SIZES {
+        let (terminal, _) = render(state, size);
+        assert_snapshot!(format!("{name}_{}x{}", size.0, size.1), terminal.backend());
+    }
+}
+
+/// Twelve tokens, the weights changed half way, the cursor on the newline token.
+fn streaming() -> State {
+    let mut s = state_with_tokens(12);
+    update(&mut s, Action::SelectToken(6));
+    s
+}
+
+#[test]
+fn idle_screen() {
+    snapshot_both_sizes("idle", &empty_state());
+}
+
+#[test]
+fn streaming_screen_with_a_selected_newline() {
+    snapshot_both_sizes("streaming", &streaming());
+}
+
+#[test]
+fn selected_space_and_empty_tokens_show_glyphs() {
+    let mut s = streaming();
+    update(&mut s, Action::SelectToken(10));
+    snapshot_both_sizes("selected_space", &s);
+    update(&mut s, Action::CursorEnd);
+    update(&mut s, Action::AlternativeDown);
+    snapshot_both_sizes("following_end", &s);
+}
+
+#[test]
+fn help_overlay() {
+    let mut s = streaming();
+    update(&mut s, Action::ToggleHelp);
+    snapshot_both_sizes("help", &s);
+}
+
+#[test]
+fn examples_overlay() {
+    let mut s = empty_state();
+    update(&mut s, Action::OpenExamples);
+    update(&mut s, Action::ExampleNext);
+    snapshot_both_sizes("examples", &s);
+}
+
+#[test]
+fn editing_prompt_and_an_error() {
+    let mut s = streaming();
+    update(&mut s, Action::EditPrompt);
+    update(
+        &mut s,
+        Action::Engine(crate::engine::worker::Event::Error(
+            "prompt is longer than the context window".into(),
+        )),
+    );
+    assert_eq!(s.mode, Mode::Editing);
+    snapshot_both_sizes("editing_error", &s);
+}
+
+#[test]
+fn too_small_terminal_says_so() {
+    for size in [(79, 30), (100, 23)] {
+        let (terminal, hits) = render(&streaming(), size);
+        assert!(hits.is_empty());
+        assert_snapshot!(
+            format!("too_small_{}x{}", size.0, size.1),
+            terminal.backend()
+        );
+    }
+}
+
+/// The first screen cell of token `i`, from the hit map.
+fn cell_of(hits: &HitMap, i: usize, (w, h): (u16, u16)) -> (u16, u16) {
+    (0..h)
+        .flat_map(|y| (0..w).map(move |x| (x, y)))
+        .find(|&(x, y)| hits.token_at(x, y) == Some(i))
+        .unwrap_or_else(|| panic!("token {i} not on screen"))
+}
+
+#[test]
+fn lenses_colour_tokens_and_the_cursor_is_reversed() {
+    let size = (120, 40);
+    let mut s = streaming();
+    let mut colours = Vec::new();
+    for lens in [Lens::GuidedProb, Lens::BaseProb, Lens::Shift, Lens::Arm(0)] {
+        s.lens = lens;
+        let (terminal, hits) = render(&s, size);
+        let (x, y) = cell_of(&hits, 1, size);
+        let cell = &terminal.backend().buffer()[(x, y)];
+        assert!(matches!(cell.fg, Color::Rgb(..)), "{lens:?}: {:?}", cell.fg);
+        colours.push(cell.fg);
+        let (x, y) = cell_of(&hits, 6, size);
+        let selected = &terminal.backend().buffer()[(x, y)];
+        assert!(selected.modifier.contains(Modifier::REVERSED));
+        assert_eq!(selected.symbol(), "↵");
+    }
+    colours.dedup();
+    assert!(colours.len() >= 3, "lenses should differ: {colours:?}");
+}
+
+#[test]
+fn every_visible_token_can_be_clicked() {
+    for size in SIZES {
+        let s = streaming();
+        let (_, hits) = render(&s, size);
+        for i in 0..s.tokens.len() {
+            cell_of(&hits, i, size);
+        }
+        assert_eq!(
+            hits.token_at(0, 0),
+            None,
+            "the prompt border is not a token"
+        );
+    }
+}
+
+#[test]
+fn long_outputs_scroll_to_keep_the_cursor_visible() {
+    let size = (80, 24);
+    let mut s = state_with_tokens(400);
+    let (_, hits) = render(&s, size);
+    cell_of(&hits, 399, size);
+    update(&mut s, Action::CursorHome);
+    let (_, hits) = render(&s, size);
+    cell_of(&hits, 0, size);
+}

@@ -1,0 +1,405 @@
+//! The one place that changes [`State`]: pure, no I/O, no clock. Work for the engine comes back
+//! as [`Effect`]s for the app loop to carry out.
+
+use super::action::{Action, Effect};
+use super::state::{
+    EXAMPLE_PROMPTS, Mode, RunState, Slider, State, TEMPERATURE_RANGE, TEMPERATURE_STEP, TOP_K_MAX,
+    TOP_P_RANGE, TOP_P_STEP, TokenCell, WEIGHT_RANGE, WEIGHT_STEP,
+};
+use crate::engine::worker::{Command, Event};
+
+pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
+    match action {
+        Action::Quit => {
+            state.quit = true;
+            vec![]
+        }
+        Action::ToggleHelp => {
+            if state.mode == Mode::Help {
+                state.mode = state.mode_before_help;
+            } else {
+                state.mode_before_help = state.mode;
+                state.mode = Mode::Help;
+            }
+            vec![]
+        }
+        Action::Back => {
+            state.mode = match state.mode {
+                Mode::Help => state.mode_before_help,
+                _ => Mode::Normal,
+            };
+            vec![]
+        }
+        Action::EditPrompt => {
+            state.mode = Mode::Editing;
+            state.prompt_cursor = state.prompt.chars().count();
+            vec![]
+        }
+        Action::InsertChar(c) => {
+            let at = byte_index(&state.prompt, state.prompt_cursor);
+            state.prompt.insert(at, c);
+            state.prompt_cursor += 1;
+            state.history_pos = None;
+            vec![]
+        }
+        Action::Backspace => {
+            if state.prompt_cursor > 0 {
+                state.prompt_cursor -= 1;
+                let at = byte_index(&state.prompt, state.prompt_cursor);
+                state.prompt.remove(at);
+            }
+            vec![]
+        }
+        Action::DeleteChar => {
+            if state.prompt_cursor < state.prompt.chars().count() {
+                let at = byte_index(&state.prompt, state.prompt_cursor);
+                state.prompt.remove(at);
+            }
+            vec![]
+        }
+        Action::PromptLeft => {
+            state.prompt_cursor = state.prompt_cursor.saturating_sub(1);
+            vec![]
+        }
+        Action::PromptRight => {
+            state.prompt_cursor = (state.prompt_cursor + 1).min(state.prompt.chars().count());
+            vec![]
+        }
+        Action::PromptHome => {
+            state.prompt_cursor = 0;
+            vec![]
+        }
+        Action::PromptEnd => {
+            state.prompt_cursor = state.prompt.chars().count();
+            vec![]
+        }
+        Action::HistoryPrev => {
+            if !state.history.is_empty() {
+                let pos = match state.history_pos {
+                    Some(p) => p.saturating_sub(1),
+                    None => state.history.len() - 1,
+                };
+                set_prompt(state, state.history[pos].clone());
+                state.history_pos = Some(pos);
+            }
+            vec![]
+        }
+        Action::HistoryNext => {
+            if let Some(p) = state.history_pos {
+                if p + 1 < state.history.len() {
+                    set_prompt(state, state.history[p + 1].clone());
+                    state.history_pos = Some(p + 1);
+                } else {
+                    set_prompt(state, String::new());
+                    state.history_pos = None;
+                }
+            }
+            vec![]
+        }
+        Action::SubmitPrompt => {
+            state.mode = Mode::Normal;
+            run(state)
+        }
+        Action::OpenExamples => {
+            state.mode = Mode::Examples;
+            vec![]
+        }
+        Action::ExamplePrev => {
+            state.example_selected = state.example_selected.saturating_sub(1);
+            vec![]
+        }
+        Action::ExampleNext => {
+            state.example_selected =
+                (state.example_selected + 1).min(EXAMPLE_PROMPTS.len().saturating_sub(1));
+            vec![]
+        }
+        Action::ExamplePick => {
+            state.mode = Mode::Normal;
+            match EXAMPLE_PROMPTS.get(state.example_selected) {
+                Some((_, prompt)) => {
+                    set_prompt(state, (*prompt).to_string());
+                    run(state)
+                }
+                None => vec![],
+            }
+        }
+        Action::Run => run(state),
+        Action::PauseResume => match state.run {
+            RunState::Running | RunState::Starting => {
+                state.run = RunState::Paused;
+                vec![Effect::Send(Command::Pause)]
+            }
+            RunState::Paused => {
+                state.run = RunState::Running;
+                vec![Effect::Send(Command::Resume)]
+            }
+            _ => vec![],
+        },
+        Action::Step => step(state),
+        Action::Stop => match state.run {
+            RunState::Running | RunState::Paused | RunState::Starting => {
+                vec![Effect::Send(Command::Stop)]
+            }
+            _ => vec![],
+        },
+        Action::Branch => {
+            let Some(keep) = state.selected().filter(|_| state.run.has_generation()) else {
+                state.message = Some("nothing to branch: run a prompt first".into());
+                return vec![];
+            };
+            continue_from(state);
+            vec![Effect::Send(Command::Branch { keep })]
+        }
+        Action::Force => {
+            let choice = state
+                .selected()
+                .zip(state.selected_token())
+                .and_then(|(at, cell)| {
+                    let alt = cell.record.top.get(state.alternative)?;
+                    Some((at, alt.token_id))
+                });
+            let Some((at, token)) = choice.filter(|_| state.run.has_generation()) else {
+                state.message = Some("nothing to force: select a token and an alternative".into());
+                return vec![];
+            };
+            continue_from(state);
+            vec![Effect::Send(Command::Force { at, token })]
+        }
+        Action::CursorLeft => {
+            if let Some(sel) = state.selected() {
+                select(state, sel.saturating_sub(1));
+            }
+            vec![]
+        }
+        Action::CursorRight => {
+            if let Some(sel) = state.selected() {
+                select(state, sel + 1);
+            }
+            vec![]
+        }
+        Action::CursorHome => {
+            select(state, 0);
+            vec![]
+        }
+        Action::CursorEnd => {
+            state.follow = true;
+            reset_alternative(state);
+            vec![]
+        }
+        Action::SelectToken(i) => {
+            select(state, i);
+            vec![]
+        }
+        Action::AlternativeUp => {
+            state.alternative = state.alternative.saturating_sub(1);
+            vec![]
+        }
+        Action::AlternativeDown => {
+            let rows = state.selected_token().map_or(0, |c| c.record.top.len());
+            state.alternative = (state.alternative + 1).min(rows.saturating_sub(1));
+            vec![]
+        }
+        Action::CycleLens => {
+            state.lens = state.lens.next(state.arm_names.len());
+            vec![]
+        }
+        Action::SliderUp => {
+            state.slider = state.slider.saturating_sub(1);
+            vec![]
+        }
+        Action::SliderDown => {
+            state.slider = (state.slider + 1).min(state.sliders().len() - 1);
+            vec![]
+        }
+        Action::SliderIncrease => nudge(state, 1),
+        Action::SliderDecrease => nudge(state, -1),
+        Action::SliderReset => match state.selected_slider() {
+            Some(Slider::Weight(i)) => {
+                state.weights[i] = state.initial_weights[i];
+                vec![Effect::SetWeights(state.weights.clone())]
+            }
+            Some(slider) => {
+                let initial = state.initial_sampling;
+                let s = &mut state.sampling;
+                match slider {
+                    Slider::Temperature => s.temperature = initial.temperature,
+                    Slider::TopK => s.top_k = initial.top_k,
+                    Slider::TopP => s.top_p = initial.top_p,
+                    Slider::Seed => s.seed = initial.seed,
+                    Slider::Weight(_) => {}
+                }
+                vec![Effect::SetSampling(state.sampling)]
+            }
+            None => vec![],
+        },
+        Action::Engine(event) => {
+            engine_event(state, event);
+            vec![]
+        }
+        Action::Measured { tokens_per_second } => {
+            state.tokens_per_second = Some(tokens_per_second);
+            vec![]
+        }
+        Action::Resize => vec![],
+    }
+}
+
+/// Add the prompt to the history (once, when it differs from the last entry).
+fn remember_prompt(state: &mut State) {
+    if state.history.last() != Some(&state.prompt) {
+        state.history.push(state.prompt.clone());
+    }
+    state.history_pos = None;
+}
+
+fn run(state: &mut State) -> Vec<Effect> {
+    remember_prompt(state);
+    state.run = RunState::Starting;
+    state.message = None;
+    state.follow = true;
+    vec![Effect::Send(generate(state, false))]
+}
+
+fn generate(state: &State, paused: bool) -> Command {
+    Command::Generate {
+        prompt: state.prompt.clone(),
+        max_new_tokens: state.max_new_tokens,
+        top_alternatives: state.top_alternatives,
+        paused,
+    }
+}
+
+/// One token, then pause. With no generation under way, start one paused first.
+fn step(state: &mut State) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    match state.run {
+        RunState::Running | RunState::Paused | RunState::Starting => {}
+        _ => {
+            remember_prompt(state);
+            state.message = None;
+            state.follow = true;
+            effects.push(Effect::Send(generate(state, true)));
+        }
+    }
+    state.run = RunState::Paused;
+    effects.push(Effect::Send(Command::Step));
+    effects
+}
+
+/// After branch/force the cursor follows the regrown tokens.
+fn continue_from(state: &mut State) {
+    state.run = RunState::Starting;
+    state.message = None;
+    state.follow = true;
+}
+
+fn select(state: &mut State, index: usize) {
+    let Some(last) = state.tokens.len().checked_sub(1) else {
+        return;
+    };
+    if index >= last {
+        state.follow = true;
+    } else {
+        state.follow = false;
+        state.cursor = index;
+    }
+    reset_alternative(state);
+}
+
+/// Point the alternatives table at the token that was actually chosen.
+fn reset_alternative(state: &mut State) {
+    state.alternative = state.chosen_alternative().unwrap_or(0);
+}
+
+fn set_prompt(state: &mut State, prompt: String) {
+    state.prompt_cursor = prompt.chars().count();
+    state.prompt = prompt;
+}
+
+fn byte_index(text: &str, chars: usize) -> usize {
+    text.char_indices()
+        .nth(chars)
+        .map_or(text.len(), |(i, _)| i)
+}
+
+/// Move `value` by `direction` steps, snapped to the step grid so repeated presses do not drift.
+fn stepped(value: f32, direction: i32, step: f32, (lo, hi): (f32, f32)) -> f32 {
+    let snapped = (value / step).round() + direction as f32;
+    (snapped * step).clamp(lo, hi)
+}
+
+fn nudge(state: &mut State, direction: i32) -> Vec<Effect> {
+    let Some(slider) = state.selected_slider() else {
+        return vec![];
+    };
+    let s = &mut state.sampling;
+    match slider {
+        Slider::Weight(i) => {
+            state.weights[i] = stepped(state.weights[i], direction, WEIGHT_STEP, WEIGHT_RANGE);
+            return vec![Effect::SetWeights(state.weights.clone())];
+        }
+        Slider::Temperature => {
+            s.temperature = stepped(
+                s.temperature,
+                direction,
+                TEMPERATURE_STEP,
+                TEMPERATURE_RANGE,
+            );
+        }
+        Slider::TopK => {
+            s.top_k = s
+                .top_k
+                .saturating_add_signed(direction as isize)
+                .min(TOP_K_MAX);
+        }
+        Slider::TopP => s.top_p = stepped(s.top_p, direction, TOP_P_STEP, TOP_P_RANGE),
+        Slider::Seed => s.seed = s.seed.saturating_add_signed(direction as i64),
+    }
+    vec![Effect::SetSampling(state.sampling)]
+}
+
+fn engine_event(state: &mut State, event: Event) {
+    match event {
+        Event::Started { kept, .. } => {
+            state.tokens.truncate(kept);
+            if state.run == RunState::Starting {
+                state.run = RunState::Running;
+            }
+            state.tokens_per_second = None;
+            reset_alternative(state);
+        }
+        Event::Token(record) => {
+            // A record always continues the text at its index; anything after it is stale.
+            state.tokens.truncate(record.index);
+            let segment = match state.tokens.last() {
+                Some(prev) if prev.weights().eq(record.arms.iter().map(|a| a.weight)) => {
+                    prev.segment
+                }
+                Some(prev) => prev.segment + 1,
+                None => 0,
+            };
+            state.tokens.push(TokenCell { record, segment });
+            if state.follow {
+                reset_alternative(state);
+            }
+        }
+        Event::Done {
+            reason,
+            tokens_per_second,
+            ..
+        } => {
+            state.run = RunState::Done(reason);
+            if tokens_per_second > 0.0 {
+                state.tokens_per_second = Some(tokens_per_second);
+            }
+        }
+        Event::Scored { .. } => {}
+        Event::Error(message) => {
+            state.run = RunState::Failed;
+            state.message = Some(message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,375 @@
+use super::*;
+use crate::engine::StopReason;
+use crate::tui::fixtures::{empty_state, record, state_with_tokens};
+use crate::tui::state::Lens;
+
+fn commands(effects: &[Effect]) -> Vec<String> {
+    effects.iter().map(|e| format!("{e:?}")).collect()
+}
+
+#[test]
+fn quit_sets_the_flag() {
+    let mut s = empty_state();
+    assert!(update(&mut s, Action::Quit).is_empty());
+    assert!(s.quit);
+}
+
+#[test]
+fn help_toggles_and_returns_to_the_previous_mode() {
+    let mut s = empty_state();
+    update(&mut s, Action::EditPrompt);
+    update(&mut s, Action::ToggleHelp);
+    assert_eq!(s.mode, Mode::Help);
+    update(&mut s, Action::ToggleHelp);
+    assert_eq!(s.mode, Mode::Editing);
+    update(&mut s, Action::ToggleHelp);
+    update(&mut s, Action::Back);
+    assert_eq!(s.mode, Mode::Editing);
+    update(&mut s, Action::Back);
+    assert_eq!(s.mode, Mode::Normal);
+}
+
+#[test]
+fn prompt_editing_inserts_and_deletes_at_the_cursor() {
+    let mut s = empty_state();
+    s.prompt.clear();
+    update(&mut s, Action::EditPrompt);
+    for c in "héllo".chars() {
+        update(&mut s, Action::InsertChar(c));
+    }
+    update(&mut s, Action::PromptLeft);
+    update(&mut s, Action::PromptLeft);
+    update(&mut s, Action::Backspace);
+    assert_eq!(s.prompt, "hélo");
+    update(&mut s, Action::PromptHome);
+    update(&mut s, Action::DeleteChar);
+    assert_eq!(s.prompt, "élo");
+    update(&mut s, Action::InsertChar('H'));
+    update(&mut s, Action::PromptEnd);
+    update(&mut s, Action::InsertChar('!'));
+    assert_eq!(s.prompt, "Hélo!");
+    update(&mut s, Action::PromptRight);
+    assert_eq!(s.prompt_cursor, 5);
+    update(&mut s, Action::PromptHome);
+    update(&mut s, Action::Backspace);
+    assert_eq!(s.prompt, "Hélo!");
+}
+
+#[test]
+fn submit_runs_the_prompt_and_remembers_it() {
+    let mut s = empty_state();
+    update(&mut s, Action::EditPrompt);
+    let effects = update(&mut s, Action::SubmitPrompt);
+    assert_eq!(s.mode, Mode::Normal);
+    assert_eq!(s.run, RunState::Starting);
+    assert_eq!(s.history, vec!["How do I bake bread?".to_string()]);
+    match &effects[..] {
+        [
+            Effect::Send(Command::Generate {
+                prompt,
+                paused: false,
+                ..
+            }),
+        ] => assert_eq!(prompt, "How do I bake bread?"),
+        other => panic!("{other:?}"),
+    }
+    // The same prompt again is not a second history entry.
+    update(&mut s, Action::Run);
+    assert_eq!(s.history.len(), 1);
+}
+
+#[test]
+fn history_walks_back_and_forth() {
+    let mut s = empty_state();
+    s.history = vec!["one".into(), "two".into()];
+    update(&mut s, Action::HistoryNext);
+    assert_eq!(s.prompt, "How do I bake bread?");
+    update(&mut s, Action::HistoryPrev);
+    assert_eq!(s.prompt, "two");
+    update(&mut s, Action::HistoryPrev);
+    update(&mut s, Action::HistoryPrev);
+    assert_eq!(s.prompt, "one");
+    assert_eq!(s.prompt_cursor, 3);
+    update(&mut s, Action::HistoryNext);
+    assert_eq!(s.prompt, "two");
+    update(&mut s, Action::HistoryNext);
+    assert_eq!(s.prompt, "");
+    assert_eq!(s.history_pos, None);
+}
+
+#[test]
+fn examples_pick_sets_the_prompt_and_runs() {
+    let mut s = empty_state();
+    update(&mut s, Action::OpenExamples);
+    assert_eq!(s.mode, Mode::Examples);
+    update(&mut s, Action::ExamplePrev);
+    assert_eq!(s.example_selected, 0);
+    for _ in 0..50 {
+        update(&mut s, Action::ExampleNext);
+    }
+    assert_eq!(s.example_selected, EXAMPLE_PROMPTS.len() - 1);
+    update(&mut s, Action::ExamplePrev);
+    let effects = update(&mut s, Action::ExamplePick);
+    assert_eq!(s.mode, Mode::Normal);
+    assert_eq!(s.prompt, EXAMPLE_PROMPTS[EXAMPLE_PROMPTS.len() - 2].1);
+    assert!(matches!(
+        effects[..],
+        [Effect::Send(Command::Generate { .. })]
+    ));
+}
+
+#[test]
+fn pause_resume_toggles_only_a_live_generation() {
+    let mut s = empty_state();
+    assert!(update(&mut s, Action::PauseResume).is_empty());
+    s.run = RunState::Running;
+    let e = update(&mut s, Action::PauseResume);
+    assert_eq!(commands(&e), vec!["Send(Pause)"]);
+    assert_eq!(s.run, RunState::Paused);
+    let e = update(&mut s, Action::PauseResume);
+    assert_eq!(commands(&e), vec!["Send(Resume)"]);
+    assert_eq!(s.run, RunState::Running);
+    s.run = RunState::Done(StopReason::Eos);
+    assert!(update(&mut s, Action::PauseResume).is_empty());
+}
+
+#[test]
+fn step_starts_a_paused_generation_when_none_is_live() {
+    let mut s = empty_state();
+    let e = update(&mut s, Action::Step);
+    assert!(matches!(
+        e[..],
+        [
+            Effect::Send(Command::Generate { paused: true, .. }),
+            Effect::Send(Command::Step)
+        ]
+    ));
+    assert_eq!(s.run, RunState::Paused);
+    assert_eq!(s.history.len(), 1, "a stepped prompt is remembered too");
+    // Started keeps the paused state: the engine waits for the next step.
+    update(
+        &mut s,
+        Action::Engine(Event::Started {
+            prompt_ids: vec![1],
+            kept: 0,
+        }),
+    );
+    assert_eq!(s.run, RunState::Paused);
+    let e = update(&mut s, Action::Step);
+    assert_eq!(commands(&e), vec!["Send(Step)"]);
+}
+
+#[test]
+fn stop_is_sent_only_while_generating() {
+    let mut s = empty_state();
+    assert!(update(&mut s, Action::Stop).is_empty());
+    s.run = RunState::Paused;
+    assert_eq!(commands(&update(&mut s, Action::Stop)), vec!["Send(Stop)"]);
+}
+
+#[test]
+fn branch_keeps_the_tokens_before_the_selected_one() {
+    let mut s = state_with_tokens(6);
+    update(&mut s, Action::SelectToken(2));
+    let e = update(&mut s, Action::Branch);
+    assert_eq!(commands(&e), vec!["Send(Branch { keep: 2 })"]);
+    assert_eq!(s.run, RunState::Starting);
+    assert!(s.follow);
+    update(
+        &mut s,
+        Action::Engine(Event::Started {
+            prompt_ids: vec![1],
+            kept: 2,
+        }),
+    );
+    assert_eq!(s.tokens.len(), 2);
+    assert_eq!(s.run, RunState::Running);
+}
+
+#[test]
+fn branch_without_tokens_explains_itself() {
+    let mut s = empty_state();
+    assert!(update(&mut s, Action::Branch).is_empty());
+    assert!(s.message.as_deref().unwrap_or("").contains("branch"));
+}
+
+#[test]
+fn force_takes_the_highlighted_alternative() {
+    let mut s = state_with_tokens(6);
+    update(&mut s, Action::SelectToken(3));
+    assert_eq!(s.alternative, 0, "starts on the chosen token's row");
+    update(&mut s, Action::AlternativeDown);
+    update(&mut s, Action::AlternativeDown);
+    let want = s.tokens[3].record.top[2].token_id;
+    let e = update(&mut s, Action::Force);
+    assert_eq!(
+        commands(&e),
+        vec![format!("Send(Force {{ at: 3, token: {want} }})")]
+    );
+    let mut idle = empty_state();
+    assert!(update(&mut idle, Action::Force).is_empty());
+    assert!(idle.message.is_some());
+}
+
+#[test]
+fn the_cursor_moves_and_follows_new_tokens_at_the_end() {
+    let mut s = state_with_tokens(4);
+    assert_eq!(s.selected(), Some(3));
+    update(&mut s, Action::CursorLeft);
+    assert_eq!(s.selected(), Some(2));
+    update(&mut s, Action::Engine(Event::Token(record(4, &[2.0, 0.5]))));
+    assert_eq!(s.selected(), Some(2), "a parked cursor stays put");
+    update(&mut s, Action::CursorHome);
+    update(&mut s, Action::CursorLeft);
+    assert_eq!(s.selected(), Some(0));
+    update(&mut s, Action::CursorRight);
+    assert_eq!(s.selected(), Some(1));
+    update(&mut s, Action::CursorEnd);
+    update(&mut s, Action::Engine(Event::Token(record(5, &[2.0, 0.5]))));
+    assert_eq!(s.selected(), Some(5), "at the end the cursor follows");
+    update(&mut s, Action::SelectToken(99));
+    assert!(s.follow);
+}
+
+#[test]
+fn alternatives_stay_inside_the_table() {
+    let mut s = state_with_tokens(2);
+    for _ in 0..10 {
+        update(&mut s, Action::AlternativeDown);
+    }
+    assert_eq!(s.alternative, 3);
+    for _ in 0..10 {
+        update(&mut s, Action::AlternativeUp);
+    }
+    assert_eq!(s.alternative, 0);
+}
+
+#[test]
+fn lenses_cycle_through_every_arm() {
+    let mut s = empty_state();
+    let mut seen = vec![s.lens];
+    for _ in 0..5 {
+        update(&mut s, Action::CycleLens);
+        seen.push(s.lens);
+    }
+    assert_eq!(
+        seen,
+        vec![
+            Lens::GuidedProb,
+            Lens::BaseProb,
+            Lens::Shift,
+            Lens::Arm(0),
+            Lens::Arm(1),
+            Lens::GuidedProb
+        ]
+    );
+}
+
+#[test]
+fn weight_sliders_steer_at_once() {
+    let mut s = empty_state();
+    let e = update(&mut s, Action::SliderIncrease);
+    assert_eq!(s.weights, vec![1.25, 0.5]);
+    assert!(matches!(&e[..], [Effect::SetWeights(w)] if *w == vec![1.25, 0.5]));
+    update(&mut s, Action::SliderDown);
+    for _ in 0..40 {
+        update(&mut s, Action::SliderDecrease);
+    }
+    assert_eq!(
+        s.weights[1], WEIGHT_RANGE.0,
+        "weights go negative, down to the floor"
+    );
+    update(&mut s, Action::SliderReset);
+    assert_eq!(s.weights[1], 0.5);
+}
+
+#[test]
+fn sampling_sliders_clamp_and_reset() {
+    let mut s = empty_state();
+    for _ in 0..10 {
+        update(&mut s, Action::SliderDown);
+    }
+    assert_eq!(s.selected_slider(), Some(Slider::Seed));
+    update(&mut s, Action::SliderIncrease);
+    assert_eq!(s.sampling.seed, 1);
+    update(&mut s, Action::SliderUp);
+    let e = update(&mut s, Action::SliderDecrease);
+    assert!((s.sampling.top_p - 0.95).abs() < 1e-6);
+    assert!(matches!(e[..], [Effect::SetSampling(_)]));
+    update(&mut s, Action::SliderUp);
+    update(&mut s, Action::SliderDecrease);
+    assert_eq!(s.sampling.top_k, 0, "top-k does not go below off");
+    update(&mut s, Action::SliderIncrease);
+    assert_eq!(s.sampling.top_k, 1);
+    update(&mut s, Action::SliderUp);
+    for _ in 0..3 {
+        update(&mut s, Action::SliderIncrease);
+    }
+    assert!((s.sampling.temperature - 0.3).abs() < 1e-6);
+    update(&mut s, Action::SliderReset);
+    assert_eq!(s.sampling.temperature, 0.0);
+    for _ in 0..10 {
+        update(&mut s, Action::SliderUp);
+    }
+    assert_eq!(s.slider, 0);
+}
+
+#[test]
+fn tokens_under_new_weights_start_a_new_segment() {
+    let s = state_with_tokens(6);
+    let segments: Vec<usize> = s.tokens.iter().map(|t| t.segment).collect();
+    assert_eq!(segments, vec![0, 0, 0, 1, 1, 1]);
+}
+
+#[test]
+fn a_token_replaces_anything_stale_after_its_index() {
+    let mut s = state_with_tokens(5);
+    update(&mut s, Action::Engine(Event::Token(record(2, &[1.0, 0.5]))));
+    assert_eq!(s.tokens.len(), 3);
+}
+
+#[test]
+fn done_and_errors_update_the_run_state() {
+    let mut s = state_with_tokens(3);
+    update(
+        &mut s,
+        Action::Engine(Event::Done {
+            reason: StopReason::MaxTokens,
+            tokens: 3,
+            tokens_per_second: 42.0,
+        }),
+    );
+    assert_eq!(s.run, RunState::Done(StopReason::MaxTokens));
+    assert_eq!(s.tokens_per_second, Some(42.0));
+    update(
+        &mut s,
+        Action::Engine(Event::Error("prompt too long".into())),
+    );
+    assert_eq!(s.run, RunState::Failed);
+    assert_eq!(s.message.as_deref(), Some("prompt too long"));
+    assert!(update(&mut s, Action::Resize).is_empty());
+    update(
+        &mut s,
+        Action::Engine(Event::Scored {
+            records: vec![],
+            sums: crate::engine::ScoreSums {
+                base_logprob: 0.0,
+                arm_logprobs: vec![],
+                guided_logprob: 0.0,
+            },
+        }),
+    );
+    assert_eq!(s.tokens.len(), 3);
+}
+
+#[test]
+fn measured_speed_is_shown() {
+    let mut s = empty_state();
+    update(
+        &mut s,
+        Action::Measured {
+            tokens_per_second: 12.5,
+        },
+    );
+    assert_eq!(s.tokens_per_second, Some(12.5));
+}

@@ -1,0 +1,58 @@
+//! The status line (models, count, speed, state, last message) and the footer of key hints,
+//! which is generated from the keymap.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::palette::{ACCENT, DIM};
+use crate::tui::keymap;
+use crate::tui::state::{RunState, State};
+
+pub fn draw_status(state: &State, frame: &mut Frame, area: Rect) {
+    let arms = if state.arm_names.is_empty() {
+        "no ARMs".to_string()
+    } else {
+        state.arm_names.join(", ")
+    };
+    let speed = state
+        .tokens_per_second
+        .map_or("– tok/s".to_string(), |t| format!("{t:.1} tok/s"));
+    let run_style = match state.run {
+        RunState::Running | RunState::Starting => Style::new().fg(Color::Green).bold(),
+        RunState::Paused => Style::new().fg(Color::Yellow).bold(),
+        RunState::Failed => Style::new().fg(Color::Red).bold(),
+        _ => Style::new().bold(),
+    };
+    let mut spans = vec![
+        Span::styled(format!(" {} ", state.run.label()), run_style.reversed()),
+        Span::raw(format!(
+            " {} + {arms} │ {} tokens │ {speed}",
+            state.base_name,
+            state.tokens.len()
+        )),
+    ];
+    if let Some(message) = &state.message {
+        let style = if state.run == RunState::Failed {
+            Style::new().fg(Color::Red)
+        } else {
+            Style::new().fg(Color::Yellow)
+        };
+        spans.push(Span::styled(format!(" │ {message}"), style));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+pub fn draw_footer(state: &State, frame: &mut Frame, area: Rect) {
+    let mut spans = Vec::new();
+    for (keys, hint) in keymap::hints(state.mode) {
+        spans.push(Span::styled(
+            format!(" {keys}"),
+            Style::new().fg(ACCENT).bold(),
+        ));
+        spans.push(Span::styled(format!(" {hint} "), Style::new().fg(DIM)));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
