@@ -12,7 +12,7 @@ fi
 cargo build --release --quiet --bin genarm
 
 M=tests/data/parity/models
-BIN="$PWD/target/release/genarm"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/genarm"
 ARGS="--base $M/llama_base --arm helpful=$M/llama_arm_helpful --arm harmless=$M/llama_arm_harmless --weight harmless=0.5 --max-new-tokens 40 --prompt 'Hello there'"
 S="genarm-smoke-$$"
 WORK="$(mktemp -d)"
