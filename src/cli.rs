@@ -34,14 +34,55 @@ pub enum Command {
     TrainLm(TrainLmArgs),
     /// Train a byte-level BPE tokenizer on a text or JSONL corpus.
     TrainTokenizer(TrainTokenizerArgs),
+    /// Sweep a grid of ARM weights over prompts: rewards, lengths and (on the demo) behaviour rates.
+    Sweep(SweepArgs),
+    /// The embedded demo world: list its prompts, or rebuild its models.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DemoCommand {
+    /// List the demo's example requests (benign, dual-use, harmful; held-out topics marked).
+    Prompts {
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Regenerate corpus → tokenizer → base → helpful ARM → harmless ARM into assets/demo.
+    Rebuild(DemoRebuildArgs),
+    /// Write the world's data: corpus.jsonl, helpful.jsonl and harmless.jsonl preference pairs.
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoRebuildArgs {
+    /// Where the three model folders go.
+    #[arg(long, default_value = "assets/demo")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Documents in the base model's corpus.
+    #[arg(long, default_value_t = 6000)]
+    pub corpus_documents: usize,
+    #[arg(long, default_value_t = 8)]
+    pub base_epochs: usize,
+    #[arg(long, default_value_t = 1)]
+    pub arm_epochs: usize,
 }
 
 /// Which models to load and how to weigh them.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Base model: a Hugging Face model folder.
+    /// Base model: a Hugging Face model folder (default: the embedded demo base, with its
+    /// helpful and harmless ARMs unless --arm is given).
     #[arg(long, value_name = "PATH")]
-    pub base: PathBuf,
+    pub base: Option<PathBuf>,
     /// An autoregressive reward model, NAME=PATH (repeatable).
     #[arg(long = "arm", value_name = "NAME=PATH")]
     pub arms: Vec<String>,
@@ -51,6 +92,10 @@ pub struct ModelArgs {
     /// Compute precision: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Wrap prompts in this text, `{prompt}` marking where the prompt goes and `\n` a newline
+    /// (the demo's default is "User: {prompt}\nAssistant:").
+    #[arg(long, value_name = "TEXT")]
+    pub prompt_template: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -266,4 +311,34 @@ pub struct TrainLmArgs {
     pub eval_split: f64,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub models: ModelArgs,
+    /// Weights of one ARM to sweep: NAME=START:STOP:STEP or NAME=W1,W2,... (repeatable; the
+    /// grid is every combination; ARMs not swept keep --weight).
+    #[arg(long = "grid", value_name = "NAME=SPEC", allow_hyphen_values = true)]
+    pub grid: Vec<String>,
+    /// Prompts, one per line; default: the demo world's requests (classified into rates).
+    #[arg(long, value_name = "FILE")]
+    pub prompts: Option<PathBuf>,
+    /// Responses sampled per prompt and setting.
+    #[arg(long, default_value_t = 1)]
+    pub samples: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 64)]
+    pub max_new_tokens: usize,
+    /// Reward scale: NAME=B or B for all ARMs; reward = B · Σ log π_arm.
+    #[arg(long = "beta", value_name = "[NAME=]B")]
+    pub betas: Vec<String>,
+    /// Output table: a CSV file; a JSON file with the same name and .json is written beside it.
+    #[arg(long, value_name = "FILE", default_value = "sweep.csv")]
+    pub out: PathBuf,
 }

@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod demo;
 pub mod engine;
 pub mod synthetic;
 pub mod train;

@@ -30,19 +30,10 @@ fn main() -> ExitCode {
         Some(Command::TrainArm(args)) => commands::train_arm::run(args),
         Some(Command::TrainLm(args)) => commands::train_lm::run(args),
         Some(Command::TrainTokenizer(args)) => commands::train_lm::run_tokenizer(args),
-        None => match cli.play.models() {
-            Ok(Some(models)) => genarm::tui::run(&models, &cli.play),
-            Ok(None) => {
-                // No demo models are embedded yet: without --base there is nothing to open.
-                println!(
-                    "genarm: open the playground with --base PATH [--arm NAME=PATH]...; the headless commands:\n"
-                );
-                let mut command = <Cli as clap::CommandFactory>::command();
-                let _ = command.print_help();
-                return ExitCode::SUCCESS;
-            }
-            Err(e) => Err(e),
-        },
+        Some(Command::Demo(command)) => commands::demo::run(command),
+        Some(Command::Sweep(args)) => commands::sweep::run(args),
+        // No subcommand: the playground, on the embedded demo unless --base is given.
+        None => genarm::tui::run(&cli.play.models(), &cli.play),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

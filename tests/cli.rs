@@ -599,3 +599,102 @@ fn train_arm_bad_input() {
     assert_eq!(report["pairs_train"], 18);
     assert_one_line_error(&run(&[]), &["--out", "not empty"]);
 }
+
+fn genarm_with_cache(cache: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("genarm")
+        .unwrap()
+        .env("GENARM_CACHE", cache)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_demo_is_the_default_model() {
+    let cache = tempfile::tempdir().unwrap();
+    let lines = json_lines(&genarm_with_cache(
+        cache.path(),
+        &[
+            "generate",
+            "--prompt",
+            "How do I bake bread?",
+            "--max-new-tokens",
+            "6",
+            "--json",
+        ],
+    ));
+    assert_eq!(lines[0]["base"], "demo");
+    assert_eq!(lines[0]["arms"], serde_json::json!(["helpful", "harmless"]));
+    assert!(lines.len() >= 3, "start, at least one token, end");
+    let listed = genarm(&["demo", "prompts"]);
+    assert!(listed.status.success());
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(text.lines().count(), 45);
+    assert_eq!(text.lines().filter(|l| l.contains("held-out")).count(), 8);
+    assert!(text.contains("How do I bake bread?"));
+}
+
+#[test]
+fn sweep_and_template_bad_input() {
+    let m = Models::new();
+    let base = m.llama("base", 1);
+    let arm = format!("a={}", p(&m.llama("arm", 2)));
+    let out = m.dir.path().join("s.csv");
+    let sweep = |grid: &str| {
+        genarm(&[
+            "sweep",
+            "--base",
+            p(&base),
+            "--arm",
+            &arm,
+            "--grid",
+            grid,
+            "--out",
+            p(&out),
+        ])
+    };
+    assert_one_line_error(&sweep("a=2:0:1"), &["--grid", "START <= STOP"]);
+    assert_one_line_error(&sweep("b=0,1"), &["--grid", "no ARM named 'b'"]);
+    assert_one_line_error(&sweep("a=x"), &["--grid"]);
+    let prompts = m.dir.path().join("prompts.txt");
+    std::fs::write(&prompts, "w5 w6\nw7\n").unwrap();
+    let ok = genarm(&[
+        "sweep",
+        "--base",
+        p(&base),
+        "--arm",
+        &arm,
+        "--grid",
+        "a=0,1",
+        "--prompts",
+        p(&prompts),
+        "--samples",
+        "2",
+        "--max-new-tokens",
+        "4",
+        "--out",
+        p(&out),
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let csv = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.starts_with("w_a,reward_a,mean_length"));
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.with_extension("json")).unwrap())
+            .unwrap();
+    assert_eq!(json[1]["samples"], 4);
+    let bad = genarm(&[
+        "generate",
+        "--base",
+        p(&base),
+        "--prompt",
+        "w5",
+        "--prompt-template",
+        "no slot",
+    ]);
+    assert_one_line_error(&bad, &["--prompt-template", "{prompt}"]);
+}

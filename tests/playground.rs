@@ -29,7 +29,8 @@ fn fixture(name: &str) -> String {
 
 fn session(max_new_tokens: usize) -> Session {
     let args = ModelArgs {
-        base: fixture("llama_base").into(),
+        prompt_template: None,
+        base: Some(fixture("llama_base").into()),
         arms: vec![
             format!("helpful={}", fixture("llama_arm_helpful")),
             format!("harmless={}", fixture("llama_arm_harmless")),

@@ -127,7 +127,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .map(|(n, f)| (n.clone(), json!(f)))
             .collect();
         let report = json!({
-            "base": args.models.base.display().to_string(), "arms": names,
+            "base": super::models::base_label(&args.models), "arms": names,
             "dtype": args.models.dtype, "threads": threads, "vocab": guide.vocab(),
             "prompt_tokens": args.prompt_tokens, "decode_tokens": args.decode_tokens,
             "repeats": args.repeats,
@@ -145,7 +145,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     writeln!(
         out,
         "genarm bench: base {} + {} ARM(s) [{}], dtype {}, vocab {}, {} threads, median of {}",
-        args.models.base.display(),
+        super::models::base_label(&args.models),
         names.len(),
         names.join(", "),
         args.models.dtype,

@@ -19,7 +19,10 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     };
     params.validate()?;
     let (mut guide, weights) = load_guide(&args.models)?;
-    let prompt_ids = guide.base.tokenizer.encode_prompt(&args.prompt)?;
+    let prompt_ids = guide
+        .base
+        .tokenizer
+        .encode_prompt(&guide.format_prompt(&args.prompt))?;
     let names = guide.arm_names();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -39,7 +42,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
             .collect();
         let start = json!({
             "type": "start", "prompt": args.prompt, "prompt_token_ids": prompt_ids,
-            "base": args.models.base.display().to_string(), "arms": names,
+            "base": super::models::base_label(&args.models), "arms": names,
             "weights": weight_map, "temperature": params.temperature, "top_k": params.top_k,
             "top_p": params.top_p, "seed": params.seed,
         });

@@ -57,19 +57,51 @@ pub fn parse_dtype(raw: &str) -> Result<ComputeDtype> {
         .map_err(|e: String| anyhow::anyhow!("--dtype: {e}"))
 }
 
+/// How the base is named in output records: its path, or "demo".
+pub fn base_label(args: &ModelArgs) -> String {
+    args.base
+        .as_ref()
+        .map_or_else(|| "demo".to_string(), |p| p.display().to_string())
+}
+
 /// Load the base and every ARM, checking the flags before the (slow) loading.
 pub fn load_guide(args: &ModelArgs) -> Result<(Guide, Vec<f32>)> {
     let dtype = parse_dtype(&args.dtype)?;
-    let arms = parse_arms(&args.arms)?;
+    let mut arms = parse_arms(&args.arms)?;
+    let base_path = match &args.base {
+        Some(path) => path.clone(),
+        None => {
+            // No --base: the embedded demo, with its two ARMs unless others were named.
+            let demo = crate::demo::assets::demo_models()?;
+            if arms.is_empty() {
+                arms = vec![
+                    ("helpful".into(), demo.helpful),
+                    ("harmless".into(), demo.harmless),
+                ];
+            }
+            demo.base
+        }
+    };
     let names: Vec<String> = arms.iter().map(|(n, _)| n.clone()).collect();
     let weights = parse_weights(&args.weights, &names)?;
-    let base = CausalLm::load(&args.base, dtype).map_err(|e| anyhow::anyhow!("--base {e}"))?;
+    let base = CausalLm::load(&base_path, dtype).map_err(|e| anyhow::anyhow!("--base {e}"))?;
     let mut loaded = Vec::with_capacity(arms.len());
     for (name, path) in arms {
         let arm = CausalLm::load(&path, dtype).map_err(|e| anyhow::anyhow!("--arm {name}: {e}"))?;
         loaded.push((name, arm));
     }
-    Ok((Guide::new(base, loaded)?, weights))
+    let mut guide = Guide::new(base, loaded)?;
+    guide.prompt_template = match (&args.prompt_template, &args.base) {
+        (Some(template), _) => {
+            if !template.contains("{prompt}") {
+                bail!("--prompt-template {template:?}: it must contain {{prompt}}");
+            }
+            Some(template.replace("\\n", "\n"))
+        }
+        (None, None) => Some(crate::demo::world::prompt_for("{prompt}")),
+        (None, Some(_)) => None,
+    };
+    Ok((guide, weights))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::cli::ScoreArgs;
 use crate::engine::score;
 
 /// Parse `--beta B` (all ARMs) and `--beta NAME=B`.
-fn parse_betas(raw: &[String], names: &[String]) -> Result<Vec<Option<f64>>> {
+pub fn parse_betas(raw: &[String], names: &[String]) -> Result<Vec<Option<f64>>> {
     let mut betas = vec![None; names.len()];
     for item in raw {
         let (target, value) = match item.contains('=') {
@@ -41,7 +41,10 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
     let (mut guide, weights) = load_guide(&args.models)?;
     let names = guide.arm_names();
     let betas = parse_betas(&args.betas, &names)?;
-    let prompt_ids = guide.base.tokenizer.encode_prompt(&args.prompt)?;
+    let prompt_ids = guide
+        .base
+        .tokenizer
+        .encode_prompt(&guide.format_prompt(&args.prompt))?;
     let response_ids = guide.base.tokenizer.encode_response(&args.response)?;
     let (records, sums) = score(
         &mut guide,
@@ -69,7 +72,7 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
         let start = json!({
             "type": "start", "prompt": args.prompt, "prompt_token_ids": prompt_ids,
             "response": args.response, "response_token_ids": response_ids,
-            "base": args.models.base.display().to_string(), "arms": names, "weights": weight_map,
+            "base": super::models::base_label(&args.models), "arms": names, "weights": weight_map,
         });
         writeln!(out, "{start}")?;
         for record in &records {

@@ -13,6 +13,9 @@ pub struct Guide {
     vocab: usize,
     /// The smallest context window among the models.
     max_context: usize,
+    /// How a user's prompt is wrapped before tokenizing ("User: {prompt}\nAssistant:"), for
+    /// models trained on a fixed format; None uses the prompt as given.
+    pub prompt_template: Option<String>,
 }
 
 impl Guide {
@@ -43,7 +46,24 @@ impl Guide {
             arms,
             vocab,
             max_context,
+            prompt_template: None,
         })
+    }
+
+    /// The text the model sees for a user's prompt: the template with `{prompt}` filled in.
+    /// A prompt that already starts with the template's opening is left as it is.
+    pub fn format_prompt(&self, prompt: &str) -> String {
+        match &self.prompt_template {
+            Some(template) => {
+                let opening = template.split("{prompt}").next().unwrap_or_default();
+                if !opening.is_empty() && prompt.starts_with(opening) {
+                    prompt.to_string()
+                } else {
+                    template.replace("{prompt}", prompt)
+                }
+            }
+            None => prompt.to_string(),
+        }
     }
 
     pub fn vocab(&self) -> usize {

@@ -8,7 +8,7 @@ use crate::cli::ModelArgs;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct PlayArgs {
-    /// Open the playground on this base model (a Hugging Face model folder).
+    /// Open the playground on this base model (a Hugging Face model folder; default: the demo).
     #[arg(long, value_name = "PATH")]
     pub base: Option<PathBuf>,
     /// An autoregressive reward model for the playground, NAME=PATH (repeatable).
@@ -29,19 +29,14 @@ pub struct PlayArgs {
 }
 
 impl PlayArgs {
-    /// The model flags in the shape the headless commands use; None when no model was named.
-    pub fn models(&self) -> anyhow::Result<Option<ModelArgs>> {
-        let Some(base) = self.base.clone() else {
-            if !self.arms.is_empty() || !self.weights.is_empty() {
-                anyhow::bail!("--arm and --weight need --base PATH (the model the ARMs guide)");
-            }
-            return Ok(None);
-        };
-        Ok(Some(ModelArgs {
-            base,
+    /// The model flags in the shape the headless commands use (no --base: the embedded demo).
+    pub fn models(&self) -> ModelArgs {
+        ModelArgs {
+            base: self.base.clone(),
             arms: self.arms.clone(),
             weights: self.weights.clone(),
             dtype: self.dtype.clone(),
-        }))
+            prompt_template: None,
+        }
     }
 }
