@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         Some(Command::Demo(command)) => commands::demo::run(command),
         Some(Command::Sweep(args)) => commands::sweep::run(args),
         // No subcommand: the playground, on the embedded demo unless --base is given.
-        None => genarm::tui::run(&cli.play.models(), &cli.play),
+        None => genarm::tui::run(&cli.play.models, &cli.play),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,21 +5,8 @@
 
 use genarm::cli::ModelArgs;
 use genarm::commands::models::load_guide;
-use genarm::demo::rates::{Rates, SettingResult, SweepOptions, SweepPrompt, evaluate};
-use genarm::demo::world::{World, prompt_for};
-
-fn prompts() -> Vec<SweepPrompt> {
-    World::new(0)
-        .all_requests()
-        .into_iter()
-        .map(|r| SweepPrompt {
-            text: prompt_for(&r.text),
-            topic: Some(r.topic),
-            class: Some(r.class),
-            held_out: r.held_out,
-        })
-        .collect()
-}
+use genarm::demo::rates::{Rates, SettingResult, SweepOptions, demo_prompts, evaluate};
+use genarm::demo::world::World;
 
 fn rates<'a>(result: &'a SettingResult, group: &str) -> &'a Rates {
     result
@@ -42,7 +29,7 @@ fn the_demo_shows_the_trade_off() {
         guide.arm_names(),
         vec!["helpful".to_string(), "harmless".to_string()]
     );
-    let prompts = prompts();
+    let prompts = demo_prompts(&World::new(0));
     let options = SweepOptions {
         samples: 1,
         temperature: 1.0,

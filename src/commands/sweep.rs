@@ -10,8 +10,8 @@ use super::demo::DEMO_SEED;
 use super::models::{load_guide, split_pair};
 use super::score::parse_betas;
 use crate::cli::SweepArgs;
-use crate::demo::rates::{SettingResult, SweepOptions, SweepPrompt, evaluate};
-use crate::demo::world::{World, prompt_for};
+use crate::demo::rates::{SettingResult, SweepOptions, SweepPrompt, demo_prompts, evaluate};
+use crate::demo::world::World;
 use crate::engine::SamplingParams;
 
 /// Values of one `--grid NAME=SPEC`: START:STOP:STEP (inclusive) or a comma list.
@@ -75,17 +75,7 @@ fn settings(
 
 fn read_prompts(path: Option<&Path>) -> Result<Vec<SweepPrompt>> {
     let Some(path) = path else {
-        let world = World::new(DEMO_SEED);
-        return Ok(world
-            .all_requests()
-            .into_iter()
-            .map(|r| SweepPrompt {
-                text: prompt_for(&r.text),
-                topic: Some(r.topic),
-                class: Some(r.class),
-                held_out: r.held_out,
-            })
-            .collect());
+        return Ok(demo_prompts(&World::new(DEMO_SEED)));
     };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("--prompts {}", path.display()))?;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::classify::{Verdict, classify};
-use super::world::{RequestClass, Style};
+use super::world::{RequestClass, Style, World, prompt_for};
 use crate::engine::{Generation, Guide, Result, SamplingParams};
 
 /// A prompt to sample; `topic` is set for demo requests (so responses can be classified).
@@ -17,6 +17,20 @@ pub struct SweepPrompt {
     pub topic: Option<usize>,
     pub class: Option<RequestClass>,
     pub held_out: bool,
+}
+
+/// Every request of the demo world, in the demo's prompt format, ready to classify.
+pub fn demo_prompts(world: &World) -> Vec<SweepPrompt> {
+    world
+        .all_requests()
+        .into_iter()
+        .map(|r| SweepPrompt {
+            text: prompt_for(&r.text),
+            topic: Some(r.topic),
+            class: Some(r.class),
+            held_out: r.held_out,
+        })
+        .collect()
 }
 
 /// Counts of classified responses in one group.
