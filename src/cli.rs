@@ -341,4 +341,8 @@ pub struct SweepArgs {
     /// Output table: a CSV file; a JSON file with the same name and .json is written beside it.
     #[arg(long, value_name = "FILE", default_value = "sweep.csv")]
     pub out: PathBuf,
+    /// Also draw the frontier as an SVG: the first two ARMs' mean rewards, one labelled point per
+    /// weight setting.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }

@@ -141,7 +141,81 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     write_outputs(&args.out, &results)?;
+    if let Some(plot) = &args.plot {
+        draw_frontier(plot, &results)?;
+    }
     print_table(&results)?;
+    Ok(())
+}
+
+/// Scatter of the first ARM's mean reward against the second's, one labelled point per setting:
+/// the multi-objective frontier at a glance.
+fn draw_frontier(path: &Path, results: &[SettingResult]) -> Result<()> {
+    use plotters::prelude::*;
+    let Some(first) = results.first() else {
+        return Ok(());
+    };
+    if first.mean_reward.len() < 2 {
+        bail!("--plot {}: the frontier needs two ARMs", path.display());
+    }
+    let (x_name, y_name) = (&first.mean_reward[0].0, &first.mean_reward[1].0);
+    let points: Vec<(f64, f64, String)> = results
+        .iter()
+        .map(|r| {
+            let label = r
+                .weights
+                .iter()
+                .map(|(_, w)| format!("{w}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            (r.mean_reward[0].1, r.mean_reward[1].1, format!("({label})"))
+        })
+        .collect();
+    let range = |values: Vec<f64>| {
+        let (lo, hi) = values
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        let pad = ((hi - lo) * 0.1).max(0.1);
+        (lo - pad)..(hi + pad)
+    };
+    let xs = range(points.iter().map(|p| p.0).collect());
+    let ys = range(points.iter().map(|p| p.1).collect());
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let fail = |e: &dyn std::fmt::Display| anyhow::anyhow!("--plot {}: {e}", path.display());
+    {
+        let root = SVGBackend::new(&tmp, (720, 540)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("mean reward: {x_name} vs {y_name}"),
+                ("sans-serif", 20),
+            )
+            .margin(20)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(xs, ys)
+            .map_err(|e| fail(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("{x_name} reward (β · Σ log π)"))
+            .y_desc(format!("{y_name} reward (β · Σ log π)"))
+            .draw()
+            .map_err(|e| fail(&e))?;
+        chart
+            .draw_series(points.iter().map(|(x, y, label)| {
+                EmptyElement::at((*x, *y))
+                    + Circle::new((0, 0), 4, BLUE.filled())
+                    + Text::new(label.clone(), (6, -12), ("sans-serif", 13))
+            }))
+            .map_err(|e| fail(&e))?;
+        root.present().map_err(|e| fail(&e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| fail(&e))?;
     Ok(())
 }
 
