@@ -33,7 +33,16 @@ use state::State;
 
 /// Load the models, then open the playground until the user quits.
 pub fn run(models: &ModelArgs, args: &PlayArgs) -> Result<()> {
+    // Flags and models first, so their errors come before the terminal check.
     let (guide, weights) = load_guide(models)?;
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "the playground needs a terminal (stdin and stdout are not one); \
+             for scripts use a subcommand such as `genarm generate`"
+        );
+    }
+
     let base_name = guide.base.display_name();
     let arm_names = guide.arm_names();
     let sampling = SamplingParams::default();
