@@ -94,9 +94,14 @@ pub struct DemoModels {
 
 /// The demo models as folders on disk, extracting them on first use.
 pub fn demo_models() -> Result<DemoModels> {
-    let root = cache_root().join(format!("demo-{:016x}", content_hash()));
-    if !root.join("complete").is_file() {
-        extract(&root)?;
+    let name = format!("demo-{:016x}", content_hash());
+    let mut root = cache_root().join(&name);
+    if !root.join("complete").is_file() && extract(&root).is_err() {
+        // An unwritable cache directory (a read-only home, say) should not stop the demo.
+        root = std::env::temp_dir().join("genarm").join(&name);
+        if !root.join("complete").is_file() {
+            extract(&root)?;
+        }
     }
     Ok(DemoModels {
         base: root.join("base"),
