@@ -63,6 +63,8 @@ pub struct Generation {
     sampler: Sampler,
     max_new_tokens: usize,
     top_alternatives: usize,
+    /// ARM names for the records, taken once rather than per token.
+    arm_names: Vec<String>,
     stopped: Option<StopReason>,
     /// Keep going past eos ids (benchmarks want a fixed number of steps).
     ignore_eos: bool,
@@ -101,6 +103,7 @@ impl Generation {
             sampler: Sampler::new(params),
             max_new_tokens,
             top_alternatives,
+            arm_names: guide.arm_names(),
             stopped: if max_new_tokens == 0 {
                 Some(StopReason::MaxTokens)
             } else {
@@ -160,7 +163,6 @@ impl Generation {
         let Some(logits) = self.next_logits.take() else {
             return Err(EngineError::usage("generation has no pending step"));
         };
-        let names = guide.arm_names();
         let step = GuidedStep::new(&logits, weights);
         let token = match forced {
             Some(t) => t,
@@ -187,7 +189,7 @@ impl Generation {
         }
         let record = TokenRecord::build(
             &step,
-            &names,
+            &self.arm_names,
             index,
             token,
             text.clone(),
