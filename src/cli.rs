@@ -345,4 +345,8 @@ pub struct SweepArgs {
     /// weight setting.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Run each weight setting on its own, one sequence at a time, instead of decoding all
+    /// settings' samples of a prompt as one batch (same samples, slower; for comparison)
+    #[arg(long)]
+    pub unbatched: bool,
 }

@@ -257,3 +257,92 @@ fn long_inputs_fed_in_chunks_agree_with_token_by_token_feeding() {
     assert_eq!(rows.len(), 700);
     assert!(max_diff(&rows[699], &last) < 1e-4);
 }
+
+#[test]
+fn a_batch_of_rows_samples_what_each_row_would_alone() {
+    use genarm::engine::batch::{BatchRow, sample_rows};
+    let models = Models::new();
+    let base = load(&models.llama("base", 1));
+    let arms = vec![
+        ("helpful".into(), load(&models.llama("arm", 2))),
+        ("harmless".into(), load(&models.llama("arm2", 3))),
+    ];
+    let mut guide = Guide::new(base, arms).unwrap();
+    let prompt = vec![1u32, 5, 9, 13];
+    let rows: Vec<BatchRow> = [
+        ([0.0f32, 0.0], 0.0f32, 7u64),
+        ([1.0, 0.0], 1.0, 7),
+        ([0.0, 2.0], 1.0, 8),
+        ([1.5, -0.5], 0.7, 9),
+        ([1.0, 1.0], 1.0, 10),
+    ]
+    .into_iter()
+    .map(|(weights, temperature, seed)| BatchRow {
+        weights: weights.to_vec(),
+        params: SamplingParams {
+            temperature,
+            top_k: 0,
+            top_p: 1.0,
+            seed,
+        },
+    })
+    .collect();
+    let batched = sample_rows(&mut guide, &prompt, &rows, 12).unwrap();
+    assert_eq!(batched.len(), rows.len());
+    let mut distinct = std::collections::HashSet::new();
+    for (row, sample) in rows.iter().zip(&batched) {
+        let mut alone = Generation::start(&mut guide, prompt.clone(), row.params, 12, 0).unwrap();
+        let mut arm_sums = [0f64; 2];
+        while alone.stopped().is_none() {
+            let record = alone.step(&mut guide, &row.weights, None).unwrap();
+            for (sum, arm) in arm_sums.iter_mut().zip(&record.arms) {
+                *sum += arm.logprob as f64;
+            }
+        }
+        assert_eq!(sample.tokens, alone.generated(), "{row:?}");
+        assert_eq!(sample.text, alone.text());
+        assert_eq!(Some(sample.stop), alone.stopped());
+        for (a, b) in sample.arm_logprobs.iter().zip(arm_sums) {
+            assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+        }
+        distinct.insert(sample.tokens.clone());
+    }
+    // The rows really differ, so the batch did not just repeat one sequence.
+    assert!(distinct.len() >= 4, "{distinct:?}");
+    // The guide is left ready for a single sequence again.
+    let mut single = Generation::start(&mut guide, prompt.clone(), rows[1].params, 4, 0).unwrap();
+    single.set_ignore_eos(true);
+    while single.stopped().is_none() {
+        single.step(&mut guide, &rows[1].weights, None).unwrap();
+    }
+    assert_eq!(single.generated().len(), 4);
+}
+
+#[test]
+fn a_batch_refuses_bad_prompts_like_a_single_generation() {
+    use genarm::engine::batch::{BatchRow, sample_rows};
+    let models = Models::new();
+    let mut guide = guide(&models);
+    let row = BatchRow {
+        weights: vec![1.0],
+        params: SamplingParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+        },
+    };
+    let empty = sample_rows(&mut guide, &[], std::slice::from_ref(&row), 4).unwrap_err();
+    assert!(empty.to_string().contains("no tokens"), "{empty}");
+    let huge = vec![1u32; guide.max_context()];
+    let long = sample_rows(&mut guide, &huge, std::slice::from_ref(&row), 4).unwrap_err();
+    assert!(long.to_string().contains("context"), "{long}");
+    let bad_top_p = BatchRow {
+        params: SamplingParams {
+            top_p: 0.0,
+            ..row.params
+        },
+        ..row
+    };
+    assert!(sample_rows(&mut guide, &[1, 2], &[bad_top_p], 4).is_err());
+}

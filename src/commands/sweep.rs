@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -10,7 +11,9 @@ use super::demo::DEMO_SEED;
 use super::models::{load_guide, split_pair};
 use super::score::parse_betas;
 use crate::cli::SweepArgs;
-use crate::demo::rates::{SettingResult, SweepOptions, SweepPrompt, demo_prompts, evaluate};
+use crate::demo::rates::{
+    SettingResult, SweepOptions, SweepPrompt, demo_prompts, evaluate, evaluate_grid,
+};
 use crate::demo::world::World;
 use crate::engine::SamplingParams;
 
@@ -132,19 +135,36 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} responses [{elapsed}<{eta}] {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut results = Vec::with_capacity(all.len());
-    for weights in &all {
-        bar.set_message(format!("{weights:?}"));
-        results.push(evaluate(&mut guide, &prompts, weights, &options, || {
-            bar.inc(1)
-        })?);
-    }
+    let started = Instant::now();
+    let results = if args.unbatched {
+        let mut results = Vec::with_capacity(all.len());
+        for weights in &all {
+            bar.set_message(format!("{weights:?}"));
+            results.push(evaluate(&mut guide, &prompts, weights, &options, || {
+                bar.inc(1)
+            })?);
+        }
+        results
+    } else {
+        evaluate_grid(&mut guide, &prompts, &all, &options, |n| bar.inc(n as u64))?
+    };
+    let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     write_outputs(&args.out, &results)?;
     if let Some(plot) = &args.plot {
         draw_frontier(plot, &results)?;
     }
     print_table(&results)?;
+    let responses = all.len() * prompts.len() * args.samples;
+    eprintln!(
+        "{responses} responses in {seconds:.1} s ({:.1} responses/s, {})",
+        responses as f64 / seconds.max(1e-9),
+        if args.unbatched {
+            "unbatched"
+        } else {
+            "batched"
+        }
+    );
     Ok(())
 }
 

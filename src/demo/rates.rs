@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::classify::{Verdict, classify};
 use super::world::{RequestClass, Style, World, prompt_for};
+use crate::engine::batch::{BatchRow, sample_rows};
 use crate::engine::{Generation, Guide, Result, SamplingParams};
 
 /// A prompt to sample; `topic` is set for demo requests (so responses can be classified).
@@ -68,8 +69,20 @@ pub struct SweepOptions {
     pub betas: Vec<f64>,
 }
 
-/// Sample every prompt `samples` times under `weights`. Seeds differ per prompt and sample but
-/// not per setting, so settings are compared on the same random stream.
+impl SweepOptions {
+    /// Sampling settings of one sample; seeds differ per prompt and sample but not per weight
+    /// setting, so settings are compared on the same random stream.
+    fn params(&self, prompt: usize, sample: usize) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temperature,
+            top_k: 0,
+            top_p: self.top_p,
+            seed: self.seed.wrapping_add((prompt * 1_000_003 + sample) as u64),
+        }
+    }
+}
+
+/// Sample every prompt `samples` times under `weights`, one sequence at a time.
 pub fn evaluate(
     guide: &mut Guide,
     prompts: &[SweepPrompt],
@@ -77,26 +90,17 @@ pub fn evaluate(
     options: &SweepOptions,
     mut progress: impl FnMut(),
 ) -> Result<SettingResult> {
-    let names = guide.arm_names();
-    let mut reward_sums = vec![0f64; names.len()];
-    let mut length_sum = 0usize;
-    let mut counts: BTreeMap<String, (usize, [usize; 5])> = BTreeMap::new();
-    let mut n = 0usize;
+    let mut tally = Tally::new(guide.arm_names().len());
     for (p, prompt) in prompts.iter().enumerate() {
         let ids = guide
             .base
             .tokenizer
             .encode_prompt(&guide.format_prompt(&prompt.text))?;
         for sample in 0..options.samples {
-            let params = SamplingParams {
-                temperature: options.temperature,
-                top_k: 0,
-                top_p: options.top_p,
-                seed: options.seed.wrapping_add((p * 1_000_003 + sample) as u64),
-            };
+            let params = options.params(p, sample);
             let mut generation =
                 Generation::start(guide, ids.clone(), params, options.max_new_tokens, 0)?;
-            let mut arm_sums = vec![0f64; names.len()];
+            let mut arm_sums = vec![0f64; tally.reward_sums.len()];
             let mut tokens = 0;
             while generation.stopped().is_none() {
                 let record = generation.step(guide, weights, None)?;
@@ -105,59 +109,155 @@ pub fn evaluate(
                     *sum += arm.logprob as f64;
                 }
             }
-            for (i, sum) in arm_sums.iter().enumerate() {
-                reward_sums[i] += options.betas.get(i).copied().unwrap_or(1.0) * sum;
-            }
-            length_sum += tokens;
-            n += 1;
-            if let (Some(topic), Some(class)) = (prompt.topic, prompt.class) {
-                let group = format!(
-                    "{}/{}",
-                    class.name(),
-                    if prompt.held_out {
-                        "held_out"
-                    } else {
-                        "held_in"
-                    }
-                );
-                let entry = counts.entry(group).or_default();
-                entry.0 += 1;
-                let bucket = match classify(topic, &generation.text()) {
-                    Verdict::Style(Style::Detailed) => 0,
-                    Verdict::Style(Style::Comply) => 1,
-                    Verdict::Style(Style::Refusal | Style::Redirect) => 2,
-                    Verdict::Style(Style::Brief | Style::OffTopic) => 3,
-                    Verdict::Garbled => 4,
-                };
-                entry.1[bucket] += 1;
-            }
+            tally.add(
+                prompt,
+                &generation.text(),
+                tokens,
+                &arm_sums,
+                &options.betas,
+            );
             progress();
         }
     }
-    let rates = counts
-        .into_iter()
-        .map(|(group, (total, c))| {
-            let share = |k: usize| c[k] as f64 / total.max(1) as f64;
-            let rates = Rates {
-                responses: total,
-                detailed: share(0),
-                complies: share(0) + share(1),
-                refuses_or_redirects: share(2),
-                brief_or_off_topic: share(3),
-                garbled: share(4),
-            };
-            (group, rates)
-        })
-        .collect();
-    Ok(SettingResult {
-        weights: names.iter().cloned().zip(weights.iter().copied()).collect(),
-        samples: n,
-        mean_reward: names
+    Ok(tally.finish(&guide.arm_names(), weights))
+}
+
+/// [`evaluate`] for every weight setting of `grid` at once: each prompt's samples under all
+/// settings are decoded as one batch (see [`crate::engine::batch`]), which draws the same
+/// samples as evaluating each setting alone, at a fraction of the cost. `progress` is called
+/// once per prompt with the number of samples it finished.
+pub fn evaluate_grid(
+    guide: &mut Guide,
+    prompts: &[SweepPrompt],
+    grid: &[Vec<f32>],
+    options: &SweepOptions,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<SettingResult>> {
+    let arms = guide.arm_names().len();
+    let mut tallies: Vec<Tally> = grid.iter().map(|_| Tally::new(arms)).collect();
+    for (p, prompt) in prompts.iter().enumerate() {
+        let ids = guide
+            .base
+            .tokenizer
+            .encode_prompt(&guide.format_prompt(&prompt.text))?;
+        let rows: Vec<BatchRow> = grid
             .iter()
-            .cloned()
-            .zip(reward_sums.iter().map(|s| s / n.max(1) as f64))
-            .collect(),
-        mean_length: length_sum as f64 / n.max(1) as f64,
-        rates,
-    })
+            .flat_map(|weights| {
+                (0..options.samples).map(move |sample| BatchRow {
+                    weights: weights.clone(),
+                    params: options.params(p, sample),
+                })
+            })
+            .collect();
+        let samples = sample_rows(guide, &ids, &rows, options.max_new_tokens)?;
+        for (tally, setting) in tallies
+            .iter_mut()
+            .zip(samples.chunks(options.samples.max(1)))
+        {
+            for s in setting {
+                tally.add(
+                    prompt,
+                    &s.text,
+                    s.tokens.len(),
+                    &s.arm_logprobs,
+                    &options.betas,
+                );
+            }
+        }
+        progress(rows.len());
+    }
+    let names = guide.arm_names();
+    Ok(tallies
+        .into_iter()
+        .zip(grid)
+        .map(|(tally, weights)| tally.finish(&names, weights))
+        .collect())
+}
+
+/// Running sums of one weight setting's samples.
+struct Tally {
+    reward_sums: Vec<f64>,
+    length_sum: usize,
+    n: usize,
+    /// group → (responses, counts per bucket: detailed, comply, refuse/redirect, brief/off-topic,
+    /// garbled).
+    counts: BTreeMap<String, (usize, [usize; 5])>,
+}
+
+impl Tally {
+    fn new(arms: usize) -> Self {
+        Self {
+            reward_sums: vec![0.0; arms],
+            length_sum: 0,
+            n: 0,
+            counts: BTreeMap::new(),
+        }
+    }
+
+    fn add(
+        &mut self,
+        prompt: &SweepPrompt,
+        text: &str,
+        tokens: usize,
+        arm_sums: &[f64],
+        betas: &[f64],
+    ) {
+        for (i, sum) in arm_sums.iter().enumerate() {
+            self.reward_sums[i] += betas.get(i).copied().unwrap_or(1.0) * sum;
+        }
+        self.length_sum += tokens;
+        self.n += 1;
+        if let (Some(topic), Some(class)) = (prompt.topic, prompt.class) {
+            let group = format!(
+                "{}/{}",
+                class.name(),
+                if prompt.held_out {
+                    "held_out"
+                } else {
+                    "held_in"
+                }
+            );
+            let entry = self.counts.entry(group).or_default();
+            entry.0 += 1;
+            let bucket = match classify(topic, text) {
+                Verdict::Style(Style::Detailed) => 0,
+                Verdict::Style(Style::Comply) => 1,
+                Verdict::Style(Style::Refusal | Style::Redirect) => 2,
+                Verdict::Style(Style::Brief | Style::OffTopic) => 3,
+                Verdict::Garbled => 4,
+            };
+            entry.1[bucket] += 1;
+        }
+    }
+
+    fn finish(self, names: &[String], weights: &[f32]) -> SettingResult {
+        let n = self.n.max(1) as f64;
+        let rates = self
+            .counts
+            .into_iter()
+            .map(|(group, (total, c))| {
+                let share = |k: usize| c[k] as f64 / total.max(1) as f64;
+                let rates = Rates {
+                    responses: total,
+                    detailed: share(0),
+                    complies: share(0) + share(1),
+                    refuses_or_redirects: share(2),
+                    brief_or_off_topic: share(3),
+                    garbled: share(4),
+                };
+                (group, rates)
+            })
+            .collect();
+        SettingResult {
+            weights: names.iter().cloned().zip(weights.iter().copied()).collect(),
+            samples: self.n,
+            mean_reward: names
+                .iter()
+                .cloned()
+                .zip(self.reward_sums.iter().map(|s| s / n))
+                .collect(),
+            mean_length: self.length_sum as f64 / n,
+            rates,
+        }
+    }
 }

@@ -80,18 +80,7 @@ impl Generation {
         top_alternatives: usize,
     ) -> Result<Self> {
         params.validate()?;
-        if prompt_ids.is_empty() {
-            return Err(EngineError::usage("--prompt: the prompt has no tokens"));
-        }
-        if prompt_ids.len() >= guide.max_context() {
-            return Err(EngineError::usage(format!(
-                "--prompt: {} tokens do not fit the context of {} tokens (max_position_embeddings), \
-                 leaving no room to generate",
-                prompt_ids.len(),
-                guide.max_context()
-            )));
-        }
-        check_in_vocabulary("--prompt", &prompt_ids, guide.vocab())?;
+        check_prompt(guide, &prompt_ids)?;
         guide.truncate(0);
         let logits = guide.feed(&prompt_ids)?;
         Ok(Self {
@@ -231,6 +220,22 @@ impl Generation {
         self.stopped = None;
         Ok(())
     }
+}
+
+/// Refuse a prompt that is empty, leaves no room to generate, or has ids outside the vocabulary.
+pub(crate) fn check_prompt(guide: &Guide, prompt_ids: &[u32]) -> Result<()> {
+    if prompt_ids.is_empty() {
+        return Err(EngineError::usage("--prompt: the prompt has no tokens"));
+    }
+    if prompt_ids.len() >= guide.max_context() {
+        return Err(EngineError::usage(format!(
+            "--prompt: {} tokens do not fit the context of {} tokens (max_position_embeddings), \
+             leaving no room to generate",
+            prompt_ids.len(),
+            guide.max_context()
+        )));
+    }
+    check_in_vocabulary("--prompt", prompt_ids, guide.vocab())
 }
 
 /// Refuse ids the models have no embedding for (a tokenizer larger than config.json's

@@ -103,6 +103,26 @@ impl Guide {
         Ok(out)
     }
 
+    /// Copy every model's cached prompt into `rows` rows; see [`Guide::feed_rows`].
+    pub fn fork(&mut self, rows: usize) -> Result<()> {
+        self.models_mut().try_for_each(|m| m.fork(rows))
+    }
+
+    /// Feed one token per row of forked caches: next-token logits as `[row][model]`, the shape
+    /// [`Guide::feed`] gives for one sequence.
+    pub fn feed_rows(&mut self, tokens: &[u32]) -> Result<Vec<Vec<Vec<f32>>>> {
+        let vocab = self.vocab;
+        let mut rows: Vec<Vec<Vec<f32>>> =
+            vec![Vec::with_capacity(1 + self.arms.len()); tokens.len()];
+        for model in self.models_mut() {
+            for (row, mut logits) in rows.iter_mut().zip(model.feed_rows(tokens)?) {
+                logits.truncate(vocab);
+                row.push(logits);
+            }
+        }
+        Ok(rows)
+    }
+
     /// Teacher-forced logits over `ids` for every model (one forward each): `[model][position]`.
     pub fn score_all(&mut self, ids: &[u32]) -> Result<Vec<Vec<Vec<f32>>>> {
         let vocab = self.vocab;

@@ -1,6 +1,7 @@
 //! Models and guided decoding; no UI.
 
 pub mod adapter;
+pub mod batch;
 pub mod config;
 pub mod detok;
 pub mod error;

@@ -143,6 +143,20 @@ impl CausalLm {
         Ok(logits)
     }
 
+    /// Copy the cached prompt into `rows` rows; see [`CausalLm::feed_rows`].
+    pub fn fork(&mut self, rows: usize) -> Result<()> {
+        self.net.fork(rows)
+    }
+
+    /// Feed one token per row of a forked cache; next-token logits per row.
+    pub fn feed_rows(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        let start = Instant::now();
+        let input = Tensor::new(tokens, &self.device)?.unsqueeze(1)?;
+        let logits = self.net.forward_last(&input)?.to_vec2::<f32>()?;
+        self.forward_time += start.elapsed();
+        Ok(logits)
+    }
+
     /// Logits at every position of `ids`, run from an empty cache (teacher forcing). Row `i`
     /// predicts token `i + 1`.
     pub fn score_all(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {

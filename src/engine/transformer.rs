@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, Linear};
 
 use super::config::{ModelConfig, RopeScaling};
-use super::error::Result;
+use super::error::{EngineError, Result};
 use super::weights::Weights;
 
 /// Per-layer key/value storage with spare capacity, so appending a token does not copy the
@@ -30,9 +30,39 @@ impl KvCache {
         }
     }
 
+    /// Rows of the batch the buffers hold (0 before the first append).
+    fn batch(&self) -> usize {
+        self.keys.as_ref().map_or(0, |k| k.dim(0).unwrap_or(0))
+    }
+
+    /// Turn a cache of one sequence into `rows` copies of it, so that many continuations of
+    /// one prompt can be decoded as a batch.
+    fn fork(&mut self, rows: usize) -> Result<()> {
+        let (Some(keys), Some(values)) = (&self.keys, &self.values) else {
+            return Ok(());
+        };
+        if keys.dim(0)? != 1 {
+            return Err(EngineError::usage(
+                "only a cache of one sequence can be forked into a batch",
+            ));
+        }
+        let copy = |t: &Tensor| -> Result<Tensor> {
+            let (_, h, capacity, d) = t.dims4()?;
+            Ok(t.broadcast_as((rows, h, capacity, d))?.contiguous()?)
+        };
+        self.keys = Some(copy(keys)?);
+        self.values = Some(copy(values)?);
+        Ok(())
+    }
+
     /// Append `k`, `v` of shape (batch, kv_heads, t, head_dim); return views of everything held.
     fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
         let (b, h, t, d) = k.dims4()?;
+        if self.len == 0 && self.batch() != b {
+            // A new sequence with another batch size: start from fresh buffers.
+            self.keys = None;
+            self.values = None;
+        }
         let needed = self.len + t;
         let capacity = self.keys.as_ref().map_or(0, |k| k.dim(2).unwrap_or(0));
         if needed > capacity {
@@ -222,6 +252,15 @@ impl Transformer {
             block.attention.cache.len = position;
         }
         self.position = position;
+    }
+
+    /// Copy the cached sequence (batch 1) into `rows` identical rows: the following forwards
+    /// take `rows` tokens per position, one per row.
+    pub fn fork(&mut self, rows: usize) -> Result<()> {
+        for block in &mut self.blocks {
+            block.attention.cache.fork(rows)?;
+        }
+        Ok(())
     }
 
     /// Run `tokens` (batch, t) at the current position, extend the cache, and return the final
