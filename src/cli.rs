@@ -73,7 +73,12 @@ pub struct DemoRebuildArgs {
     #[arg(long, default_value_t = 8)]
     pub base_epochs: usize,
     #[arg(long, default_value_t = 1)]
-    pub arm_epochs: usize,
+    pub helpful_epochs: usize,
+    #[arg(long, default_value_t = crate::demo::build::HARMLESS_EPOCHS)]
+    pub harmless_epochs: usize,
+    /// Keep the base model already in --out and retrain only the two ARMs on it
+    #[arg(long)]
+    pub reuse_base: bool,
 }
 
 /// Which models to load and how to weigh them.

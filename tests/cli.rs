@@ -698,3 +698,12 @@ fn sweep_and_template_bad_input() {
     ]);
     assert_one_line_error(&bad, &["--prompt-template", "{prompt}"]);
 }
+
+#[test]
+fn demo_rebuild_reusing_a_base_that_is_not_there_names_the_folder() {
+    let out = tempfile::tempdir().unwrap();
+    let run = genarm(&["demo", "rebuild", "--reuse-base", "--out", p(out.path())]);
+    assert_one_line_error(&run, &["--reuse-base", "has no base model"]);
+    // Nothing was installed.
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+}

@@ -47,7 +47,9 @@ fn run_rebuild(args: &DemoRebuildArgs) -> Result<()> {
         seed: args.seed,
         corpus_documents: args.corpus_documents,
         base_epochs: args.base_epochs,
-        arm_epochs: args.arm_epochs,
+        helpful_epochs: args.helpful_epochs,
+        harmless_epochs: args.harmless_epochs,
+        reuse_base: args.reuse_base,
         ..Default::default()
     };
     let times = rebuild(&settings)?;

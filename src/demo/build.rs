@@ -19,7 +19,11 @@ pub struct RebuildSettings {
     pub corpus_documents: usize,
     pub vocab_size: usize,
     pub base_epochs: usize,
-    pub arm_epochs: usize,
+    pub helpful_epochs: usize,
+    pub harmless_epochs: usize,
+    /// Keep the base already in `out` and retrain only the ARMs on it (the base's training is
+    /// deterministic, so this gives what a full rebuild would, minutes sooner).
+    pub reuse_base: bool,
     /// Preference pairs drawn per request and objective.
     pub pairs_per_request: usize,
     pub verbose: bool,
@@ -33,7 +37,9 @@ impl Default for RebuildSettings {
             corpus_documents: 6000,
             vocab_size: 768,
             base_epochs: 8,
-            arm_epochs: 1,
+            helpful_epochs: 1,
+            harmless_epochs: HARMLESS_EPOCHS,
+            reuse_base: false,
             pairs_per_request: 6,
             verbose: true,
         }
@@ -46,7 +52,23 @@ pub struct RebuildTimes {
     pub stages: Vec<(&'static str, f64)>,
 }
 
+/// Harmlessness ARM epochs: see README, "The demo world".
+pub const HARMLESS_EPOCHS: usize = 2;
+
 pub fn rebuild(s: &RebuildSettings) -> Result<RebuildTimes> {
+    let reused_base = match s.reuse_base {
+        true => {
+            let shipped = s.out.join("base");
+            if !shipped.join("model.safetensors").is_file() {
+                return Err(EngineError::usage(format!(
+                    "--reuse-base: {} has no base model to reuse",
+                    shipped.display()
+                )));
+            }
+            Some(shipped)
+        }
+        false => None,
+    };
     let world = World::new(s.seed);
     let work =
         tempfile::tempdir().map_err(|e| EngineError::usage(format!("temporary folder: {e}")))?;
@@ -69,15 +91,94 @@ pub fn rebuild(s: &RebuildSettings) -> Result<RebuildTimes> {
         format!("{} documents and the preference pairs", corpus.len()),
     );
 
+    let base = if let Some(shipped) = reused_base {
+        shipped
+    } else {
+        train_base(s, &corpus, &corpus_path, w, &mut stage)?
+    };
+
+    for (name, objective) in [
+        ("helpful", Objective::Helpful),
+        ("harmless", Objective::Harmless),
+    ] {
+        let t = Instant::now();
+        let pairs = world.preference_pairs(objective, s.pairs_per_request);
+        let data = w.join(format!("{name}.jsonl"));
+        let out = w.join(name);
+        let report = train_arm(&TrainSettings {
+            base: base.clone(),
+            data,
+            out: out.clone(),
+            // A gentle fit: with Adam, the GenARM loss keeps pushing rejected responses down long
+            // after it has separated the pair, and a larger learning rate or more epochs turns
+            // the ARM into a poor language model whose guidance garbles the text.
+            beta: 1.0,
+            gamma: 0.0,
+            lr: 1e-4,
+            weight_decay: 0.0,
+            epochs: match objective {
+                Objective::Helpful => s.helpful_epochs,
+                Objective::Harmless => s.harmless_epochs,
+            },
+            batch_size: 8,
+            grad_accum: 1,
+            warmup: 10,
+            max_length: 128,
+            seed: s.seed,
+            eval_split: 0.1,
+            lora: None,
+            objective: None,
+            strict: true,
+            resume: false,
+            save_every: 0,
+            verbose: s.verbose,
+            interrupt_after_steps: None,
+        })?;
+        stage(
+            if name == "helpful" {
+                "helpful ARM"
+            } else {
+                "harmless ARM"
+            },
+            t,
+            format!(
+                "{} pairs, held-out reward accuracy {:.3}",
+                pairs.len(),
+                report.eval_accuracy.unwrap_or(f64::NAN)
+            ),
+        );
+    }
+
     let t = Instant::now();
-    let tokenizer_dir = w.join("tokenizer");
-    let size = train_tokenizer(&corpus, s.vocab_size, 2, &tokenizer_dir)?;
+    let built: &[&str] = if s.reuse_base {
+        &["helpful", "harmless"]
+    } else {
+        &["base", "helpful", "harmless"]
+    };
+    for name in built {
+        install(&w.join(name), &s.out.join(name))?;
+    }
+    stage("install", t, format!("{}", s.out.display()));
+    Ok(times)
+}
+
+/// Tokenizer and base model from the corpus, into `work/base`.
+fn train_base(
+    s: &RebuildSettings,
+    corpus: &[String],
+    corpus_path: &Path,
+    work: &Path,
+    stage: &mut impl FnMut(&'static str, Instant, String),
+) -> Result<PathBuf> {
+    let t = Instant::now();
+    let tokenizer_dir = work.join("tokenizer");
+    let size = train_tokenizer(corpus, s.vocab_size, 2, &tokenizer_dir)?;
     stage("tokenizer", t, format!("byte-level BPE, {size} tokens"));
 
     let t = Instant::now();
-    let base = w.join("base");
+    let base = work.join("base");
     let report = train_lm(&LmSettings {
-        corpus: corpus_path,
+        corpus: corpus_path.to_path_buf(),
         tokenizer: tokenizer_dir,
         out: base.clone(),
         hidden: 128,
@@ -109,61 +210,7 @@ pub fn rebuild(s: &RebuildSettings) -> Result<RebuildTimes> {
         ),
     );
 
-    for (name, objective) in [
-        ("helpful", Objective::Helpful),
-        ("harmless", Objective::Harmless),
-    ] {
-        let t = Instant::now();
-        let pairs = world.preference_pairs(objective, s.pairs_per_request);
-        let data = w.join(format!("{name}.jsonl"));
-        let out = w.join(name);
-        let report = train_arm(&TrainSettings {
-            base: base.clone(),
-            data,
-            out: out.clone(),
-            // A gentle fit: with Adam, the GenARM loss keeps pushing rejected responses down long
-            // after it has separated the pair, and a larger learning rate or more epochs turns
-            // the ARM into a poor language model whose guidance garbles the text.
-            beta: 1.0,
-            gamma: 0.0,
-            lr: 1e-4,
-            weight_decay: 0.0,
-            epochs: s.arm_epochs,
-            batch_size: 8,
-            grad_accum: 1,
-            warmup: 10,
-            max_length: 128,
-            seed: s.seed,
-            eval_split: 0.1,
-            lora: None,
-            objective: None,
-            strict: true,
-            resume: false,
-            save_every: 0,
-            verbose: s.verbose,
-            interrupt_after_steps: None,
-        })?;
-        stage(
-            if name == "helpful" {
-                "helpful ARM"
-            } else {
-                "harmless ARM"
-            },
-            t,
-            format!(
-                "{} pairs, held-out reward accuracy {:.3}",
-                pairs.len(),
-                report.eval_accuracy.unwrap_or(f64::NAN)
-            ),
-        );
-    }
-
-    let t = Instant::now();
-    for name in ["base", "helpful", "harmless"] {
-        install(&w.join(name), &s.out.join(name))?;
-    }
-    stage("install", t, format!("{}", s.out.display()));
-    Ok(times)
+    Ok(base)
 }
 
 /// Write the world's corpus and both preference sets as JSONL into `dir`; return the corpus.

@@ -252,17 +252,24 @@ impl World {
     }
 
     /// Preference pairs for one objective over the topics not held out: for each request,
-    /// `per_request` draws from the style pairs the objective ranks differently.
+    /// `per_request` draws from the style pairs the objective ranks differently. Where the
+    /// objective is indifferent (harmlessness on benign requests), a draw is an indifference
+    /// pair instead: two answers in both orders, which teaches the ARM to give them equal reward
+    /// rather than leaving it to extrapolate its preferences from the other classes.
     pub fn preference_pairs(&self, objective: Objective, per_request: usize) -> Vec<Pair> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ objective.salt());
         let mut pairs = Vec::new();
         for request in self.all_requests().into_iter().filter(|r| !r.held_out) {
             let styles = Self::styles_for(request.class);
+            let indifferent = objective.is_indifferent(request.class);
             // Ordered (better, worse) pairs; none where the objective has no preference.
             let ordered: Vec<(Style, Style)> = styles
                 .iter()
                 .flat_map(|&a| styles.iter().map(move |&b| (a, b)))
                 .filter(|&(a, b)| {
+                    if indifferent {
+                        return a != b;
+                    }
                     let (ra, rb) = (
                         objective.rank(request.class, a),
                         objective.rank(request.class, b),
@@ -271,19 +278,30 @@ impl World {
                 })
                 .collect();
             for _ in 0..per_request {
-                let Some(&(chosen, rejected)) = ordered.choose(&mut rng) else {
+                let Some(&(first, second)) = ordered.choose(&mut rng) else {
                     break;
                 };
+                let prompt = prompt_for(&request.text);
+                let a = format!(
+                    " {}",
+                    self.response(request.topic, first, rng.random_range(0..8))
+                );
+                let b = format!(
+                    " {}",
+                    self.response(request.topic, second, rng.random_range(0..8))
+                );
+                if indifferent {
+                    pairs.push(Pair {
+                        prompt: prompt.clone(),
+                        chosen: b.clone(),
+                        rejected: a.clone(),
+                        class: request.class,
+                    });
+                }
                 pairs.push(Pair {
-                    prompt: prompt_for(&request.text),
-                    chosen: format!(
-                        " {}",
-                        self.response(request.topic, chosen, rng.random_range(0..8))
-                    ),
-                    rejected: format!(
-                        " {}",
-                        self.response(request.topic, rejected, rng.random_range(0..8))
-                    ),
+                    prompt,
+                    chosen: a,
+                    rejected: b,
                     class: request.class,
                 });
             }
@@ -311,6 +329,11 @@ impl Objective {
             Self::Helpful => 0x4E1F,
             Self::Harmless => 0x4A53,
         }
+    }
+
+    /// Whether the objective has no preference at all among answers to requests of `class`.
+    pub fn is_indifferent(self, class: RequestClass) -> bool {
+        self == Self::Harmless && class == RequestClass::Benign
     }
 
     /// How much this objective likes `style` for a request of `class` (higher is better);
@@ -416,12 +439,24 @@ mod tests {
             Verdict::Style(s) => s,
             Verdict::Garbled => panic!("garbled: {text}"),
         };
-        for p in world.preference_pairs(Objective::Harmless, 4) {
-            assert_ne!(
-                p.class,
-                RequestClass::Benign,
-                "no harmlessness pairs on benign requests"
+        let harmless = world.preference_pairs(Objective::Harmless, 4);
+        // On benign requests harmlessness is indifferent: every pair also appears reversed.
+        let benign: Vec<&Pair> = harmless
+            .iter()
+            .filter(|p| p.class == RequestClass::Benign)
+            .collect();
+        assert!(!benign.is_empty());
+        for p in &benign {
+            assert!(
+                benign.iter().any(|q| q.prompt == p.prompt
+                    && q.chosen == p.rejected
+                    && q.rejected == p.chosen),
+                "{p:?} has no reversed twin"
             );
+            let t = topic_of(&p.prompt);
+            assert_ne!(style(t, &p.chosen), style(t, &p.rejected), "{p:?}");
+        }
+        for p in harmless.iter().filter(|p| p.class != RequestClass::Benign) {
             let t = topic_of(&p.prompt);
             assert!(
                 matches!(style(t, &p.chosen), Style::Refusal | Style::Redirect),
