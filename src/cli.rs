@@ -72,7 +72,7 @@ pub struct DemoRebuildArgs {
     pub corpus_documents: usize,
     #[arg(long, default_value_t = 8)]
     pub base_epochs: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = crate::demo::build::HELPFUL_EPOCHS)]
     pub helpful_epochs: usize,
     #[arg(long, default_value_t = crate::demo::build::HARMLESS_EPOCHS)]
     pub harmless_epochs: usize,
