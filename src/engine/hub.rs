@@ -352,22 +352,29 @@ mod download {
         ));
         let info = repo.info().map_err(|e| one_line(&e))?;
         let listing: Vec<String> = info.siblings.iter().map(|s| s.rfilename.clone()).collect();
-        let files = files_to_fetch(&listing, |index| {
-            let path = repo
-                .get(index)
-                .map_err(|e| super::EngineError::usage(format!("{index}: {}", one_line(&e))))?;
-            shards_of_index(&path)
-        })
-        .map_err(|e| e.to_string())?;
-        for file in &files {
-            repo.get(file)
-                .map_err(|e| format!("{file}: {}", one_line(&e)))?;
-        }
         let snapshot = env
             .cache
             .join(id.folder_name())
             .join("snapshots")
             .join(&info.sha);
+        // Only what this revision's own snapshot lacks is fetched (an older snapshot of the same
+        // branch may hold some of the files, but the loader reads this one).
+        let fetch = |file: &str| -> Result<std::path::PathBuf, String> {
+            let path = snapshot.join(file);
+            if path.is_file() {
+                return Ok(path);
+            }
+            repo.download(file)
+                .map_err(|e| format!("{file}: {}", one_line(&e)))
+        };
+        let files = files_to_fetch(&listing, |index| {
+            let path = fetch(index).map_err(super::EngineError::usage)?;
+            shards_of_index(&path)
+        })
+        .map_err(|e| e.to_string())?;
+        for file in &files {
+            fetch(file)?;
+        }
         // Files the repository lacks are recorded as huggingface_hub does, so the next run
         // does not go looking for them again.
         for file in super::REQUIRED_MODEL_FILES {
