@@ -491,3 +491,132 @@ fn genarm_models_lists_the_cache() {
     assert!(table.contains("main→aaaaaaa*"), "{table}");
     assert!(table.contains("incomplete"), "{table}");
 }
+
+/// A local HTTP server answering as the Hub does for one repository at `main`: the file listing
+/// (`/api/models/…/revision/main`) and each file (`/…/resolve/main/FILE`, with the commit, etag
+/// and content-range headers hf-hub reads). Returns its address and every request path seen,
+/// with its authorization header.
+fn serve_repo(
+    repo: &str,
+    sha: &str,
+    files: Vec<(String, Vec<u8>)>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let (repo, sha) = (repo.to_string(), sha.to_string());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            let mut headers = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                headers.push(line.trim_end().to_ascii_lowercase());
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+            let auth: Vec<&String> = headers
+                .iter()
+                .filter(|h| h.starts_with("authorization"))
+                .collect();
+            log.lock().unwrap().push(format!("{path} {auth:?}"));
+            let range = headers
+                .iter()
+                .find_map(|h| h.strip_prefix("range: bytes=").map(str::to_string));
+            let (status, extra, body) = if path == format!("/api/models/{repo}/revision/main") {
+                let siblings: Vec<Value> = files
+                    .iter()
+                    .map(|(n, _)| serde_json::json!({"rfilename": n}))
+                    .collect();
+                let info = serde_json::json!({"sha": sha, "siblings": siblings});
+                ("200 OK", String::new(), info.to_string().into_bytes())
+            } else if let Some((name, data)) = path
+                .strip_prefix(&format!("/{repo}/resolve/main/"))
+                .and_then(|name| files.iter().find(|(n, _)| n == name))
+            {
+                let mut bounds = range.as_deref().unwrap_or("0-").split('-');
+                let start: usize = bounds.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                let end = bounds
+                    .next()
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .map_or(data.len(), |e| (e + 1).min(data.len()));
+                let extra = format!(
+                    "x-repo-commit: {sha}\r\netag: \"etag-{name}\"\r\ncontent-range: bytes {start}-{}/{}\r\n",
+                    end.saturating_sub(1),
+                    data.len()
+                );
+                ("206 Partial Content", extra, data[start..end].to_vec())
+            } else {
+                ("404 Not Found", String::new(), Vec::new())
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    (address, seen)
+}
+
+#[test]
+fn missing_models_are_downloaded_into_the_cache_layout() {
+    let models = Models::new();
+    let cache = FakeCache::new();
+    let base = models.with_spec("base", spec(1));
+    let arm = models.with_spec("arm", spec(2));
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.push(("README.md".into(), b"not needed".to_vec()));
+    let (endpoint, seen) = serve_repo("org/remote", HASH_A, files);
+    let arm_arg = format!("arm={}", arm.display());
+    let out = Command::cargo_bin("genarm")
+        .unwrap()
+        .current_dir(models.dir.path())
+        .env("HF_HUB_CACHE", cache.hub())
+        .env("HF_ENDPOINT", &endpoint)
+        .env("HF_TOKEN", "secret-token")
+        .env_remove("HF_HUB_OFFLINE")
+        .env_remove("HF_HOME")
+        .args(generate_args("org/remote", &arm_arg))
+        .output()
+        .unwrap();
+    let downloaded = generated(&out);
+    let local = generated(&genarm(
+        &cache,
+        models.dir.path(),
+        &generate_args(base.to_str().unwrap(), &arm_arg),
+    ));
+    assert_eq!(downloaded, local);
+
+    // The files landed in the standard layout: offline resolution now finds the snapshot.
+    let id = HubId::parse("org/remote").unwrap();
+    assert_eq!(
+        resolve(&id, &cache.env()).unwrap(),
+        cache.repo_dir("org/remote").join("snapshots").join(HASH_A)
+    );
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.iter().all(|r| r.contains("bearer secret-token")),
+        "{seen:?}"
+    );
+    assert!(!seen.iter().any(|r| r.contains("README.md")), "{seen:?}");
+}
