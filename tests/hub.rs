@@ -492,6 +492,7 @@ fn genarm_models_lists_the_cache() {
     assert!(table.contains("incomplete"), "{table}");
 }
 
+#[cfg(feature = "download")]
 /// A local HTTP server answering as the Hub does for one repository at `main`: the file listing
 /// (`/api/models/…/revision/main`) and each file (`/…/resolve/main/FILE`, with the commit, etag
 /// and content-range headers hf-hub reads). Returns its address and every request path seen,
@@ -570,6 +571,7 @@ fn serve_repo(
 }
 
 #[test]
+#[cfg(feature = "download")]
 fn missing_models_are_downloaded_into_the_cache_layout() {
     let models = Models::new();
     let cache = FakeCache::new();
