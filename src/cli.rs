@@ -39,6 +39,18 @@ pub enum Command {
     /// The embedded demo world: list its prompts, or rebuild its models.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// List the models in the Hugging Face cache (usable by id as --base/--arm).
+    Models(ModelsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelsArgs {
+    /// The cache to list (default: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// One JSON object per model instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -84,11 +96,12 @@ pub struct DemoRebuildArgs {
 /// Which models to load and how to weigh them.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Base model: a Hugging Face model folder (default: the embedded demo base, with its
-    /// helpful and harmless ARMs unless --arm is given).
-    #[arg(long, value_name = "PATH")]
+    /// Base model: a Hugging Face model folder, or a Hub id `org/repo[@revision]` taken from the
+    /// Hugging Face cache (downloaded if missing, unless HF_HUB_OFFLINE=1) (default: the
+    /// embedded demo base, with its helpful and harmless ARMs unless --arm is given).
+    #[arg(long, value_name = "PATH|ORG/REPO[@REV]")]
     pub base: Option<PathBuf>,
-    /// An autoregressive reward model, NAME=PATH (repeatable).
+    /// An autoregressive reward model, NAME=PATH or NAME=ORG/REPO[@REV] (repeatable).
     #[arg(long = "arm", value_name = "NAME=PATH")]
     pub arms: Vec<String>,
     /// Weight of an ARM, NAME=W (repeatable; default 1; negative steers away).
@@ -101,6 +114,13 @@ pub struct ModelArgs {
     /// (the demo's default is "User: {prompt}\nAssistant:").
     #[arg(long, value_name = "TEXT")]
     pub prompt_template: Option<String>,
+    /// Render the prompt as a user message with the base model's chat template
+    /// (tokenizer_config.json); models without one get the plain prompt and a notice.
+    #[arg(long, conflicts_with = "prompt_template")]
+    pub chat: bool,
+    /// The system message of the --chat conversation.
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -23,6 +23,8 @@ fn the_demo_shows_the_trade_off() {
         weights: vec![],
         dtype: "f32".into(),
         prompt_template: None,
+        chat: false,
+        system: None,
     };
     let (mut guide, _) = load_guide(&args).expect("the embedded demo loads");
     assert_eq!(

@@ -30,6 +30,8 @@ fn fixture(name: &str) -> String {
 fn session(max_new_tokens: usize) -> Session {
     let args = ModelArgs {
         prompt_template: None,
+        chat: false,
+        system: None,
         base: Some(fixture("llama_base").into()),
         arms: vec![
             format!("helpful={}", fixture("llama_arm_helpful")),

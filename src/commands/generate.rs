@@ -19,10 +19,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     };
     params.validate()?;
     let (mut guide, weights) = load_guide(&args.models)?;
-    let prompt_ids = guide
-        .base
-        .tokenizer
-        .encode_prompt(&guide.format_prompt(&args.prompt))?;
+    let prompt_ids = guide.prompt_ids(&args.prompt)?;
     let names = guide.arm_names();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

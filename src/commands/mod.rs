@@ -1,6 +1,7 @@
 //! The headless subcommands. Each takes its parsed arguments and writes to stdout.
 
 pub mod bench;
+pub mod cached;
 pub mod demo;
 pub mod generate;
 pub mod models;

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 
 use crate::cli::ModelArgs;
+use crate::engine::chat::ChatPrompt;
+use crate::engine::hub::resolve_model;
 use crate::engine::{CausalLm, ComputeDtype, Guide, validate_weights};
 
 /// Split `NAME=VALUE`, naming the flag when the shape is wrong.
@@ -67,6 +69,9 @@ pub fn base_label(args: &ModelArgs) -> String {
 /// Load the base and every ARM, checking the flags before the (slow) loading.
 pub fn load_guide(args: &ModelArgs) -> Result<(Guide, Vec<f32>)> {
     let dtype = parse_dtype(&args.dtype)?;
+    if args.system.is_some() && !args.chat {
+        bail!("--system is the system message of --chat; give --chat too");
+    }
     let mut arms = parse_arms(&args.arms)?;
     let base_path = match &args.base {
         Some(path) => path.clone(),
@@ -84,14 +89,24 @@ pub fn load_guide(args: &ModelArgs) -> Result<(Guide, Vec<f32>)> {
     };
     let names: Vec<String> = arms.iter().map(|(n, _)| n.clone()).collect();
     let weights = parse_weights(&args.weights, &names)?;
+    // Hub ids become cache folders here (downloading what is missing), after the flags are
+    // known to be good.
+    let base_path = resolve_model(&base_path).map_err(|e| anyhow::anyhow!("--base {e}"))?;
     let base = CausalLm::load(&base_path, dtype).map_err(|e| anyhow::anyhow!("--base {e}"))?;
     let mut loaded = Vec::with_capacity(arms.len());
     for (name, path) in arms {
-        let arm = CausalLm::load(&path, dtype).map_err(|e| anyhow::anyhow!("--arm {name}: {e}"))?;
+        let arm = resolve_model(&path)
+            .and_then(|path| CausalLm::load(&path, dtype))
+            .map_err(|e| anyhow::anyhow!("--arm {name}: {e}"))?;
         loaded.push((name, arm));
     }
     let mut guide = Guide::new(base, loaded)?;
+    if args.chat {
+        guide.chat = chat_prompt(&guide.base, args.system.clone())?;
+    }
     guide.prompt_template = match (&args.prompt_template, &args.base) {
+        // The chat template replaces any prompt format (clap refuses --prompt-template too).
+        _ if guide.chat.is_some() => None,
         (Some(template), _) => {
             if !template.contains("{prompt}") {
                 bail!("--prompt-template {template:?}: it must contain {{prompt}}");
@@ -102,6 +117,27 @@ pub fn load_guide(args: &ModelArgs) -> Result<(Guide, Vec<f32>)> {
         (None, Some(_)) => None,
     };
     Ok((guide, weights))
+}
+
+/// `--chat`: the base model's chat template compiled, or None with a notice when it has none.
+fn chat_prompt(base: &CausalLm, system: Option<String>) -> Result<Option<ChatPrompt>> {
+    match &base.tokenizer.chat_template {
+        Some(template) => Ok(Some(
+            ChatPrompt::new(template, system).map_err(|e| anyhow::anyhow!("--chat: {e}"))?,
+        )),
+        None => {
+            let ignored = if system.is_some() {
+                " (--system is ignored)"
+            } else {
+                ""
+            };
+            eprintln!(
+                "notice: --chat: {} has no chat template in its tokenizer_config.json; using the plain prompt{ignored}",
+                base.display_name()
+            );
+            Ok(None)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -41,10 +41,7 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
     let (mut guide, weights) = load_guide(&args.models)?;
     let names = guide.arm_names();
     let betas = parse_betas(&args.betas, &names)?;
-    let prompt_ids = guide
-        .base
-        .tokenizer
-        .encode_prompt(&guide.format_prompt(&args.prompt))?;
+    let prompt_ids = guide.prompt_ids(&args.prompt)?;
     let response_ids = guide.base.tokenizer.encode_response(&args.response)?;
     let (records, sums) = score(
         &mut guide,

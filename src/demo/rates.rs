@@ -92,10 +92,7 @@ pub fn evaluate(
 ) -> Result<SettingResult> {
     let mut tally = Tally::new(guide.arm_names().len());
     for (p, prompt) in prompts.iter().enumerate() {
-        let ids = guide
-            .base
-            .tokenizer
-            .encode_prompt(&guide.format_prompt(&prompt.text))?;
+        let ids = guide.prompt_ids(&prompt.text)?;
         for sample in 0..options.samples {
             let params = options.params(p, sample);
             let mut generation =
@@ -136,10 +133,7 @@ pub fn evaluate_grid(
     let arms = guide.arm_names().len();
     let mut tallies: Vec<Tally> = grid.iter().map(|_| Tally::new(arms)).collect();
     for (p, prompt) in prompts.iter().enumerate() {
-        let ids = guide
-            .base
-            .tokenizer
-            .encode_prompt(&guide.format_prompt(&prompt.text))?;
+        let ids = guide.prompt_ids(&prompt.text)?;
         let rows: Vec<BatchRow> = grid
             .iter()
             .flat_map(|weights| {

@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 
 use super::error::{EngineError, Result};
+use super::hub::{self, HubEnv, HubId};
 use super::weights::Weights;
 
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
@@ -68,15 +69,22 @@ pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
         .get("base_model_name_or_path")
         .and_then(Value::as_str)
         .ok_or_else(|| bad("missing 'base_model_name_or_path'".into()))?;
-    // A relative path is taken relative to the adapter folder.
-    let base_model = if Path::new(base).is_absolute() {
+    // A relative path is taken relative to the adapter folder; what is not a folder there but
+    // has the shape of a Hub id (`org/repo`) comes from the Hugging Face cache.
+    let local = if Path::new(base).is_absolute() {
         PathBuf::from(base)
     } else {
         dir.join(base)
     };
+    let base_model = match HubId::parse(base) {
+        Some(id) if !local.exists() => {
+            hub::resolve(&id, &HubEnv::from_env()).map_err(|e| bad(format!("base model {e}")))?
+        }
+        _ => local,
+    };
     if !base_model.join("config.json").is_file() {
         return Err(bad(format!(
-            "base model '{base}' is not a model folder on this machine (give the base as a path)"
+            "base model '{base}' is neither a model folder on this machine nor a Hub id"
         )));
     }
     Ok(AdapterConfig {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::chat::ChatPrompt;
 use super::error::{EngineError, Result};
 use super::model::CausalLm;
 
@@ -16,6 +17,8 @@ pub struct Guide {
     /// How a user's prompt is wrapped before tokenizing ("User: {prompt}\nAssistant:"), for
     /// models trained on a fixed format; None uses the prompt as given.
     pub prompt_template: Option<String>,
+    /// `--chat`: the base model's chat template, which then replaces `prompt_template`.
+    pub chat: Option<ChatPrompt>,
 }
 
 impl Guide {
@@ -47,7 +50,20 @@ impl Guide {
             vocab,
             max_context,
             prompt_template: None,
+            chat: None,
         })
+    }
+
+    /// The token ids every model sees for a user's prompt: the one place a prompt is formed.
+    /// With a chat template the rendered text carries its own special tokens and none are
+    /// added; otherwise the prompt template is applied and the tokenizer adds BOS where its
+    /// config says so.
+    pub fn prompt_ids(&self, prompt: &str) -> Result<Vec<u32>> {
+        let tokenizer = &self.base.tokenizer;
+        match &self.chat {
+            Some(chat) => tokenizer.encode_chat(&chat.render(prompt)?),
+            None => tokenizer.encode_prompt(&self.format_prompt(prompt)),
+        }
     }
 
     /// The text the model sees for a user's prompt: the template with `{prompt}` filled in.

@@ -2,6 +2,7 @@
 
 pub mod adapter;
 pub mod batch;
+pub mod chat;
 pub mod config;
 pub mod detok;
 pub mod error;
@@ -9,6 +10,8 @@ pub mod fastmath;
 pub mod generation;
 pub mod guidance;
 pub mod guide;
+pub mod hub;
+pub mod hub_cache;
 pub mod model;
 pub mod record;
 pub mod sampler;

@@ -177,8 +177,12 @@ impl CausalLm {
         std::mem::take(&mut self.forward_time)
     }
 
-    /// A short name for messages: the folder's last component.
+    /// A short name for messages: the Hub id of a cached snapshot, else the folder's last
+    /// component.
     pub fn display_name(&self) -> String {
+        if let Some(id) = super::hub::repo_id_of_snapshot(&self.dir) {
+            return id;
+        }
         self.dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

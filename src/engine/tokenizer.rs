@@ -6,6 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 use tokenizers::Tokenizer;
 
+use super::chat::ChatTemplate;
 use super::error::{EngineError, Result};
 
 pub struct ModelTokenizer {
@@ -23,6 +24,8 @@ pub struct ModelTokenizer {
     byte_tokens: Vec<bool>,
     /// One past the largest id the tokenizer knows (added tokens included).
     pub len: usize,
+    /// The chat template the tokenizer files carry, if any (compiled only for `--chat`).
+    pub chat_template: Option<ChatTemplate>,
 }
 
 impl ModelTokenizer {
@@ -49,6 +52,7 @@ impl ModelTokenizer {
         } else {
             Value::Null
         };
+        let chat_template = ChatTemplate::find(dir, &config)?;
         let mut inner = inner;
         apply_class_pipeline(&mut inner, &config).map_err(|e| {
             EngineError::invalid(&path, format!("cannot set up the tokenizer pipeline: {e}"))
@@ -90,6 +94,7 @@ impl ModelTokenizer {
             add_eos: config.get("add_eos_token").and_then(Value::as_bool),
             len,
             inner,
+            chat_template,
         })
     }
 
@@ -123,10 +128,21 @@ impl ModelTokenizer {
     /// Token ids of a response to append after a prompt: no special tokens, as Hugging Face
     /// tooling tokenizes responses for scoring.
     pub fn encode_response(&self, text: &str) -> Result<Vec<u32>> {
+        self.encode_plain(text, "response")
+    }
+
+    /// Token ids of a rendered chat template: the template already placed the special tokens
+    /// (BOS included) as text, so none are added — `apply_chat_template` tokenizes with
+    /// `add_special_tokens=False`. Special tokens written in the text are still recognised.
+    pub fn encode_chat(&self, text: &str) -> Result<Vec<u32>> {
+        self.encode_plain(text, "chat prompt")
+    }
+
+    fn encode_plain(&self, text: &str, what: &str) -> Result<Vec<u32>> {
         let encoding = self
             .inner
             .encode(text, false)
-            .map_err(|e| EngineError::usage(format!("cannot tokenize the response: {e}")))?;
+            .map_err(|e| EngineError::usage(format!("cannot tokenize the {what}: {e}")))?;
         Ok(encoding.get_ids().to_vec())
     }
 

@@ -217,8 +217,7 @@ impl EngineThread {
                 paused,
             } => {
                 self.cancel.store(false, Ordering::SeqCst);
-                let text = self.guide.format_prompt(&prompt);
-                let prompt_ids = self.guide.base.tokenizer.encode_prompt(&text)?;
+                let prompt_ids = self.guide.prompt_ids(&prompt)?;
                 let params = *self.sampling.borrow_and_update();
                 let generation = Generation::start(
                     &mut self.guide,
@@ -263,10 +262,8 @@ impl EngineThread {
             Command::Branch { keep } => self.rewind(keep, None)?,
             Command::Force { at, token } => self.rewind(at, Some(token))?,
             Command::Score { prompt, response } => {
-                let text = self.guide.format_prompt(&prompt);
-                let tokenizer = &self.guide.base.tokenizer;
-                let prompt_ids = tokenizer.encode_prompt(&text)?;
-                let response_ids = tokenizer.encode_response(&response)?;
+                let prompt_ids = self.guide.prompt_ids(&prompt)?;
+                let response_ids = self.guide.base.tokenizer.encode_response(&response)?;
                 let weights = self.weights.borrow().clone();
                 // Scoring uses the caches: the current generation cannot continue afterwards.
                 self.finish(StopReason::Stop);

@@ -1,0 +1,290 @@
+//! `--chat`: published chat templates render exactly the documented prompt formats, the rendered
+//! text is tokenized without a second BOS, and broken or refusing templates are one clear line.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use common::{Models, edit_json};
+use genarm::engine::chat::{ChatPrompt, ChatTemplate};
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/chat_templates")
+        .join(name)
+}
+
+/// The chat template of a fixture folder, rendered for `[system?, user]`.
+fn render(model: &str, system: Option<&str>, user: &str) -> String {
+    let dir = fixture(model);
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer_config.json")).unwrap())
+            .unwrap();
+    let template = ChatTemplate::find(&dir, &config).unwrap().unwrap();
+    ChatPrompt::new(&template, system.map(str::to_string))
+        .unwrap()
+        .render(user)
+        .unwrap()
+}
+
+#[test]
+fn llama_2_chat() {
+    // Meta's format: <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST]
+    assert_eq!(
+        render("Llama-2-7b-chat-hf", Some("You are helpful."), "Hi there"),
+        "<s>[INST] <<SYS>>\nYou are helpful.\n<</SYS>>\n\nHi there [/INST]"
+    );
+    assert_eq!(
+        render("Llama-2-7b-chat-hf", None, " Hi there "),
+        "<s>[INST] Hi there [/INST]"
+    );
+}
+
+#[test]
+fn llama_3_instruct() {
+    // Meta's format: a header per message, content trimmed, <|eot_id|> after each, and the
+    // assistant header left open.
+    assert_eq!(
+        render(
+            "Meta-Llama-3-8B-Instruct",
+            Some("You are helpful."),
+            "Hi there\n"
+        ),
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are helpful.<|eot_id|>\
+         <|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>\
+         <|start_header_id|>assistant<|end_header_id|>\n\n"
+    );
+}
+
+#[test]
+fn qwen2_5_chatml() {
+    // ChatML: <|im_start|>{role}\n{content}<|im_end|>\n per message; Qwen2.5 supplies its own
+    // system message when none is given.
+    assert_eq!(
+        render(
+            "Qwen2.5-0.5B-Instruct",
+            Some("You are helpful."),
+            "Hi there"
+        ),
+        "<|im_start|>system\nYou are helpful.<|im_end|>\n\
+         <|im_start|>user\nHi there<|im_end|>\n\
+         <|im_start|>assistant\n"
+    );
+    assert_eq!(
+        render("Qwen2.5-0.5B-Instruct", None, "Hi there"),
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n\
+         <|im_start|>user\nHi there<|im_end|>\n\
+         <|im_start|>assistant\n"
+    );
+}
+
+#[test]
+fn zephyr() {
+    // The transformers chat-templating guide's Zephyr example; the template's own newlines after
+    // block tags are dropped (trim_blocks), those after {{ … }} are kept.
+    assert_eq!(
+        render(
+            "zephyr-7b-beta",
+            Some("You are a friendly chatbot who always responds in the style of a pirate"),
+            "How many helicopters can a human eat in one sitting?"
+        ),
+        "<|system|>\nYou are a friendly chatbot who always responds in the style of a pirate</s>\n\
+         <|user|>\nHow many helicopters can a human eat in one sitting?</s>\n\
+         <|assistant|>\n"
+    );
+}
+
+#[test]
+fn lstrip_blocks_removes_the_indentation_before_a_block_tag() {
+    let template = ChatTemplate::from_source(
+        Path::new("t"),
+        "A\n    {% if true %}\n    B\n    {% endif %}\nC",
+        "",
+        "",
+    );
+    // Jinja with trim_blocks and lstrip_blocks: "A\n    B\nC".
+    assert_eq!(
+        ChatPrompt::new(&template, None)
+            .unwrap()
+            .render("x")
+            .unwrap(),
+        "A\n    B\nC"
+    );
+}
+
+fn genarm(args: &[&str]) -> Output {
+    Command::cargo_bin("genarm")
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `prompt_token_ids` of `generate --json` on `model` with `extra` flags.
+fn prompt_ids(model: &Path, extra: &[&str]) -> (Vec<u64>, String) {
+    let mut args = vec![
+        "generate",
+        "--base",
+        model.to_str().unwrap(),
+        "--prompt",
+        "w5 w6",
+        "--max-new-tokens",
+        "1",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = genarm(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    let start: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    let ids = start["prompt_token_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    (ids, stderr)
+}
+
+/// A random model (words `wN` are id N, `<s>` is 1, add_bos_token true) with `template`.
+fn model_with_template(models: &Models, name: &str, template: Option<&str>) -> PathBuf {
+    let dir = models.llama(name, 1);
+    if let Some(template) = template {
+        edit_json(&dir.join("tokenizer_config.json"), |c| {
+            c["chat_template"] = template.into()
+        });
+    }
+    dir
+}
+
+#[test]
+fn the_rendered_prompt_is_tokenized_with_one_bos() {
+    let models = Models::new();
+    let model = model_with_template(
+        &models,
+        "chat",
+        Some(
+            "{{ bos_token }}{% if messages[0]['role'] == 'system' %}w10 {{ messages[0]['content'] }} {% endif %}\
+             w11 {{ messages[-1]['content'] }}{% if add_generation_prompt %} w12{% endif %}",
+        ),
+    );
+    assert_eq!(prompt_ids(&model, &[]).0, [1, 5, 6]);
+    assert_eq!(prompt_ids(&model, &["--chat"]).0, [1, 11, 5, 6, 12]);
+    assert_eq!(
+        prompt_ids(&model, &["--chat", "--system", "w20 w21"]).0,
+        [1, 10, 20, 21, 11, 5, 6, 12]
+    );
+    // score forms the prompt the same way.
+    let out = genarm(&[
+        "score",
+        "--base",
+        model.to_str().unwrap(),
+        "--prompt",
+        "w5 w6",
+        "--response",
+        "w7",
+        "--chat",
+        "--json",
+    ]);
+    assert!(out.status.success());
+    let first: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(
+        first["prompt_token_ids"],
+        serde_json::json!([1, 11, 5, 6, 12])
+    );
+}
+
+#[test]
+fn a_model_without_a_template_gets_the_plain_prompt_and_a_notice() {
+    let models = Models::new();
+    let model = model_with_template(&models, "plain", None);
+    let (ids, stderr) = prompt_ids(&model, &["--chat", "--system", "w9"]);
+    assert_eq!(ids, [1, 5, 6]);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("no chat template") && stderr.contains("--system is ignored"),
+        "{stderr}"
+    );
+}
+
+fn one_line_error(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "expected a failure: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    stderr
+}
+
+#[test]
+fn refusing_and_broken_templates_are_one_line_naming_the_file() {
+    let models = Models::new();
+    // gemma-7b-it's published template refuses a system message.
+    let gemma: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("gemma-7b-it").join("tokenizer_config.json")).unwrap(),
+    )
+    .unwrap();
+    let refusing = model_with_template(&models, "refusing", gemma["chat_template"].as_str());
+    let path = refusing.to_str().unwrap();
+    let out = genarm(&[
+        "generate", "--base", path, "--prompt", "w5", "--chat", "--system", "w9",
+    ]);
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("System role not supported") && err.contains("tokenizer_config.json"),
+        "{err}"
+    );
+    // Without a system message the same template renders.
+    assert_eq!(prompt_ids(&refusing, &["--chat"]).0.first(), Some(&1));
+
+    let broken = model_with_template(
+        &models,
+        "broken",
+        Some("{% for m in messages %}{{ m.content }}"),
+    );
+    let out = genarm(&[
+        "generate",
+        "--base",
+        broken.to_str().unwrap(),
+        "--prompt",
+        "w5",
+        "--chat",
+    ]);
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("--chat")
+            && err.contains(&format!(
+                "{}",
+                broken.join("tokenizer_config.json").display()
+            ))
+            && err.contains("syntax error"),
+        "{err}"
+    );
+    // The broken template does not matter without --chat.
+    assert_eq!(prompt_ids(&broken, &[]).0, [1, 5, 6]);
+}
+
+#[test]
+fn chat_flags_are_checked() {
+    let out = genarm(&["generate", "--prompt", "x", "--system", "s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--chat"), "{err}");
+    let out = genarm(&[
+        "generate",
+        "--prompt",
+        "x",
+        "--chat",
+        "--prompt-template",
+        "A {prompt}",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--prompt-template"),
+        "{err}"
+    );
+}
