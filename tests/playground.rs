@@ -159,6 +159,63 @@ fn scripted_session_steers_branches_and_forces() {
     assert_eq!(ids(&s)[0], branched[0]);
     assert_eq!(s.state.tokens.len(), 12);
 
+    // Export: the file holds the session in the record contract of `generate --json`.
+    let data = tempfile::tempdir().unwrap();
+    s.export_dir = data.path().join("exports");
+    s.dispatch(Action::Export);
+    let message = s.state.message.clone().unwrap_or_default();
+    let files: Vec<PathBuf> = std::fs::read_dir(&s.export_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "one file, no temporary left: {files:?}");
+    assert!(
+        message.contains(&files[0].display().to_string()),
+        "the status line says where it went: {message}"
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&files[0])
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 14, "start, 12 tokens, end");
+    let start = &lines[0];
+    assert_eq!(start["type"], "start");
+    assert_eq!(start["prompt"], "Hello there");
+    assert_eq!(start["arms"], serde_json::json!(["helpful", "harmless"]));
+    assert_eq!(start["weights"]["helpful"], 1.0);
+    assert_eq!(start["weights"]["harmless"], 0.5);
+    assert!(!start["prompt_token_ids"].as_array().unwrap().is_empty());
+    for (i, (line, cell)) in lines[1..13].iter().zip(&s.state.tokens).enumerate() {
+        assert_eq!(line["type"], "token");
+        assert_eq!(line["index"], i);
+        assert_eq!(line["token_id"], cell.record.token_id);
+        assert_eq!(line["text"], cell.record.text.as_str());
+        let helpful = &line["arms"]["helpful"];
+        let (lp, w) = (
+            helpful["logprob"].as_f64().unwrap(),
+            helpful["weight"].as_f64().unwrap(),
+        );
+        assert!((helpful["contribution"].as_f64().unwrap() - w * lp).abs() < 1e-5);
+        assert!(!line["top"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(lines[1]["arms"]["helpful"]["weight"], 1.0);
+    assert_eq!(
+        lines[12]["arms"]["helpful"]["weight"], 1.25,
+        "records keep their weights"
+    );
+    let end = &lines[13];
+    assert_eq!(end["type"], "end");
+    assert_eq!(end["reason"], "max_tokens");
+    assert_eq!(end["generated_tokens"], 12);
+    let text: String = s
+        .state
+        .tokens
+        .iter()
+        .map(|t| t.record.text.as_str())
+        .collect();
+    assert_eq!(end["text"], text.as_str());
+
     // Every view draws real records.
     let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
     let mut hits = view::HitMap::default();

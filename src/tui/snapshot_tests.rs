@@ -154,3 +154,49 @@ fn long_outputs_scroll_to_keep_the_cursor_visible() {
     let (_, hits) = render(&s, size);
     cell_of(&hits, 0, size);
 }
+
+#[test]
+fn preset_overlays_and_the_export_message() {
+    let mut s = streaming();
+    update(&mut s, Action::NamePreset);
+    for c in "careful".chars() {
+        update(&mut s, Action::InsertChar(c));
+    }
+    snapshot_both_sizes("preset_name", &s);
+    update(&mut s, Action::Back);
+    s.presets.insert(
+        "careful".into(),
+        [("helpful".to_string(), 1.0), ("harmless".to_string(), 2.5)]
+            .into_iter()
+            .collect(),
+    );
+    s.presets.insert(
+        "eager".into(),
+        [("helpful".to_string(), 3.0), ("harmless".to_string(), 0.0)]
+            .into_iter()
+            .collect(),
+    );
+    update(&mut s, Action::OpenPresets);
+    update(&mut s, Action::PresetNext);
+    snapshot_both_sizes("presets", &s);
+    update(&mut s, Action::Back);
+    update(
+        &mut s,
+        Action::Exported(Ok("/data/genarm/session-1764470000.jsonl".into())),
+    );
+    snapshot_both_sizes("exported", &s);
+}
+
+#[test]
+fn a_theme_recolours_the_accents() {
+    let mut s = streaming();
+    s.theme.accent = Color::Yellow;
+    let (terminal, _) = render(&s, (120, 40));
+    let buffer = terminal.backend().buffer();
+    // The footer's first key hint ("?") is drawn in the accent colour.
+    let footer = (0..120)
+        .map(|x| &buffer[(x, 39)])
+        .find(|c| c.symbol() == "?")
+        .unwrap();
+    assert_eq!(footer.fg, Color::Yellow);
+}

@@ -1,5 +1,9 @@
 //! Everything the playground shows, in one place. Views read it; only `update` writes it.
 
+use std::collections::BTreeMap;
+
+use super::keymap::Keymap;
+use super::view::palette::Theme;
 use crate::engine::{SamplingParams, StopReason, TokenRecord};
 
 /// What keys do right now.
@@ -13,6 +17,39 @@ pub enum Mode {
     Examples,
     /// The key help overlay is open.
     Help,
+    /// Keys type the name of a new weight preset.
+    PresetName,
+    /// The weight-preset list is open.
+    Presets,
+}
+
+impl Mode {
+    /// Every mode, in the order the README's key table lists them.
+    pub const ALL: &[Mode] = &[
+        Mode::Normal,
+        Mode::Editing,
+        Mode::Examples,
+        Mode::PresetName,
+        Mode::Presets,
+        Mode::Help,
+    ];
+
+    /// Where the mode's keys act, for the key table.
+    pub fn place(self) -> &'static str {
+        match self {
+            Self::Normal => "playground",
+            Self::Editing => "prompt line",
+            Self::Examples => "example list",
+            Self::PresetName => "preset name",
+            Self::Presets => "preset list",
+            Self::Help => "help",
+        }
+    }
+
+    /// Whether printable keys type into a text field.
+    pub fn types_text(self) -> bool {
+        matches!(self, Self::Editing | Self::PresetName)
+    }
 }
 
 /// What the engine is doing, as far as the UI knows.
@@ -154,6 +191,12 @@ pub struct State {
     pub slider: usize,
 
     pub tokens: Vec<TokenCell>,
+    /// What the current tokens continue: the prompt as run (the prompt line may have changed
+    /// since), its token ids, and the settings when the run began. For exports.
+    pub run_prompt: String,
+    pub prompt_ids: Vec<u32>,
+    pub run_weights: Vec<f32>,
+    pub run_sampling: SamplingParams,
     /// Selected token; ignored while `follow` is set.
     pub cursor: usize,
     /// Keep the cursor on the newest token as tokens arrive.
@@ -170,6 +213,15 @@ pub struct State {
     pub max_new_tokens: usize,
     pub top_alternatives: usize,
     pub quit: bool,
+
+    /// Key bindings in force (the defaults with the config file's `[keys]`).
+    pub keymap: Keymap,
+    pub theme: Theme,
+    /// Weight presets by name: ARM name → weight (from the config file, plus any saved now).
+    pub presets: BTreeMap<String, BTreeMap<String, f32>>,
+    pub preset_selected: usize,
+    /// The name being typed for a new preset.
+    pub preset_name: String,
 }
 
 impl State {
@@ -195,6 +247,10 @@ impl State {
             sampling,
             slider: 0,
             tokens: Vec::new(),
+            run_prompt: String::new(),
+            prompt_ids: Vec::new(),
+            run_weights: Vec::new(),
+            run_sampling: sampling,
             cursor: 0,
             follow: true,
             alternative: 0,
@@ -205,6 +261,11 @@ impl State {
             max_new_tokens: 256,
             top_alternatives: 8,
             quit: false,
+            keymap: Keymap::default(),
+            theme: Theme::default(),
+            presets: BTreeMap::new(),
+            preset_selected: 0,
+            preset_name: String::new(),
         }
     }
 

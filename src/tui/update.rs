@@ -35,6 +35,14 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             state.prompt_cursor = state.prompt.chars().count();
             vec![]
         }
+        Action::InsertChar(c) if state.mode == Mode::PresetName => {
+            state.preset_name.push(c);
+            vec![]
+        }
+        Action::Backspace if state.mode == Mode::PresetName => {
+            state.preset_name.pop();
+            vec![]
+        }
         Action::InsertChar(c) => {
             let at = byte_index(&state.prompt, state.prompt_cursor);
             state.prompt.insert(at, c);
@@ -123,6 +131,63 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 None => vec![],
             }
         }
+        Action::NamePreset => {
+            state.mode = Mode::PresetName;
+            state.preset_name.clear();
+            vec![]
+        }
+        Action::SavePreset => {
+            let name = state.preset_name.trim().to_string();
+            if name.is_empty() {
+                state.message = Some("a preset needs a name (esc cancels)".into());
+                return vec![];
+            }
+            state.mode = Mode::Normal;
+            let weights = state
+                .arm_names
+                .iter()
+                .cloned()
+                .zip(state.weights.iter().copied())
+                .collect();
+            vec![Effect::SavePreset { name, weights }]
+        }
+        Action::PresetSaved {
+            name,
+            weights,
+            result,
+        } => {
+            state.message = Some(match result {
+                Ok(path) => {
+                    let message = format!("preset '{name}' saved to {path}");
+                    state.presets.insert(name, weights);
+                    message
+                }
+                Err(e) => format!("preset '{name}' not saved: {e}"),
+            });
+            vec![]
+        }
+        Action::OpenPresets => {
+            if state.presets.is_empty() {
+                state.message = Some("no presets yet: S saves the current weights as one".into());
+            } else {
+                state.mode = Mode::Presets;
+                state.preset_selected = state.preset_selected.min(state.presets.len() - 1);
+            }
+            vec![]
+        }
+        Action::PresetPrev => {
+            state.preset_selected = state.preset_selected.saturating_sub(1);
+            vec![]
+        }
+        Action::PresetNext => {
+            state.preset_selected =
+                (state.preset_selected + 1).min(state.presets.len().saturating_sub(1));
+            vec![]
+        }
+        Action::PresetLoad => {
+            state.mode = Mode::Normal;
+            load_preset(state)
+        }
         Action::Run => run(state),
         Action::PauseResume => match state.run {
             RunState::Running | RunState::Starting => {
@@ -203,6 +268,20 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             state.lens = state.lens.next(state.arm_names.len());
             vec![]
         }
+        Action::Export => match transcript(state) {
+            Some(jsonl) => vec![Effect::Export(jsonl)],
+            None => {
+                state.message = Some("nothing to export: run a prompt first".into());
+                vec![]
+            }
+        },
+        Action::Exported(result) => {
+            state.message = Some(match result {
+                Ok(path) => format!("exported to {path}"),
+                Err(e) => format!("export failed: {e}"),
+            });
+            vec![]
+        }
         Action::SliderUp => {
             state.slider = state.slider.saturating_sub(1);
             vec![]
@@ -254,6 +333,7 @@ fn remember_prompt(state: &mut State) {
 
 fn run(state: &mut State) -> Vec<Effect> {
     remember_prompt(state);
+    begin_run(state);
     state.run = RunState::Starting;
     state.message = None;
     state.follow = true;
@@ -276,6 +356,7 @@ fn step(state: &mut State) -> Vec<Effect> {
         RunState::Running | RunState::Paused | RunState::Starting => {}
         _ => {
             remember_prompt(state);
+            begin_run(state);
             state.message = None;
             state.follow = true;
             effects.push(Effect::Send(generate(state, true)));
@@ -284,6 +365,62 @@ fn step(state: &mut State) -> Vec<Effect> {
     state.run = RunState::Paused;
     effects.push(Effect::Send(Command::Step));
     effects
+}
+
+/// Set the sliders of the ARMs the highlighted preset names; other ARMs keep their weights.
+fn load_preset(state: &mut State) -> Vec<Effect> {
+    let Some((name, weights)) = state.presets.iter().nth(state.preset_selected) else {
+        return vec![];
+    };
+    let mut unknown = Vec::new();
+    for (arm, &w) in weights {
+        match state.arm_names.iter().position(|n| n == arm) {
+            Some(i) => state.weights[i] = w.clamp(WEIGHT_RANGE.0, WEIGHT_RANGE.1),
+            None => unknown.push(arm.as_str()),
+        }
+    }
+    state.message = Some(if unknown.is_empty() {
+        format!("preset '{name}' loaded")
+    } else {
+        format!(
+            "preset '{name}' loaded; no ARM named {} here",
+            unknown.join(", ")
+        )
+    });
+    vec![Effect::SetWeights(state.weights.clone())]
+}
+
+/// Note what a new run starts from, for exports.
+fn begin_run(state: &mut State) {
+    state.run_prompt = state.prompt.clone();
+    state.run_weights = state.weights.clone();
+    state.run_sampling = state.sampling;
+}
+
+/// The session as JSONL in the record contract; None before any run.
+fn transcript(state: &State) -> Option<String> {
+    if state.tokens.is_empty() && !state.run.has_generation() {
+        return None;
+    }
+    let records: Vec<_> = state.tokens.iter().map(|t| t.record.clone()).collect();
+    let reason = match &state.run {
+        RunState::Done(reason) => reason.as_str(),
+        RunState::Failed => "error",
+        // Exported mid-run: the file ends where the user stopped looking.
+        _ => "stop",
+    };
+    let transcript = crate::export::Transcript {
+        prompt: &state.run_prompt,
+        prompt_token_ids: &state.prompt_ids,
+        base: &state.base_name,
+        arms: &state.arm_names,
+        weights: &state.run_weights,
+        sampling: state.run_sampling,
+        records: &records,
+        reason,
+        tokens_per_second: state.tokens_per_second.unwrap_or(0.0),
+    };
+    Some(transcript.to_jsonl())
 }
 
 /// After branch/force the cursor follows the regrown tokens.
@@ -360,8 +497,9 @@ fn nudge(state: &mut State, direction: i32) -> Vec<Effect> {
 
 fn engine_event(state: &mut State, event: Event) {
     match event {
-        Event::Started { kept, .. } => {
+        Event::Started { kept, prompt_ids } => {
             state.tokens.truncate(kept);
+            state.prompt_ids = prompt_ids;
             if state.run == RunState::Starting {
                 state.run = RunState::Running;
             }

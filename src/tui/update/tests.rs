@@ -373,3 +373,164 @@ fn measured_speed_is_shown() {
     );
     assert_eq!(s.tokens_per_second, Some(12.5));
 }
+
+#[test]
+fn export_writes_the_run_as_it_began_and_every_record() {
+    let mut s = empty_state();
+    assert!(update(&mut s, Action::Export).is_empty());
+    assert!(
+        s.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("nothing to export")
+    );
+
+    update(&mut s, Action::Run);
+    // Edits after the run do not change what the tokens continue.
+    update(&mut s, Action::SliderIncrease);
+    s.prompt = "something else".into();
+    update(
+        &mut s,
+        Action::Engine(Event::Started {
+            prompt_ids: vec![1, 5, 9],
+            kept: 0,
+        }),
+    );
+    for i in 0..3 {
+        update(&mut s, Action::Engine(Event::Token(record(i, &[1.0, 0.5]))));
+    }
+    update(
+        &mut s,
+        Action::Engine(Event::Done {
+            reason: StopReason::Eos,
+            tokens: 3,
+            tokens_per_second: 9.0,
+        }),
+    );
+    let effects = update(&mut s, Action::Export);
+    let [Effect::Export(jsonl)] = &effects[..] else {
+        panic!("{effects:?}");
+    };
+    let lines: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[0]["prompt"], "How do I bake bread?");
+    assert_eq!(lines[0]["prompt_token_ids"], serde_json::json!([1, 5, 9]));
+    assert_eq!(
+        lines[0]["weights"]["helpful"], 1.0,
+        "weights when the run began"
+    );
+    assert_eq!(lines[3]["index"], 2);
+    assert_eq!(lines[4]["reason"], "eos");
+    assert_eq!(lines[4]["text"], "Sure, here");
+    assert_eq!(lines[4]["tokens_per_second"], 9.0);
+
+    update(&mut s, Action::Exported(Ok("/data/session-1.jsonl".into())));
+    assert_eq!(
+        s.message.as_deref(),
+        Some("exported to /data/session-1.jsonl")
+    );
+    update(&mut s, Action::Exported(Err("disk full".into())));
+    assert_eq!(s.message.as_deref(), Some("export failed: disk full"));
+}
+
+#[test]
+fn export_after_an_error_keeps_the_tokens_and_says_error() {
+    let mut s = state_with_tokens(2);
+    update(&mut s, Action::Engine(Event::Error("boom".into())));
+    let effects = update(&mut s, Action::Export);
+    let [Effect::Export(jsonl)] = &effects[..] else {
+        panic!("{effects:?}");
+    };
+    let end: serde_json::Value = serde_json::from_str(jsonl.lines().last().unwrap()).unwrap();
+    assert_eq!(end["reason"], "error");
+    assert_eq!(end["generated_tokens"], 2);
+}
+
+#[test]
+fn naming_a_preset_types_into_its_own_field_and_saves_the_weights() {
+    let mut s = empty_state();
+    update(&mut s, Action::NamePreset);
+    assert_eq!(s.mode, Mode::PresetName);
+    assert!(update(&mut s, Action::SavePreset).is_empty(), "no name yet");
+    assert!(s.message.as_deref().unwrap_or("").contains("name"));
+    for c in "calmx".chars() {
+        update(&mut s, Action::InsertChar(c));
+    }
+    update(&mut s, Action::Backspace);
+    assert_eq!(s.preset_name, "calm");
+    assert_eq!(s.prompt, "How do I bake bread?", "the prompt is untouched");
+    let effects = update(&mut s, Action::SavePreset);
+    assert_eq!(s.mode, Mode::Normal);
+    let [Effect::SavePreset { name, weights }] = &effects[..] else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(name, "calm");
+    assert_eq!(weights["helpful"], 1.0);
+    assert_eq!(weights["harmless"], 0.5);
+
+    let (name, weights) = (name.clone(), weights.clone());
+    update(
+        &mut s,
+        Action::PresetSaved {
+            name: name.clone(),
+            weights: weights.clone(),
+            result: Err("read-only".into()),
+        },
+    );
+    assert!(s.presets.is_empty());
+    assert_eq!(
+        s.message.as_deref(),
+        Some("preset 'calm' not saved: read-only")
+    );
+    update(
+        &mut s,
+        Action::PresetSaved {
+            name,
+            weights,
+            result: Ok("/c/config.toml".into()),
+        },
+    );
+    assert_eq!(s.presets["calm"]["harmless"], 0.5);
+    assert!(s.message.as_deref().unwrap().contains("/c/config.toml"));
+    // Esc leaves without saving.
+    update(&mut s, Action::NamePreset);
+    update(&mut s, Action::Back);
+    assert_eq!(s.mode, Mode::Normal);
+}
+
+#[test]
+fn loading_a_preset_sets_the_named_sliders_and_steers() {
+    let mut s = empty_state();
+    update(&mut s, Action::OpenPresets);
+    assert_eq!(s.mode, Mode::Normal, "nothing to pick from");
+    assert!(s.message.as_deref().unwrap().contains("no presets"));
+    s.presets.insert(
+        "a-bold".into(),
+        [("helpful".to_string(), 3.0)].into_iter().collect(),
+    );
+    s.presets.insert(
+        "b-other".into(),
+        [("harmless".to_string(), -2.0), ("honest".to_string(), 1.0)]
+            .into_iter()
+            .collect(),
+    );
+    update(&mut s, Action::OpenPresets);
+    assert_eq!(s.mode, Mode::Presets);
+    update(&mut s, Action::PresetNext);
+    update(&mut s, Action::PresetNext);
+    assert_eq!(s.preset_selected, 1);
+    let effects = update(&mut s, Action::PresetLoad);
+    assert_eq!(s.mode, Mode::Normal);
+    assert_eq!(s.weights, vec![1.0, -2.0], "unnamed ARMs keep their weight");
+    assert!(matches!(&effects[..], [Effect::SetWeights(w)] if *w == vec![1.0, -2.0]));
+    assert!(s.message.as_deref().unwrap().contains("honest"));
+    update(&mut s, Action::OpenPresets);
+    update(&mut s, Action::PresetPrev);
+    update(&mut s, Action::PresetPrev);
+    update(&mut s, Action::PresetLoad);
+    assert_eq!(s.weights, vec![3.0, -2.0]);
+    assert_eq!(s.message.as_deref(), Some("preset 'a-bold' loaded"));
+}

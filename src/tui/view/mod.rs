@@ -90,6 +90,8 @@ pub fn draw(state: &State, frame: &mut Frame) -> HitMap {
     match state.mode {
         Mode::Help => overlay::draw_help(state, frame, area),
         Mode::Examples => overlay::draw_examples(state, frame, area),
+        Mode::PresetName => overlay::draw_preset_name(state, frame, area),
+        Mode::Presets => overlay::draw_presets(state, frame, area),
         _ => {}
     }
     hits
