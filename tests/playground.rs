@@ -239,6 +239,79 @@ fn engine_errors_reach_the_status_line() {
     assert!(s.state.message.as_deref().is_some_and(|m| !m.is_empty()));
 }
 
+#[test]
+fn score_mode_scores_a_response_on_the_worker_like_the_engine() {
+    let mut s = session(8);
+    type_prompt(&mut s, "Hello there");
+    s.dispatch(Action::Back);
+    s.dispatch(Action::SliderIncrease);
+    s.dispatch(Action::EditResponse);
+    for c in " good day".chars() {
+        s.dispatch(Action::InsertChar(c));
+    }
+    s.dispatch(Action::ScoreResponse);
+    assert!(s.wait_until(WAIT, |st| matches!(
+        st.run,
+        RunState::Scored | RunState::Failed
+    )));
+    assert_eq!(s.state.run, RunState::Scored, "{:?}", s.state.message);
+
+    // The same scoring straight on the engine, with the weights the sliders had.
+    let args = ModelArgs {
+        prompt_template: None,
+        base: Some(fixture("llama_base").into()),
+        arms: vec![
+            format!("helpful={}", fixture("llama_arm_helpful")),
+            format!("harmless={}", fixture("llama_arm_harmless")),
+        ],
+        weights: vec![],
+        dtype: "f32".into(),
+    };
+    let (mut guide, _) = load_guide(&args).unwrap();
+    let prompt_ids = guide
+        .base
+        .tokenizer
+        .encode_prompt(&guide.format_prompt("Hello there"))
+        .unwrap();
+    let response_ids = guide.base.tokenizer.encode_response(" good day").unwrap();
+    let (records, sums) =
+        genarm::engine::score(&mut guide, &prompt_ids, &response_ids, &[1.25, 0.5], 5).unwrap();
+    assert_eq!(s.state.prompt_ids, prompt_ids);
+    assert_eq!(s.state.tokens.len(), records.len());
+    for (cell, want) in s.state.tokens.iter().zip(&records) {
+        assert_eq!(cell.record.token_id, want.token_id);
+        assert_eq!(cell.record.base_logprob, want.base_logprob);
+        assert_eq!(cell.record.arms, want.arms);
+        assert_eq!(cell.record.guided_logprob, want.guided_logprob);
+    }
+    let message = s.state.message.clone().unwrap_or_default();
+    assert!(
+        message.contains(&format!("base {:.2}", sums.base_logprob)),
+        "{message}"
+    );
+    // A scored response exports like a generation, ending "scored".
+    let data = tempfile::tempdir().unwrap();
+    s.export_dir = data.path().to_path_buf();
+    s.dispatch(Action::Export);
+    let file = std::fs::read_dir(data.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(file).unwrap();
+    let end: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(end["reason"], "scored");
+    let text: String = s
+        .state
+        .tokens
+        .iter()
+        .map(|t| t.record.text.as_str())
+        .collect();
+    assert_eq!(end["text"], text.as_str());
+    assert!(text.contains("good day"), "{text}");
+}
+
 fn key(c: char) -> TermEvent {
     TermEvent::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
 }

@@ -72,6 +72,8 @@ pub enum Event {
         tokens_per_second: f64,
     },
     Scored {
+        /// The prompt's ids (the response's records follow them).
+        prompt_ids: Vec<u32>,
         records: Vec<TokenRecord>,
         sums: ScoreSums,
     },
@@ -273,7 +275,11 @@ impl EngineThread {
                 self.generation = None;
                 let (records, sums) =
                     score(&mut self.guide, &prompt_ids, &response_ids, &weights, 5)?;
-                self.emit(Event::Scored { records, sums });
+                self.emit(Event::Scored {
+                    prompt_ids,
+                    records,
+                    sums,
+                });
             }
             Command::Shutdown => {}
         }

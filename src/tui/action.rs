@@ -48,6 +48,13 @@ pub enum Action {
     /// Put the highlighted preset's weights on the sliders.
     PresetLoad,
 
+    /// Open the response line (score mode).
+    EditResponse,
+    /// Replace the response with the demo's next answer to the prompt (one per style).
+    NextDemoResponse,
+    /// Teacher-force the response after the prompt: every model scores each of its tokens.
+    ScoreResponse,
+
     Run,
     PauseResume,
     Step,

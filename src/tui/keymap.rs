@@ -48,6 +48,7 @@ const EXAMPLES: &[Mode] = &[Mode::Examples];
 const HELP: &[Mode] = &[Mode::Help];
 const PRESET_NAME: &[Mode] = &[Mode::PresetName];
 const PRESETS: &[Mode] = &[Mode::Presets];
+const RESPONSE: &[Mode] = &[Mode::Response];
 const ALL: &[Mode] = Mode::ALL;
 
 /// Bindings in footer order (most useful first: a narrow footer is cut at the right).
@@ -211,6 +212,14 @@ pub static BINDINGS: &[Binding] = &[
         action: Action::Export,
         hint: "export",
         help: "write the session (prompt, settings, token records) as JSONL",
+    },
+    Binding {
+        name: "score",
+        modes: NORMAL,
+        keys: &[ch('a')],
+        action: Action::EditResponse,
+        hint: "score",
+        help: "score a response token by token (type one, or tab through the demo's)",
     },
     Binding {
         name: "preset-save",
@@ -427,6 +436,38 @@ pub static BINDINGS: &[Binding] = &[
         action: Action::Back,
         hint: "close",
         help: "close the list",
+    },
+    Binding {
+        name: "response-score",
+        modes: RESPONSE,
+        keys: &[key(KeyCode::Enter)],
+        action: Action::ScoreResponse,
+        hint: "score",
+        help: "score the response with the base and every ARM",
+    },
+    Binding {
+        name: "response-demo",
+        modes: RESPONSE,
+        keys: &[key(KeyCode::Tab)],
+        action: Action::NextDemoResponse,
+        hint: "demo answer",
+        help: "the demo's next answer to this prompt (one per style)",
+    },
+    Binding {
+        name: "response-cancel",
+        modes: RESPONSE,
+        keys: &[key(KeyCode::Esc)],
+        action: Action::Back,
+        hint: "cancel",
+        help: "leave the response line",
+    },
+    Binding {
+        name: "response-backspace",
+        modes: RESPONSE,
+        keys: &[key(KeyCode::Backspace)],
+        action: Action::Backspace,
+        hint: "",
+        help: "delete the last character",
     },
     Binding {
         name: "help-close",

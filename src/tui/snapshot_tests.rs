@@ -200,3 +200,31 @@ fn a_theme_recolours_the_accents() {
         .unwrap();
     assert_eq!(footer.fg, Color::Yellow);
 }
+
+#[test]
+fn score_mode_response_line_and_scored_records() {
+    let mut s = empty_state();
+    update(&mut s, Action::EditResponse);
+    update(&mut s, Action::NextDemoResponse);
+    update(&mut s, Action::NextDemoResponse);
+    update(&mut s, Action::NextDemoResponse);
+    snapshot_both_sizes("response_line", &s);
+    update(&mut s, Action::ScoreResponse);
+    let records = (0..6)
+        .map(|i| super::fixtures::record(i, &[1.0, 0.5]))
+        .collect();
+    update(
+        &mut s,
+        Action::Engine(crate::engine::worker::Event::Scored {
+            prompt_ids: vec![1, 2],
+            records,
+            sums: crate::engine::ScoreSums {
+                base_logprob: -9.5,
+                arm_logprobs: vec![-7.25, -4.0],
+                guided_logprob: -3.0,
+            },
+        }),
+    );
+    update(&mut s, Action::SelectToken(2));
+    snapshot_both_sizes("scored", &s);
+}

@@ -21,6 +21,8 @@ pub enum Mode {
     PresetName,
     /// The weight-preset list is open.
     Presets,
+    /// Keys type a response to score.
+    Response,
 }
 
 impl Mode {
@@ -31,6 +33,7 @@ impl Mode {
         Mode::Examples,
         Mode::PresetName,
         Mode::Presets,
+        Mode::Response,
         Mode::Help,
     ];
 
@@ -42,13 +45,14 @@ impl Mode {
             Self::Examples => "example list",
             Self::PresetName => "preset name",
             Self::Presets => "preset list",
+            Self::Response => "response line",
             Self::Help => "help",
         }
     }
 
     /// Whether printable keys type into a text field.
     pub fn types_text(self) -> bool {
-        matches!(self, Self::Editing | Self::PresetName)
+        matches!(self, Self::Editing | Self::PresetName | Self::Response)
     }
 }
 
@@ -61,6 +65,8 @@ pub enum RunState {
     Running,
     Paused,
     Done(StopReason),
+    /// A response was scored (teacher-forced); nothing to continue.
+    Scored,
     Failed,
 }
 
@@ -72,13 +78,14 @@ impl RunState {
             Self::Running => "running".into(),
             Self::Paused => "paused".into(),
             Self::Done(reason) => format!("done ({reason})"),
+            Self::Scored => "scored".into(),
             Self::Failed => "error".into(),
         }
     }
 
     /// Whether the engine holds a generation that branch/force/step can continue.
     pub fn has_generation(&self) -> bool {
-        !matches!(self, Self::Idle | Self::Failed)
+        !matches!(self, Self::Idle | Self::Failed | Self::Scored)
     }
 }
 
@@ -222,6 +229,12 @@ pub struct State {
     pub preset_selected: usize,
     /// The name being typed for a new preset.
     pub preset_name: String,
+
+    /// The response to score (score mode), and the demo's answers to the current prompt in
+    /// each style, (style, text), which tab cycles through.
+    pub response: String,
+    pub demo_responses: Vec<(String, String)>,
+    pub demo_response: Option<usize>,
 }
 
 impl State {
@@ -266,6 +279,9 @@ impl State {
             presets: BTreeMap::new(),
             preset_selected: 0,
             preset_name: String::new(),
+            response: String::new(),
+            demo_responses: Vec::new(),
+            demo_response: None,
         }
     }
 

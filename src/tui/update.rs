@@ -35,12 +35,16 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             state.prompt_cursor = state.prompt.chars().count();
             vec![]
         }
-        Action::InsertChar(c) if state.mode == Mode::PresetName => {
-            state.preset_name.push(c);
+        Action::InsertChar(c) if state.mode != Mode::Editing => {
+            if let Some(field) = short_field(state) {
+                field.push(c);
+            }
             vec![]
         }
-        Action::Backspace if state.mode == Mode::PresetName => {
-            state.preset_name.pop();
+        Action::Backspace if state.mode != Mode::Editing => {
+            if let Some(field) = short_field(state) {
+                field.pop();
+            }
             vec![]
         }
         Action::InsertChar(c) => {
@@ -187,6 +191,41 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::PresetLoad => {
             state.mode = Mode::Normal;
             load_preset(state)
+        }
+        Action::EditResponse => {
+            state.mode = Mode::Response;
+            state.demo_responses = demo_responses(&state.prompt);
+            state.demo_response = None;
+            vec![]
+        }
+        Action::NextDemoResponse => {
+            if state.demo_responses.is_empty() {
+                state.message =
+                    Some("no demo answers for this prompt: pick one with p first".into());
+                return vec![];
+            }
+            let next = state
+                .demo_response
+                .map_or(0, |i| (i + 1) % state.demo_responses.len());
+            state.demo_response = Some(next);
+            state.response = state.demo_responses[next].1.clone();
+            vec![]
+        }
+        Action::ScoreResponse => {
+            if state.response.trim().is_empty() {
+                state.message = Some("type a response to score (esc cancels)".into());
+                return vec![];
+            }
+            state.mode = Mode::Normal;
+            remember_prompt(state);
+            begin_run(state);
+            state.run = RunState::Starting;
+            state.message = None;
+            state.follow = true;
+            vec![Effect::Send(Command::Score {
+                prompt: state.prompt.clone(),
+                response: state.response.clone(),
+            })]
         }
         Action::Run => run(state),
         Action::PauseResume => match state.run {
@@ -367,6 +406,36 @@ fn step(state: &mut State) -> Vec<Effect> {
     effects
 }
 
+/// The one-line text field of the current mode (preset name, response), if it has one.
+fn short_field(state: &mut State) -> Option<&mut String> {
+    match state.mode {
+        Mode::PresetName => Some(&mut state.preset_name),
+        Mode::Response => Some(&mut state.response),
+        _ => None,
+    }
+}
+
+/// The demo world's answers to `prompt` in each style, when it is one of its requests.
+fn demo_responses(prompt: &str) -> Vec<(String, String)> {
+    use crate::demo::world::World;
+    let world = World::new(0);
+    let Some(request) = world
+        .all_requests()
+        .into_iter()
+        .find(|r| r.text == prompt.trim())
+    else {
+        return vec![];
+    };
+    World::styles_for(request.class)
+        .iter()
+        .map(|&style| {
+            // The demo's responses follow "Assistant:" after a space, as in its training text.
+            let text = format!(" {}", world.response(request.topic, style, 0));
+            (style.name().to_string(), text)
+        })
+        .collect()
+}
+
 /// Set the sliders of the ARMs the highlighted preset names; other ARMs keep their weights.
 fn load_preset(state: &mut State) -> Vec<Effect> {
     let Some((name, weights)) = state.presets.iter().nth(state.preset_selected) else {
@@ -406,6 +475,7 @@ fn transcript(state: &State) -> Option<String> {
     let reason = match &state.run {
         RunState::Done(reason) => reason.as_str(),
         RunState::Failed => "error",
+        RunState::Scored => "scored",
         // Exported mid-run: the file ends where the user stopped looking.
         _ => "stop",
     };
@@ -531,7 +601,27 @@ fn engine_event(state: &mut State, event: Event) {
                 state.tokens_per_second = Some(tokens_per_second);
             }
         }
-        Event::Scored { .. } => {}
+        Event::Scored {
+            prompt_ids,
+            records,
+            sums,
+        } => {
+            state.prompt_ids = prompt_ids;
+            state.tokens = records
+                .into_iter()
+                .map(|record| TokenCell { record, segment: 0 })
+                .collect();
+            state.run = RunState::Scored;
+            state.tokens_per_second = None;
+            let arms = state
+                .arm_names
+                .iter()
+                .zip(&sums.arm_logprobs)
+                .map(|(name, s)| format!(" · {name} {s:.2}"))
+                .collect::<String>();
+            state.message = Some(format!("Σ log π: base {:.2}{arms}", sums.base_logprob));
+            reset_alternative(state);
+        }
         Event::Error(message) => {
             state.run = RunState::Failed;
             state.message = Some(message);

@@ -25,6 +25,7 @@ pub fn draw_help(state: &State, frame: &mut Frame, area: Rect) {
         Mode::Examples => "In the example list",
         Mode::PresetName => "Naming a preset",
         Mode::Presets => "In the preset list",
+        Mode::Response => "On the response line (score mode)",
         _ => "Playground (press e or p, then ?, for those keys)",
     };
     let rows = state.keymap.help_rows(state.mode_before_help);
@@ -157,4 +158,36 @@ pub fn draw_presets(state: &State, frame: &mut Frame, area: Rect) {
         .highlight_symbol("▶ ");
     let mut list_state = ListState::default().with_selected(Some(state.preset_selected));
     frame.render_stateful_widget(list, popup, &mut list_state);
+}
+
+/// The response line of score mode: the text being typed, and which demo answer it is.
+pub fn draw_response(state: &State, frame: &mut Frame, area: Rect) {
+    let source = match state
+        .demo_response
+        .and_then(|i| state.demo_responses.get(i))
+    {
+        Some((style, _)) => format!("demo answer, style: {style}"),
+        None if state.demo_responses.is_empty() => "typed (no demo answers for this prompt)".into(),
+        None => format!("typed (tab: {} demo answers)", state.demo_responses.len()),
+    };
+    let lines = vec![
+        Line::from(vec![
+            Span::styled("> ", Style::new().fg(state.theme.accent).bold()),
+            Span::raw(state.response.as_str()),
+            Span::styled("▏", Style::new().fg(state.theme.accent)),
+        ]),
+        Line::from(Span::styled(source, Style::new().fg(state.theme.dim))),
+    ];
+    let width = area.width.saturating_sub(4).min(100);
+    let popup = centered(area, width, 6);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(Block::bordered().title(format!(
+                " Response to \"{}\" (enter scores, esc cancels) ",
+                fit(&state.prompt, width.saturating_sub(40) as usize)
+            ))),
+        popup,
+    );
 }
