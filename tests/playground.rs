@@ -312,6 +312,46 @@ fn score_mode_scores_a_response_on_the_worker_like_the_engine() {
     assert!(text.contains("good day"), "{text}");
 }
 
+#[test]
+fn compare_runs_both_settings_on_the_worker_with_the_same_seed() {
+    let mut s = session(6);
+    type_prompt(&mut s, "Hello there");
+    s.dispatch(Action::Back);
+    for _ in 0..8 {
+        s.dispatch(Action::SliderIncrease);
+    }
+    s.dispatch(Action::CompareBaseline);
+    assert!(s.wait_until(WAIT, |st| {
+        st.comparison.as_ref().is_some_and(|c| !c.running())
+    }));
+    let c = s.state.comparison.clone().unwrap();
+    let [base, guided] = &c.sides;
+    assert_eq!(base.records.len(), 6);
+    assert_eq!(guided.records.len(), 6);
+    assert!(
+        base.records
+            .iter()
+            .all(|r| r.arms.iter().all(|a| a.weight == 0.0))
+    );
+    assert!(
+        guided
+            .records
+            .iter()
+            .all(|r| r.arms[0].weight == 3.0 && r.arms[1].weight == 0.5)
+    );
+    assert!(base.tokens_per_second.unwrap() > 0.0 && guided.tokens_per_second.unwrap() > 0.0);
+    // Base only with greedy decoding picks the base model's top token every time.
+    assert!(base.records.iter().all(|r| r.base_rank == 0));
+    // The first difference, if any, is where the token ids first disagree.
+    let first = (0..6).find(|&i| base.records[i].token_id != guided.records[i].token_id);
+    assert_eq!(c.first_difference(), first);
+    // The playground's own run is unaffected and can start again.
+    s.dispatch(Action::Back);
+    s.dispatch(Action::Run);
+    assert!(s.wait_until(WAIT, finished));
+    assert_eq!(s.state.tokens.len(), 6);
+}
+
 fn key(c: char) -> TermEvent {
     TermEvent::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
 }

@@ -54,6 +54,14 @@ pub enum Command {
         prompt: String,
         response: String,
     },
+    /// Generate from `prompt` once per weight setting, one after the other, with the same
+    /// sampling settings and seed (a side-by-side comparison). `Stop` ends it.
+    Compare {
+        prompt: String,
+        max_new_tokens: usize,
+        top_alternatives: usize,
+        settings: Vec<Vec<f32>>,
+    },
     Shutdown,
 }
 
@@ -76,6 +84,17 @@ pub enum Event {
         prompt_ids: Vec<u32>,
         records: Vec<TokenRecord>,
         sums: ScoreSums,
+    },
+    /// A token of one side of a comparison (`side` indexes the settings).
+    CompareToken {
+        side: usize,
+        record: TokenRecord,
+    },
+    /// One side of a comparison ended.
+    CompareDone {
+        side: usize,
+        reason: StopReason,
+        tokens_per_second: f64,
     },
     Error(String),
 }
@@ -281,8 +300,74 @@ impl EngineThread {
                     sums,
                 });
             }
+            Command::Compare {
+                prompt,
+                max_new_tokens,
+                top_alternatives,
+                settings,
+            } => {
+                self.finish(StopReason::Stop);
+                self.generation = None;
+                self.cancel.store(false, Ordering::SeqCst);
+                let text = self.guide.format_prompt(&prompt);
+                let prompt_ids = self.guide.base.tokenizer.encode_prompt(&text)?;
+                let params = *self.sampling.borrow_and_update();
+                for (side, weights) in settings.iter().enumerate() {
+                    self.compare_side(
+                        side,
+                        weights,
+                        &prompt_ids,
+                        params,
+                        max_new_tokens,
+                        top_alternatives,
+                    )?;
+                }
+            }
             Command::Shutdown => {}
         }
+        Ok(())
+    }
+
+    /// One side of a comparison, to its end; the cancel flag is checked before every token.
+    fn compare_side(
+        &mut self,
+        side: usize,
+        weights: &[f32],
+        prompt_ids: &[u32],
+        params: SamplingParams,
+        max_new_tokens: usize,
+        top_alternatives: usize,
+    ) -> Result<()> {
+        let mut generation = Generation::start(
+            &mut self.guide,
+            prompt_ids.to_vec(),
+            params,
+            max_new_tokens,
+            top_alternatives,
+        )?;
+        let started = Instant::now();
+        let mut tokens = 0usize;
+        let reason = loop {
+            if let Some(reason) = generation.stopped() {
+                break reason;
+            }
+            if self.cancel.load(Ordering::SeqCst) {
+                break StopReason::Stop;
+            }
+            let record = generation.step(&mut self.guide, weights, None)?;
+            tokens += 1;
+            self.emit(Event::CompareToken { side, record });
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        self.emit(Event::CompareDone {
+            side,
+            reason,
+            tokens_per_second: if elapsed > 0.0 {
+                tokens as f64 / elapsed
+            } else {
+                0.0
+            },
+        });
         Ok(())
     }
 

@@ -55,6 +55,11 @@ pub enum Action {
     /// Teacher-force the response after the prompt: every model scores each of its tokens.
     ScoreResponse,
 
+    /// Compare, on the current prompt and seed: base only against the current weights.
+    CompareBaseline,
+    /// Compare the current weights against the highlighted preset.
+    ComparePreset,
+
     Run,
     PauseResume,
     Step,

@@ -49,6 +49,7 @@ const HELP: &[Mode] = &[Mode::Help];
 const PRESET_NAME: &[Mode] = &[Mode::PresetName];
 const PRESETS: &[Mode] = &[Mode::Presets];
 const RESPONSE: &[Mode] = &[Mode::Response];
+const COMPARE: &[Mode] = &[Mode::Compare];
 const ALL: &[Mode] = Mode::ALL;
 
 /// Bindings in footer order (most useful first: a narrow footer is cut at the right).
@@ -220,6 +221,22 @@ pub static BINDINGS: &[Binding] = &[
         action: Action::EditResponse,
         hint: "score",
         help: "score a response token by token (type one, or tab through the demo's)",
+    },
+    Binding {
+        name: "compare",
+        modes: NORMAL,
+        keys: &[ch('v')],
+        action: Action::CompareBaseline,
+        hint: "compare",
+        help: "compare side by side: base only vs the current weights (same prompt, seed)",
+    },
+    Binding {
+        name: "compare-preset",
+        modes: NORMAL,
+        keys: &[ch('V')],
+        action: Action::ComparePreset,
+        hint: "",
+        help: "compare the current weights with the highlighted preset (P picks it)",
     },
     Binding {
         name: "preset-save",
@@ -468,6 +485,22 @@ pub static BINDINGS: &[Binding] = &[
         action: Action::Backspace,
         hint: "",
         help: "delete the last character",
+    },
+    Binding {
+        name: "compare-stop",
+        modes: COMPARE,
+        keys: &[ch('x')],
+        action: Action::Stop,
+        hint: "stop",
+        help: "stop the comparison",
+    },
+    Binding {
+        name: "compare-close",
+        modes: COMPARE,
+        keys: &[key(KeyCode::Esc), ch('q')],
+        action: Action::Back,
+        hint: "close",
+        help: "back to the playground (stops a running comparison)",
     },
     Binding {
         name: "help-close",

@@ -228,3 +228,43 @@ fn score_mode_response_line_and_scored_records() {
     update(&mut s, Action::SelectToken(2));
     snapshot_both_sizes("scored", &s);
 }
+
+#[test]
+fn comparison_side_by_side() {
+    use crate::engine::StopReason;
+    use crate::engine::worker::Event;
+    let mut s = empty_state();
+    update(&mut s, Action::CompareBaseline);
+    for (side, texts) in [
+        (0, &["Sure", ",", " here", " is", "\n", "bread", "."][..]),
+        (
+            1,
+            &["Sure", ",", " first", " is", "\n", "knead", " it", "."][..],
+        ),
+    ] {
+        for (i, text) in texts.iter().enumerate() {
+            let mut r = super::fixtures::record(i, &[1.0, 0.5]);
+            r.text = text.to_string();
+            r.token_id = text.len() as u32 * 10 + text.chars().next().map_or(0, |c| c as u32);
+            update(
+                &mut s,
+                Action::Engine(Event::CompareToken { side, record: r }),
+            );
+        }
+    }
+    update(
+        &mut s,
+        Action::Engine(Event::CompareDone {
+            side: 0,
+            reason: StopReason::Eos,
+            tokens_per_second: 31.5,
+        }),
+    );
+    snapshot_both_sizes("compare", &s);
+    let (terminal, _) = render(&s, (120, 40));
+    let buffer = terminal.backend().buffer();
+    let first_diff = (0..120)
+        .flat_map(|x| (0..40).map(move |y| (x, y)))
+        .find(|&(x, y)| buffer[(x, y)].symbol() == "f" && buffer[(x, y)].bg == Color::LightRed);
+    assert!(first_diff.is_some(), "the first differing token is marked");
+}

@@ -23,6 +23,8 @@ pub enum Mode {
     Presets,
     /// Keys type a response to score.
     Response,
+    /// Two settings side by side.
+    Compare,
 }
 
 impl Mode {
@@ -34,6 +36,7 @@ impl Mode {
         Mode::PresetName,
         Mode::Presets,
         Mode::Response,
+        Mode::Compare,
         Mode::Help,
     ];
 
@@ -46,6 +49,7 @@ impl Mode {
             Self::PresetName => "preset name",
             Self::Presets => "preset list",
             Self::Response => "response line",
+            Self::Compare => "comparison",
             Self::Help => "help",
         }
     }
@@ -235,6 +239,67 @@ pub struct State {
     pub response: String,
     pub demo_responses: Vec<(String, String)>,
     pub demo_response: Option<usize>,
+
+    /// The side-by-side comparison, once one was started.
+    pub comparison: Option<Comparison>,
+}
+
+/// One setting of a comparison and what it generated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareSide {
+    pub label: String,
+    pub weights: Vec<f32>,
+    pub records: Vec<TokenRecord>,
+    pub done: Option<StopReason>,
+    pub tokens_per_second: Option<f64>,
+}
+
+impl CompareSide {
+    pub fn new(label: String, weights: Vec<f32>) -> Self {
+        Self {
+            label,
+            weights,
+            records: Vec::new(),
+            done: None,
+            tokens_per_second: None,
+        }
+    }
+}
+
+/// The same prompt and seed under two weight settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    pub prompt: String,
+    pub sides: [CompareSide; 2],
+}
+
+impl Comparison {
+    /// Whether token `index` of `side` differs from the other side's token there (or the other
+    /// side has none).
+    pub fn differs(&self, side: usize, index: usize) -> bool {
+        let other = &self.sides[1 - side].records;
+        match (self.sides[side].records.get(index), other.get(index)) {
+            (Some(a), Some(b)) => a.token_id != b.token_id,
+            (Some(_), None) => self.sides[1 - side].done.is_some(),
+            _ => false,
+        }
+    }
+
+    /// The first position where the two texts part, once it is known.
+    pub fn first_difference(&self) -> Option<usize> {
+        let [a, b] = &self.sides;
+        let common = a.records.len().min(b.records.len());
+        if let Some(i) = (0..common).find(|&i| a.records[i].token_id != b.records[i].token_id) {
+            return Some(i);
+        }
+        // Equal so far: they part where one ended and the other went on.
+        let ended = a.done.is_some() && b.done.is_some();
+        (ended && a.records.len() != b.records.len()).then_some(common)
+    }
+
+    pub fn running(&self) -> bool {
+        self.sides.iter().any(|s| s.done.is_none())
+    }
 }
 
 impl State {
@@ -282,6 +347,7 @@ impl State {
             response: String::new(),
             demo_responses: Vec::new(),
             demo_response: None,
+            comparison: None,
         }
     }
 

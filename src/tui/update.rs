@@ -3,9 +3,10 @@
 
 use super::action::{Action, Effect};
 use super::state::{
-    EXAMPLE_PROMPTS, Mode, RunState, Slider, State, TEMPERATURE_RANGE, TEMPERATURE_STEP, TOP_K_MAX,
-    TOP_P_RANGE, TOP_P_STEP, TokenCell, WEIGHT_RANGE, WEIGHT_STEP,
+    CompareSide, Comparison, EXAMPLE_PROMPTS, Mode, RunState, Slider, State, TEMPERATURE_RANGE,
+    TEMPERATURE_STEP, TOP_K_MAX, TOP_P_RANGE, TOP_P_STEP, TokenCell, WEIGHT_RANGE, WEIGHT_STEP,
 };
+use crate::engine::StopReason;
 use crate::engine::worker::{Command, Event};
 
 pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
@@ -22,6 +23,13 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 state.mode = Mode::Help;
             }
             vec![]
+        }
+        Action::Back if state.mode == Mode::Compare => {
+            state.mode = Mode::Normal;
+            match &state.comparison {
+                Some(c) if c.running() => vec![Effect::Send(Command::Stop)],
+                _ => vec![],
+            }
         }
         Action::Back => {
             state.mode = match state.mode {
@@ -227,6 +235,38 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 response: state.response.clone(),
             })]
         }
+        Action::CompareBaseline => {
+            let zero = vec![0.0; state.weights.len()];
+            let current = state.weights.clone();
+            let label = format!("current: {}", weights_label(state, &current));
+            compare(
+                state,
+                CompareSide::new("base only".into(), zero),
+                CompareSide::new(label, current),
+            )
+        }
+        Action::ComparePreset => {
+            let Some((name, preset)) = state.presets.iter().nth(state.preset_selected) else {
+                state.message = Some("no presets to compare with: S saves one".into());
+                return vec![];
+            };
+            let mut theirs = state.weights.clone();
+            for (arm, &w) in preset {
+                if let Some(i) = state.arm_names.iter().position(|n| n == arm) {
+                    theirs[i] = w;
+                }
+            }
+            let current = state.weights.clone();
+            let a = CompareSide::new(
+                format!("current: {}", weights_label(state, &current)),
+                current,
+            );
+            let b = CompareSide::new(
+                format!("preset {name}: {}", weights_label(state, &theirs)),
+                theirs,
+            );
+            compare(state, a, b)
+        }
         Action::Run => run(state),
         Action::PauseResume => match state.run {
             RunState::Running | RunState::Starting => {
@@ -240,6 +280,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             _ => vec![],
         },
         Action::Step => step(state),
+        Action::Stop if state.mode == Mode::Compare => match &state.comparison {
+            Some(c) if c.running() => vec![Effect::Send(Command::Stop)],
+            _ => vec![],
+        },
         Action::Stop => match state.run {
             RunState::Running | RunState::Paused | RunState::Starting => {
                 vec![Effect::Send(Command::Stop)]
@@ -404,6 +448,36 @@ fn step(state: &mut State) -> Vec<Effect> {
     state.run = RunState::Paused;
     effects.push(Effect::Send(Command::Step));
     effects
+}
+
+/// "helpful +1.00 harmless +0.50".
+fn weights_label(state: &State, weights: &[f32]) -> String {
+    state
+        .arm_names
+        .iter()
+        .zip(weights)
+        .map(|(n, w)| format!("{n} {w:+.2}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Start a comparison of two settings on the current prompt (the engine drops any generation).
+fn compare(state: &mut State, a: CompareSide, b: CompareSide) -> Vec<Effect> {
+    remember_prompt(state);
+    state.mode = Mode::Compare;
+    state.run = RunState::Idle;
+    state.message = None;
+    let settings = vec![a.weights.clone(), b.weights.clone()];
+    state.comparison = Some(Comparison {
+        prompt: state.prompt.clone(),
+        sides: [a, b],
+    });
+    vec![Effect::Send(Command::Compare {
+        prompt: state.prompt.clone(),
+        max_new_tokens: state.max_new_tokens,
+        top_alternatives: state.top_alternatives,
+        settings,
+    })]
 }
 
 /// The one-line text field of the current mode (preset name, response), if it has one.
@@ -622,7 +696,37 @@ fn engine_event(state: &mut State, event: Event) {
             state.message = Some(format!("Σ log π: base {:.2}{arms}", sums.base_logprob));
             reset_alternative(state);
         }
+        Event::CompareToken { side, record } => {
+            if let Some(s) = state
+                .comparison
+                .as_mut()
+                .and_then(|c| c.sides.get_mut(side))
+            {
+                s.records.truncate(record.index);
+                s.records.push(record);
+            }
+        }
+        Event::CompareDone {
+            side,
+            reason,
+            tokens_per_second,
+        } => {
+            if let Some(s) = state
+                .comparison
+                .as_mut()
+                .and_then(|c| c.sides.get_mut(side))
+            {
+                s.done = Some(reason);
+                s.tokens_per_second = Some(tokens_per_second);
+            }
+        }
         Event::Error(message) => {
+            // An error ends a comparison too: the engine has stopped working on it.
+            if let Some(c) = state.comparison.as_mut() {
+                for side in c.sides.iter_mut().filter(|s| s.done.is_none()) {
+                    side.done = Some(StopReason::Stop);
+                }
+            }
             state.run = RunState::Failed;
             state.message = Some(message);
         }

@@ -1,6 +1,7 @@
 //! Drawing: pure functions of [`State`]. `draw` returns where each token cell landed, so the app
 //! can turn a mouse click into a token selection without the views knowing about the mouse.
 
+mod compare;
 mod inspector;
 mod output;
 mod overlay;
@@ -81,8 +82,12 @@ pub fn draw(state: &State, frame: &mut Frame) -> HitMap {
         Layout::horizontal([Constraint::Length(44), Constraint::Fill(1)]).areas(bottom);
 
     prompt::draw(state, frame, prompt_area);
-    output::draw(state, frame, output_area, &mut hits);
-    inspector::draw(state, frame, inspector_area);
+    if state.mode == Mode::Compare {
+        compare::draw(state, frame, main);
+    } else {
+        output::draw(state, frame, output_area, &mut hits);
+        inspector::draw(state, frame, inspector_area);
+    }
     sliders::draw(state, frame, sliders_area);
     trace::draw(state, frame, trace_area);
     status::draw_status(state, frame, status_area);
