@@ -352,6 +352,52 @@ fn compare_runs_both_settings_on_the_worker_with_the_same_seed() {
     assert_eq!(s.state.tokens.len(), 6);
 }
 
+#[test]
+fn the_frontier_sweeps_on_the_worker_and_its_points_match_the_batched_engine() {
+    let mut s = session(8);
+    type_prompt(&mut s, "Hello there");
+    s.dispatch(Action::Back);
+    s.dispatch(Action::OpenFrontier);
+    assert!(s.wait_until(WAIT, |st| st.frontier.as_ref().is_some_and(|f| !f.running)));
+    let f = s.state.frontier.clone().unwrap();
+    assert_eq!(f.points.len(), 16, "{:?}", s.state.message);
+    // Each point's mean is the batched engine's Σ log π for that setting (greedy: one sample).
+    let args = ModelArgs {
+        prompt_template: None,
+        base: Some(fixture("llama_base").into()),
+        arms: vec![
+            format!("helpful={}", fixture("llama_arm_helpful")),
+            format!("harmless={}", fixture("llama_arm_harmless")),
+        ],
+        weights: vec![],
+        dtype: "f32".into(),
+    };
+    let (mut guide, _) = load_guide(&args).unwrap();
+    let prompt_ids = guide
+        .base
+        .tokenizer
+        .encode_prompt(&guide.format_prompt("Hello there"))
+        .unwrap();
+    let rows: Vec<genarm::engine::batch::BatchRow> = f
+        .points
+        .iter()
+        .map(|p| genarm::engine::batch::BatchRow {
+            weights: p.weights.clone(),
+            params: SamplingParams::default(),
+        })
+        .collect();
+    let samples = genarm::engine::batch::sample_rows(&mut guide, &prompt_ids, &rows, 8).unwrap();
+    for (point, sample) in f.points.iter().zip(&samples) {
+        assert_eq!(point.mean_rewards, sample.arm_logprobs);
+    }
+    // Picking a point puts its weights on the sliders.
+    for _ in 0..6 {
+        s.dispatch(Action::FrontierNext);
+    }
+    s.dispatch(Action::FrontierLoad);
+    assert_eq!(s.state.weights, vec![1.0, 2.0]);
+}
+
 fn key(c: char) -> TermEvent {
     TermEvent::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
 }

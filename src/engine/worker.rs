@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc as events, watch};
 
+use super::batch::{BatchRow, sample_rows};
 use super::error::Result;
 use super::generation::{Generation, ScoreSums, StopReason, score};
 use super::guide::Guide;
@@ -62,6 +63,14 @@ pub enum Command {
         top_alternatives: usize,
         settings: Vec<Vec<f32>>,
     },
+    /// Sample `prompt` under every weight setting (`samples` each, seeds seed, seed+1, …) in
+    /// batches, and report each setting's mean Σ log π per ARM. Runs to its end (no `Stop`).
+    Sweep {
+        prompt: String,
+        settings: Vec<Vec<f32>>,
+        samples: usize,
+        max_new_tokens: usize,
+    },
     Shutdown,
 }
 
@@ -95,6 +104,11 @@ pub enum Event {
         side: usize,
         reason: StopReason,
         tokens_per_second: f64,
+    },
+    /// A sweep's result: per setting (in the order given), each ARM's mean Σ log π.
+    Swept {
+        settings: Vec<Vec<f32>>,
+        mean_rewards: Vec<Vec<f64>>,
     },
     Error(String),
 }
@@ -322,6 +336,48 @@ impl EngineThread {
                         top_alternatives,
                     )?;
                 }
+            }
+            Command::Sweep {
+                prompt,
+                settings,
+                samples,
+                max_new_tokens,
+            } => {
+                self.finish(StopReason::Stop);
+                self.generation = None;
+                let text = self.guide.format_prompt(&prompt);
+                let prompt_ids = self.guide.base.tokenizer.encode_prompt(&text)?;
+                let params = *self.sampling.borrow();
+                let samples = samples.max(1);
+                let rows: Vec<BatchRow> = settings
+                    .iter()
+                    .flat_map(|w| {
+                        (0..samples).map(move |k| BatchRow {
+                            weights: w.clone(),
+                            params: SamplingParams {
+                                seed: params.seed.wrapping_add(k as u64),
+                                ..params
+                            },
+                        })
+                    })
+                    .collect();
+                let drawn = sample_rows(&mut self.guide, &prompt_ids, &rows, max_new_tokens)?;
+                let mean_rewards = drawn
+                    .chunks(samples)
+                    .map(|group| {
+                        let arms = group.first().map_or(0, |g| g.arm_logprobs.len());
+                        (0..arms)
+                            .map(|a| {
+                                group.iter().map(|g| g.arm_logprobs[a]).sum::<f64>()
+                                    / group.len() as f64
+                            })
+                            .collect()
+                    })
+                    .collect();
+                self.emit(Event::Swept {
+                    settings,
+                    mean_rewards,
+                });
             }
             Command::Shutdown => {}
         }

@@ -60,6 +60,13 @@ pub enum Action {
     /// Compare the current weights against the highlighted preset.
     ComparePreset,
 
+    /// Sweep a grid of the first two ARMs' weights on the current prompt; open the frontier.
+    OpenFrontier,
+    FrontierPrev,
+    FrontierNext,
+    /// Put the selected point's weights on the sliders.
+    FrontierLoad,
+
     Run,
     PauseResume,
     Step,

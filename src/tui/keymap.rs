@@ -50,6 +50,7 @@ const PRESET_NAME: &[Mode] = &[Mode::PresetName];
 const PRESETS: &[Mode] = &[Mode::Presets];
 const RESPONSE: &[Mode] = &[Mode::Response];
 const COMPARE: &[Mode] = &[Mode::Compare];
+const FRONTIER: &[Mode] = &[Mode::Frontier];
 const ALL: &[Mode] = Mode::ALL;
 
 /// Bindings in footer order (most useful first: a narrow footer is cut at the right).
@@ -237,6 +238,14 @@ pub static BINDINGS: &[Binding] = &[
         action: Action::ComparePreset,
         hint: "",
         help: "compare the current weights with the highlighted preset (P picks it)",
+    },
+    Binding {
+        name: "frontier",
+        modes: NORMAL,
+        keys: &[ch('F')],
+        action: Action::OpenFrontier,
+        hint: "frontier",
+        help: "sweep a grid of the first two ARMs' weights and plot their mean rewards",
     },
     Binding {
         name: "preset-save",
@@ -501,6 +510,38 @@ pub static BINDINGS: &[Binding] = &[
         action: Action::Back,
         hint: "close",
         help: "back to the playground (stops a running comparison)",
+    },
+    Binding {
+        name: "frontier-load",
+        modes: FRONTIER,
+        keys: &[key(KeyCode::Enter)],
+        action: Action::FrontierLoad,
+        hint: "load",
+        help: "put the selected point's weights on the sliders",
+    },
+    Binding {
+        name: "frontier-prev",
+        modes: FRONTIER,
+        keys: &[key(KeyCode::Left), ch('h')],
+        action: Action::FrontierPrev,
+        hint: "point",
+        help: "select the previous point",
+    },
+    Binding {
+        name: "frontier-next",
+        modes: FRONTIER,
+        keys: &[key(KeyCode::Right), ch('l')],
+        action: Action::FrontierNext,
+        hint: "point",
+        help: "select the next point",
+    },
+    Binding {
+        name: "frontier-close",
+        modes: FRONTIER,
+        keys: &[key(KeyCode::Esc), ch('q')],
+        action: Action::Back,
+        hint: "close",
+        help: "back to the playground (a running sweep finishes in the background)",
     },
     Binding {
         name: "help-close",

@@ -268,3 +268,36 @@ fn comparison_side_by_side() {
         .find(|&(x, y)| buffer[(x, y)].symbol() == "f" && buffer[(x, y)].bg == Color::LightRed);
     assert!(first_diff.is_some(), "the first differing token is marked");
 }
+
+#[test]
+fn frontier_running_and_done() {
+    use crate::engine::worker::Event;
+    let mut s = empty_state();
+    s.sampling.temperature = 1.0;
+    update(&mut s, Action::OpenFrontier);
+    snapshot_both_sizes("frontier_running", &s);
+    let grid = [0.0f32, 1.0, 2.0, 3.0];
+    let settings: Vec<Vec<f32>> = grid
+        .iter()
+        .flat_map(|&a| grid.iter().map(move |&b| vec![a, b]))
+        .collect();
+    // A trade-off: each weight raises its own ARM's reward and lowers the other's.
+    let mean_rewards = settings
+        .iter()
+        .map(|w| {
+            let (a, b) = (f64::from(w[0]), f64::from(w[1]));
+            vec![-6.0 + 1.5 * a - 0.5 * b, -7.0 + 1.8 * b - 0.6 * a]
+        })
+        .collect();
+    update(
+        &mut s,
+        Action::Engine(Event::Swept {
+            settings,
+            mean_rewards,
+        }),
+    );
+    for _ in 0..6 {
+        update(&mut s, Action::FrontierNext);
+    }
+    snapshot_both_sizes("frontier", &s);
+}

@@ -25,6 +25,8 @@ pub enum Mode {
     Response,
     /// Two settings side by side.
     Compare,
+    /// The reward frontier of a grid of weights.
+    Frontier,
 }
 
 impl Mode {
@@ -37,6 +39,7 @@ impl Mode {
         Mode::Presets,
         Mode::Response,
         Mode::Compare,
+        Mode::Frontier,
         Mode::Help,
     ];
 
@@ -50,6 +53,7 @@ impl Mode {
             Self::Presets => "preset list",
             Self::Response => "response line",
             Self::Compare => "comparison",
+            Self::Frontier => "frontier",
             Self::Help => "help",
         }
     }
@@ -242,6 +246,30 @@ pub struct State {
 
     /// The side-by-side comparison, once one was started.
     pub comparison: Option<Comparison>,
+    /// The reward frontier, once a sweep was started.
+    pub frontier: Option<Frontier>,
+}
+
+/// Weights tried for each of the first two ARMs in the frontier sweep (4 × 4 settings).
+pub const FRONTIER_GRID: &[f32] = &[0.0, 1.0, 2.0, 3.0];
+/// Samples per setting when sampling (greedy decoding needs one), and their length.
+pub const FRONTIER_SAMPLES: usize = 4;
+pub const FRONTIER_MAX_TOKENS: usize = 32;
+
+/// One weight setting of the sweep and each ARM's mean Σ log π under it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrontierPoint {
+    pub weights: Vec<f32>,
+    pub mean_rewards: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frontier {
+    pub prompt: String,
+    pub points: Vec<FrontierPoint>,
+    pub selected: usize,
+    /// The sweep is still running on the engine thread.
+    pub running: bool,
 }
 
 /// One setting of a comparison and what it generated.
@@ -348,6 +376,7 @@ impl State {
             demo_responses: Vec::new(),
             demo_response: None,
             comparison: None,
+            frontier: None,
         }
     }
 

@@ -3,8 +3,9 @@
 
 use super::action::{Action, Effect};
 use super::state::{
-    CompareSide, Comparison, EXAMPLE_PROMPTS, Mode, RunState, Slider, State, TEMPERATURE_RANGE,
-    TEMPERATURE_STEP, TOP_K_MAX, TOP_P_RANGE, TOP_P_STEP, TokenCell, WEIGHT_RANGE, WEIGHT_STEP,
+    CompareSide, Comparison, EXAMPLE_PROMPTS, FRONTIER_GRID, FRONTIER_MAX_TOKENS, FRONTIER_SAMPLES,
+    Frontier, FrontierPoint, Mode, RunState, Slider, State, TEMPERATURE_RANGE, TEMPERATURE_STEP,
+    TOP_K_MAX, TOP_P_RANGE, TOP_P_STEP, TokenCell, WEIGHT_RANGE, WEIGHT_STEP,
 };
 use crate::engine::StopReason;
 use crate::engine::worker::{Command, Event};
@@ -267,6 +268,35 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             );
             compare(state, a, b)
         }
+        Action::OpenFrontier => open_frontier(state),
+        Action::FrontierPrev => {
+            if let Some(f) = state.frontier.as_mut() {
+                f.selected = f.selected.saturating_sub(1);
+            }
+            vec![]
+        }
+        Action::FrontierNext => {
+            if let Some(f) = state.frontier.as_mut() {
+                f.selected = (f.selected + 1).min(f.points.len().saturating_sub(1));
+            }
+            vec![]
+        }
+        Action::FrontierLoad => {
+            let Some(point) = state
+                .frontier
+                .as_ref()
+                .and_then(|f| f.points.get(f.selected))
+            else {
+                return vec![];
+            };
+            state.weights = point.weights.clone();
+            state.mode = Mode::Normal;
+            state.message = Some(format!(
+                "weights from the frontier: {}",
+                weights_label(state, &state.weights)
+            ));
+            vec![Effect::SetWeights(state.weights.clone())]
+        }
         Action::Run => run(state),
         Action::PauseResume => match state.run {
             RunState::Running | RunState::Starting => {
@@ -448,6 +478,47 @@ fn step(state: &mut State) -> Vec<Effect> {
     state.run = RunState::Paused;
     effects.push(Effect::Send(Command::Step));
     effects
+}
+
+/// Start the frontier sweep: the first two ARMs over the grid, other ARMs at their weights.
+fn open_frontier(state: &mut State) -> Vec<Effect> {
+    if state.arm_names.len() < 2 {
+        state.message = Some("the frontier needs two ARMs (it plots one against the other)".into());
+        return vec![];
+    }
+    if state.frontier.as_ref().is_some_and(|f| f.running) {
+        state.mode = Mode::Frontier;
+        return vec![];
+    }
+    let mut settings = Vec::new();
+    for &a in FRONTIER_GRID {
+        for &b in FRONTIER_GRID {
+            let mut w = state.weights.clone();
+            w[0] = a;
+            w[1] = b;
+            settings.push(w);
+        }
+    }
+    remember_prompt(state);
+    state.mode = Mode::Frontier;
+    state.run = RunState::Idle;
+    state.frontier = Some(Frontier {
+        prompt: state.prompt.clone(),
+        points: Vec::new(),
+        selected: 0,
+        running: true,
+    });
+    let samples = if state.sampling.temperature == 0.0 {
+        1
+    } else {
+        FRONTIER_SAMPLES
+    };
+    vec![Effect::Send(Command::Sweep {
+        prompt: state.prompt.clone(),
+        settings,
+        samples,
+        max_new_tokens: FRONTIER_MAX_TOKENS.min(state.max_new_tokens),
+    })]
 }
 
 /// "helpful +1.00 harmless +0.50".
@@ -720,7 +791,27 @@ fn engine_event(state: &mut State, event: Event) {
                 s.tokens_per_second = Some(tokens_per_second);
             }
         }
+        Event::Swept {
+            settings,
+            mean_rewards,
+        } => {
+            if let Some(f) = state.frontier.as_mut() {
+                f.points = settings
+                    .into_iter()
+                    .zip(mean_rewards)
+                    .map(|(weights, mean_rewards)| FrontierPoint {
+                        weights,
+                        mean_rewards,
+                    })
+                    .collect();
+                f.running = false;
+                f.selected = 0;
+            }
+        }
         Event::Error(message) => {
+            if let Some(f) = state.frontier.as_mut() {
+                f.running = false;
+            }
             // An error ends a comparison too: the engine has stopped working on it.
             if let Some(c) = state.comparison.as_mut() {
                 for side in c.sides.iter_mut().filter(|s| s.done.is_none()) {

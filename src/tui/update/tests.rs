@@ -1,7 +1,7 @@
 use super::*;
 use crate::engine::StopReason;
 use crate::tui::fixtures::{empty_state, record, state_with_tokens};
-use crate::tui::state::Lens;
+use crate::tui::state::{FRONTIER_GRID, FRONTIER_MAX_TOKENS, FRONTIER_SAMPLES, Lens};
 
 fn commands(effects: &[Effect]) -> Vec<String> {
     effects.iter().map(|e| format!("{e:?}")).collect()
@@ -699,4 +699,88 @@ fn compare_with_a_preset_uses_its_weights_for_the_second_side() {
         c.sides[1].label,
         "preset bold: helpful +3.00 harmless +0.50"
     );
+}
+
+fn swept(s: &mut State) {
+    let settings: Vec<Vec<f32>> = FRONTIER_GRID
+        .iter()
+        .flat_map(|&a| FRONTIER_GRID.iter().map(move |&b| vec![a, b]))
+        .collect();
+    let mean_rewards = settings
+        .iter()
+        .map(|w| vec![-10.0 + f64::from(w[0]), -8.0 + f64::from(w[1])])
+        .collect();
+    update(
+        s,
+        Action::Engine(Event::Swept {
+            settings,
+            mean_rewards,
+        }),
+    );
+}
+
+#[test]
+fn the_frontier_sweeps_a_grid_of_the_first_two_arms_and_loads_a_point() {
+    let mut s = empty_state();
+    s.sampling.temperature = 0.7;
+    let e = update(&mut s, Action::OpenFrontier);
+    assert_eq!(s.mode, Mode::Frontier);
+    let [
+        Effect::Send(Command::Sweep {
+            settings,
+            samples,
+            max_new_tokens,
+            prompt,
+        }),
+    ] = &e[..]
+    else {
+        panic!("{e:?}");
+    };
+    assert_eq!(settings.len(), 16);
+    assert_eq!(settings[0], vec![0.0, 0.0]);
+    assert_eq!(settings[15], vec![3.0, 3.0]);
+    assert_eq!(*samples, FRONTIER_SAMPLES);
+    assert_eq!(*max_new_tokens, FRONTIER_MAX_TOKENS);
+    assert_eq!(prompt, "How do I bake bread?");
+    assert!(s.frontier.as_ref().unwrap().running);
+    // Opening again while it runs does not start a second sweep.
+    update(&mut s, Action::Back);
+    assert!(update(&mut s, Action::OpenFrontier).is_empty());
+
+    swept(&mut s);
+    let f = s.frontier.as_ref().unwrap();
+    assert!(!f.running);
+    assert_eq!(f.points.len(), 16);
+    assert_eq!(f.points[5].mean_rewards, vec![-9.0, -7.0]);
+    update(&mut s, Action::FrontierPrev);
+    for _ in 0..5 {
+        update(&mut s, Action::FrontierNext);
+    }
+    let e = update(&mut s, Action::FrontierLoad);
+    assert_eq!(s.weights, vec![1.0, 1.0]);
+    assert!(matches!(&e[..], [Effect::SetWeights(w)] if *w == vec![1.0, 1.0]));
+    assert_eq!(s.mode, Mode::Normal);
+    for _ in 0..40 {
+        update(&mut s, Action::FrontierNext);
+    }
+    assert_eq!(s.frontier.as_ref().unwrap().selected, 15);
+}
+
+#[test]
+fn the_frontier_needs_two_arms_and_greedy_needs_one_sample() {
+    let mut s = empty_state();
+    let e = update(&mut s, Action::OpenFrontier);
+    assert!(matches!(
+        &e[..],
+        [Effect::Send(Command::Sweep { samples: 1, .. })]
+    ));
+    update(&mut s, Action::Engine(Event::Error("boom".into())));
+    assert!(!s.frontier.as_ref().unwrap().running);
+
+    let mut one = empty_state();
+    one.arm_names.truncate(1);
+    one.weights.truncate(1);
+    assert!(update(&mut one, Action::OpenFrontier).is_empty());
+    assert!(one.message.as_deref().unwrap().contains("two ARMs"));
+    assert_eq!(one.mode, Mode::Normal);
 }

@@ -2,6 +2,7 @@
 //! can turn a mouse click into a token selection without the views knowing about the mouse.
 
 mod compare;
+mod frontier;
 mod inspector;
 mod output;
 mod overlay;
@@ -84,6 +85,8 @@ pub fn draw(state: &State, frame: &mut Frame) -> HitMap {
     prompt::draw(state, frame, prompt_area);
     if state.mode == Mode::Compare {
         compare::draw(state, frame, main);
+    } else if state.mode == Mode::Frontier {
+        frontier::draw(state, frame, main);
     } else {
         output::draw(state, frame, output_area, &mut hits);
         inspector::draw(state, frame, inspector_area);

@@ -27,6 +27,7 @@ pub fn draw_help(state: &State, frame: &mut Frame, area: Rect) {
         Mode::Presets => "In the preset list",
         Mode::Response => "On the response line (score mode)",
         Mode::Compare => "In the comparison",
+        Mode::Frontier => "In the frontier",
         _ => "Playground (press e or p, then ?, for those keys)",
     };
     let rows = state.keymap.help_rows(state.mode_before_help);
