@@ -63,14 +63,15 @@ fn draw_side(state: &State, c: &Comparison, side: usize, frame: &mut Frame, area
         } else {
             Style::new()
         };
-        // Newlines break the line; everything else is shown as the model wrote it.
+        // Newlines break the line; tabs and control characters are drawn as the output pane does.
         for (k, piece) in record.text.split('\n').enumerate() {
             if k > 0 {
                 lines.push(Line::default());
             }
             if !piece.is_empty() {
                 if let Some(line) = lines.last_mut() {
-                    line.push_span(Span::styled(piece.to_string(), style));
+                    // Control characters must not reach the terminal: shown as in the output pane.
+                    line.push_span(Span::styled(super::display_text(piece, false), style));
                 }
             }
         }
