@@ -124,3 +124,44 @@ fn write_stats(path: &str, session: &Session, stats: &app::LoopStats) -> Result<
     });
     std::fs::write(path, format!("{json:#}\n")).with_context(|| format!("GENARM_PLAY_STATS {path}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(base: Option<&str>, arms: &[&str], weights: &[&str]) -> ModelArgs {
+        ModelArgs {
+            base: base.map(Into::into),
+            arms: arms.iter().map(|s| s.to_string()).collect(),
+            weights: weights.iter().map(|s| s.to_string()).collect(),
+            dtype: "f32".into(),
+            prompt_template: None,
+        }
+    }
+
+    #[test]
+    fn config_models_apply_only_without_model_flags_and_flag_weights_win() {
+        let config = crate::config::parse(
+            "[models]\nbase = \"/m/b\"\narms = { helpful = \"/m/h\" }\nweights = { helpful = 2.0 }\n",
+        )
+        .unwrap()
+        .models;
+        let got = with_config_models(&flags(None, &[], &["helpful=3"]), &config);
+        assert_eq!(got.base, Some("/m/b".into()));
+        assert_eq!(got.arms, vec!["helpful=/m/h".to_string()]);
+        // parse_weights lets the last one win: the command line's.
+        assert_eq!(
+            got.weights,
+            vec!["helpful=2".to_string(), "helpful=3".into()]
+        );
+        let own = flags(Some("/x"), &[], &[]);
+        assert_eq!(with_config_models(&own, &config).base, Some("/x".into()));
+        let demo_arms = flags(None, &["a=/y"], &[]);
+        assert_eq!(with_config_models(&demo_arms, &config).base, None);
+        let empty = crate::config::Models::default();
+        assert_eq!(
+            with_config_models(&flags(None, &[], &[]), &empty).base,
+            None
+        );
+    }
+}
