@@ -38,14 +38,20 @@ check_cooked() {
 }
 
 tmux new-session -d -s "$S" -x 120 -y 40 "env PS1='smoke\$ ' bash --norc --noprofile"
-tmux send-keys -t "$S" "cd '$PWD' && $BIN $ARGS" Enter
+# A broken config file is a message on the screen, not a refusal to start.
+printf '[theme]\naccent = "ultraviolet"\n' > "$WORK/config.toml"
+tmux send-keys -t "$S" "cd '$PWD' && GENARM_CONFIG='$WORK/config.toml' GENARM_DATA='$WORK/data' $BIN $ARGS" Enter
 wait_for 'Steering' "the playground did not open"
+screen | grep -q 'config.toml:2' || fail "the config error and its line are not shown"
 screen | grep -q 'helpful' || fail "no helpful slider"
 screen | grep -q 'harmless' || fail "no harmless slider"
 
 tmux send-keys -t "$S" r
 wait_for '(done|running).*[1-9][0-9]* tokens' "no tokens were generated"
 screen | grep -q 'Inspector' || fail "no inspector"
+tmux send-keys -t "$S" w
+wait_for 'exported to' "the export did not report its file"
+ls "$WORK"/data/session-*.jsonl >/dev/null 2>&1 || fail "no export file in GENARM_DATA"
 tmux send-keys -t "$S" +
 wait_for '\+1\.25' "the helpful slider did not move"
 tmux send-keys -t "$S" '?'

@@ -123,6 +123,22 @@ pub struct ModelArgs {
     pub system: Option<String>,
 }
 
+/// What the flags give when none is passed (the embedded demo, f32): for code that builds
+/// model arguments itself.
+impl Default for ModelArgs {
+    fn default() -> Self {
+        Self {
+            base: None,
+            arms: Vec::new(),
+            weights: Vec::new(),
+            dtype: "f32".into(),
+            prompt_template: None,
+            chat: false,
+            system: None,
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct GenerateArgs {
     #[command(flatten)]

@@ -2,8 +2,10 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod export;
 pub mod synthetic;
 pub mod train;
 pub mod tui;

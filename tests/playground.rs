@@ -161,6 +161,63 @@ fn scripted_session_steers_branches_and_forces() {
     assert_eq!(ids(&s)[0], branched[0]);
     assert_eq!(s.state.tokens.len(), 12);
 
+    // Export: the file holds the session in the record contract of `generate --json`.
+    let data = tempfile::tempdir().unwrap();
+    s.export_dir = data.path().join("exports");
+    s.dispatch(Action::Export);
+    let message = s.state.message.clone().unwrap_or_default();
+    let files: Vec<PathBuf> = std::fs::read_dir(&s.export_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "one file, no temporary left: {files:?}");
+    assert!(
+        message.contains(&files[0].display().to_string()),
+        "the status line says where it went: {message}"
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&files[0])
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 14, "start, 12 tokens, end");
+    let start = &lines[0];
+    assert_eq!(start["type"], "start");
+    assert_eq!(start["prompt"], "Hello there");
+    assert_eq!(start["arms"], serde_json::json!(["helpful", "harmless"]));
+    assert_eq!(start["weights"]["helpful"], 1.0);
+    assert_eq!(start["weights"]["harmless"], 0.5);
+    assert!(!start["prompt_token_ids"].as_array().unwrap().is_empty());
+    for (i, (line, cell)) in lines[1..13].iter().zip(&s.state.tokens).enumerate() {
+        assert_eq!(line["type"], "token");
+        assert_eq!(line["index"], i);
+        assert_eq!(line["token_id"], cell.record.token_id);
+        assert_eq!(line["text"], cell.record.text.as_str());
+        let helpful = &line["arms"]["helpful"];
+        let (lp, w) = (
+            helpful["logprob"].as_f64().unwrap(),
+            helpful["weight"].as_f64().unwrap(),
+        );
+        assert!((helpful["contribution"].as_f64().unwrap() - w * lp).abs() < 1e-5);
+        assert!(!line["top"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(lines[1]["arms"]["helpful"]["weight"], 1.0);
+    assert_eq!(
+        lines[12]["arms"]["helpful"]["weight"], 1.25,
+        "records keep their weights"
+    );
+    let end = &lines[13];
+    assert_eq!(end["type"], "end");
+    assert_eq!(end["reason"], "max_tokens");
+    assert_eq!(end["generated_tokens"], 12);
+    let text: String = s
+        .state
+        .tokens
+        .iter()
+        .map(|t| t.record.text.as_str())
+        .collect();
+    assert_eq!(end["text"], text.as_str());
+
     // Every view draws real records.
     let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
     let mut hits = view::HitMap::default();
@@ -182,6 +239,167 @@ fn engine_errors_reach_the_status_line() {
     assert!(s.wait_until(WAIT, finished));
     assert_eq!(s.state.run, RunState::Failed);
     assert!(s.state.message.as_deref().is_some_and(|m| !m.is_empty()));
+}
+
+#[test]
+fn score_mode_scores_a_response_on_the_worker_like_the_engine() {
+    let mut s = session(8);
+    type_prompt(&mut s, "Hello there");
+    s.dispatch(Action::Back);
+    s.dispatch(Action::SliderIncrease);
+    s.dispatch(Action::EditResponse);
+    for c in " good day".chars() {
+        s.dispatch(Action::InsertChar(c));
+    }
+    s.dispatch(Action::ScoreResponse);
+    assert!(s.wait_until(WAIT, |st| matches!(
+        st.run,
+        RunState::Scored | RunState::Failed
+    )));
+    assert_eq!(s.state.run, RunState::Scored, "{:?}", s.state.message);
+
+    // The same scoring straight on the engine, with the weights the sliders had.
+    let args = ModelArgs {
+        prompt_template: None,
+        base: Some(fixture("llama_base").into()),
+        arms: vec![
+            format!("helpful={}", fixture("llama_arm_helpful")),
+            format!("harmless={}", fixture("llama_arm_harmless")),
+        ],
+        weights: vec![],
+        dtype: "f32".into(),
+        ..ModelArgs::default()
+    };
+    let (mut guide, _) = load_guide(&args).unwrap();
+    let prompt_ids = guide
+        .base
+        .tokenizer
+        .encode_prompt(&guide.format_prompt("Hello there"))
+        .unwrap();
+    let response_ids = guide.base.tokenizer.encode_response(" good day").unwrap();
+    let (records, sums) =
+        genarm::engine::score(&mut guide, &prompt_ids, &response_ids, &[1.25, 0.5], 5).unwrap();
+    assert_eq!(s.state.prompt_ids, prompt_ids);
+    assert_eq!(s.state.tokens.len(), records.len());
+    for (cell, want) in s.state.tokens.iter().zip(&records) {
+        assert_eq!(cell.record.token_id, want.token_id);
+        assert_eq!(cell.record.base_logprob, want.base_logprob);
+        assert_eq!(cell.record.arms, want.arms);
+        assert_eq!(cell.record.guided_logprob, want.guided_logprob);
+    }
+    let message = s.state.message.clone().unwrap_or_default();
+    assert!(
+        message.contains(&format!("base {:.2}", sums.base_logprob)),
+        "{message}"
+    );
+    // A scored response exports like a generation, ending "scored".
+    let data = tempfile::tempdir().unwrap();
+    s.export_dir = data.path().to_path_buf();
+    s.dispatch(Action::Export);
+    let file = std::fs::read_dir(data.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(file).unwrap();
+    let end: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(end["reason"], "scored");
+    let text: String = s
+        .state
+        .tokens
+        .iter()
+        .map(|t| t.record.text.as_str())
+        .collect();
+    assert_eq!(end["text"], text.as_str());
+    assert!(text.contains("good day"), "{text}");
+}
+
+#[test]
+fn compare_runs_both_settings_on_the_worker_with_the_same_seed() {
+    let mut s = session(6);
+    type_prompt(&mut s, "Hello there");
+    s.dispatch(Action::Back);
+    for _ in 0..8 {
+        s.dispatch(Action::SliderIncrease);
+    }
+    s.dispatch(Action::CompareBaseline);
+    assert!(s.wait_until(WAIT, |st| {
+        st.comparison.as_ref().is_some_and(|c| !c.running())
+    }));
+    let c = s.state.comparison.clone().unwrap();
+    let [base, guided] = &c.sides;
+    assert_eq!(base.records.len(), 6);
+    assert_eq!(guided.records.len(), 6);
+    assert!(
+        base.records
+            .iter()
+            .all(|r| r.arms.iter().all(|a| a.weight == 0.0))
+    );
+    assert!(
+        guided
+            .records
+            .iter()
+            .all(|r| r.arms[0].weight == 3.0 && r.arms[1].weight == 0.5)
+    );
+    assert!(base.tokens_per_second.unwrap() > 0.0 && guided.tokens_per_second.unwrap() > 0.0);
+    // Base only with greedy decoding picks the base model's top token every time.
+    assert!(base.records.iter().all(|r| r.base_rank == 0));
+    // The first difference, if any, is where the token ids first disagree.
+    let first = (0..6).find(|&i| base.records[i].token_id != guided.records[i].token_id);
+    assert_eq!(c.first_difference(), first);
+    // The playground's own run is unaffected and can start again.
+    s.dispatch(Action::Back);
+    s.dispatch(Action::Run);
+    assert!(s.wait_until(WAIT, finished));
+    assert_eq!(s.state.tokens.len(), 6);
+}
+
+#[test]
+fn the_frontier_sweeps_on_the_worker_and_its_points_match_the_batched_engine() {
+    let mut s = session(8);
+    type_prompt(&mut s, "Hello there");
+    s.dispatch(Action::Back);
+    s.dispatch(Action::OpenFrontier);
+    assert!(s.wait_until(WAIT, |st| st.frontier.as_ref().is_some_and(|f| !f.running)));
+    let f = s.state.frontier.clone().unwrap();
+    assert_eq!(f.points.len(), 16, "{:?}", s.state.message);
+    // Each point's mean is the batched engine's Σ log π for that setting (greedy: one sample).
+    let args = ModelArgs {
+        prompt_template: None,
+        base: Some(fixture("llama_base").into()),
+        arms: vec![
+            format!("helpful={}", fixture("llama_arm_helpful")),
+            format!("harmless={}", fixture("llama_arm_harmless")),
+        ],
+        weights: vec![],
+        dtype: "f32".into(),
+        ..ModelArgs::default()
+    };
+    let (mut guide, _) = load_guide(&args).unwrap();
+    let prompt_ids = guide
+        .base
+        .tokenizer
+        .encode_prompt(&guide.format_prompt("Hello there"))
+        .unwrap();
+    let rows: Vec<genarm::engine::batch::BatchRow> = f
+        .points
+        .iter()
+        .map(|p| genarm::engine::batch::BatchRow {
+            weights: p.weights.clone(),
+            params: SamplingParams::default(),
+        })
+        .collect();
+    let samples = genarm::engine::batch::sample_rows(&mut guide, &prompt_ids, &rows, 8).unwrap();
+    for (point, sample) in f.points.iter().zip(&samples) {
+        assert_eq!(point.mean_rewards, sample.arm_logprobs);
+    }
+    // Picking a point puts its weights on the sliders.
+    for _ in 0..6 {
+        s.dispatch(Action::FrontierNext);
+    }
+    s.dispatch(Action::FrontierLoad);
+    assert_eq!(s.state.weights, vec![1.0, 2.0]);
 }
 
 fn key(c: char) -> TermEvent {

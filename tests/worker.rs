@@ -177,7 +177,7 @@ fn scoring_and_errors_come_back_as_events() {
         response: "w6 w7".into(),
     });
     match next(&mut worker) {
-        Event::Scored { records, sums } => {
+        Event::Scored { records, sums, .. } => {
             assert_eq!(records.len(), 2);
             let total: f64 = records.iter().map(|r| r.base_logprob as f64).sum();
             assert!((sums.base_logprob - total).abs() < 1e-4);

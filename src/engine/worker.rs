@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc as events, watch};
 
+use super::batch::{BatchRow, sample_rows};
 use super::error::Result;
 use super::generation::{Generation, ScoreSums, StopReason, score};
 use super::guide::Guide;
@@ -54,6 +55,22 @@ pub enum Command {
         prompt: String,
         response: String,
     },
+    /// Generate from `prompt` once per weight setting, one after the other, with the same
+    /// sampling settings and seed (a side-by-side comparison). `Stop` ends it.
+    Compare {
+        prompt: String,
+        max_new_tokens: usize,
+        top_alternatives: usize,
+        settings: Vec<Vec<f32>>,
+    },
+    /// Sample `prompt` under every weight setting (`samples` each, seeds seed, seed+1, …) in
+    /// batches, and report each setting's mean Σ log π per ARM. Runs to its end (no `Stop`).
+    Sweep {
+        prompt: String,
+        settings: Vec<Vec<f32>>,
+        samples: usize,
+        max_new_tokens: usize,
+    },
     Shutdown,
 }
 
@@ -72,8 +89,26 @@ pub enum Event {
         tokens_per_second: f64,
     },
     Scored {
+        /// The prompt's ids (the response's records follow them).
+        prompt_ids: Vec<u32>,
         records: Vec<TokenRecord>,
         sums: ScoreSums,
+    },
+    /// A token of one side of a comparison (`side` indexes the settings).
+    CompareToken {
+        side: usize,
+        record: TokenRecord,
+    },
+    /// One side of a comparison ended.
+    CompareDone {
+        side: usize,
+        reason: StopReason,
+        tokens_per_second: f64,
+    },
+    /// A sweep's result: per setting (in the order given), each ARM's mean Σ log π.
+    Swept {
+        settings: Vec<Vec<f32>>,
+        mean_rewards: Vec<Vec<f64>>,
     },
     Error(String),
 }
@@ -270,10 +305,122 @@ impl EngineThread {
                 self.generation = None;
                 let (records, sums) =
                     score(&mut self.guide, &prompt_ids, &response_ids, &weights, 5)?;
-                self.emit(Event::Scored { records, sums });
+                self.emit(Event::Scored {
+                    prompt_ids,
+                    records,
+                    sums,
+                });
+            }
+            Command::Compare {
+                prompt,
+                max_new_tokens,
+                top_alternatives,
+                settings,
+            } => {
+                self.finish(StopReason::Stop);
+                self.generation = None;
+                self.cancel.store(false, Ordering::SeqCst);
+                let text = self.guide.format_prompt(&prompt);
+                let prompt_ids = self.guide.base.tokenizer.encode_prompt(&text)?;
+                let params = *self.sampling.borrow_and_update();
+                for (side, weights) in settings.iter().enumerate() {
+                    self.compare_side(
+                        side,
+                        weights,
+                        &prompt_ids,
+                        params,
+                        max_new_tokens,
+                        top_alternatives,
+                    )?;
+                }
+            }
+            Command::Sweep {
+                prompt,
+                settings,
+                samples,
+                max_new_tokens,
+            } => {
+                self.finish(StopReason::Stop);
+                self.generation = None;
+                let text = self.guide.format_prompt(&prompt);
+                let prompt_ids = self.guide.base.tokenizer.encode_prompt(&text)?;
+                let params = *self.sampling.borrow();
+                let samples = samples.max(1);
+                let rows: Vec<BatchRow> = settings
+                    .iter()
+                    .flat_map(|w| {
+                        (0..samples).map(move |k| BatchRow {
+                            weights: w.clone(),
+                            params: SamplingParams {
+                                seed: params.seed.wrapping_add(k as u64),
+                                ..params
+                            },
+                        })
+                    })
+                    .collect();
+                let drawn = sample_rows(&mut self.guide, &prompt_ids, &rows, max_new_tokens)?;
+                let mean_rewards = drawn
+                    .chunks(samples)
+                    .map(|group| {
+                        let arms = group.first().map_or(0, |g| g.arm_logprobs.len());
+                        (0..arms)
+                            .map(|a| {
+                                group.iter().map(|g| g.arm_logprobs[a]).sum::<f64>()
+                                    / group.len() as f64
+                            })
+                            .collect()
+                    })
+                    .collect();
+                self.emit(Event::Swept {
+                    settings,
+                    mean_rewards,
+                });
             }
             Command::Shutdown => {}
         }
+        Ok(())
+    }
+
+    /// One side of a comparison, to its end; the cancel flag is checked before every token.
+    fn compare_side(
+        &mut self,
+        side: usize,
+        weights: &[f32],
+        prompt_ids: &[u32],
+        params: SamplingParams,
+        max_new_tokens: usize,
+        top_alternatives: usize,
+    ) -> Result<()> {
+        let mut generation = Generation::start(
+            &mut self.guide,
+            prompt_ids.to_vec(),
+            params,
+            max_new_tokens,
+            top_alternatives,
+        )?;
+        let started = Instant::now();
+        let mut tokens = 0usize;
+        let reason = loop {
+            if let Some(reason) = generation.stopped() {
+                break reason;
+            }
+            if self.cancel.load(Ordering::SeqCst) {
+                break StopReason::Stop;
+            }
+            let record = generation.step(&mut self.guide, weights, None)?;
+            tokens += 1;
+            self.emit(Event::CompareToken { side, record });
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        self.emit(Event::CompareDone {
+            side,
+            reason,
+            tokens_per_second: if elapsed > 0.0 {
+                tokens as f64 / elapsed
+            } else {
+                0.0
+            },
+        });
         Ok(())
     }
 

@@ -1,6 +1,8 @@
 //! What can happen in the playground (from keys, the mouse, the engine or the clock), and what
 //! `update` asks the edges to do in return.
 
+use std::collections::BTreeMap;
+
 use crate::engine::SamplingParams;
 use crate::engine::worker::{Command, Event};
 
@@ -30,6 +32,41 @@ pub enum Action {
     /// Put the highlighted example on the prompt line and run it.
     ExamplePick,
 
+    /// Start typing a name to save the current weights as a preset.
+    NamePreset,
+    /// Enter on the preset name: save it to the config file.
+    SavePreset,
+    /// The preset was written (the config file's path) or not (why).
+    PresetSaved {
+        name: String,
+        weights: BTreeMap<String, f32>,
+        result: Result<String, String>,
+    },
+    OpenPresets,
+    PresetPrev,
+    PresetNext,
+    /// Put the highlighted preset's weights on the sliders.
+    PresetLoad,
+
+    /// Open the response line (score mode).
+    EditResponse,
+    /// Replace the response with the demo's next answer to the prompt (one per style).
+    NextDemoResponse,
+    /// Teacher-force the response after the prompt: every model scores each of its tokens.
+    ScoreResponse,
+
+    /// Compare, on the current prompt and seed: base only against the current weights.
+    CompareBaseline,
+    /// Compare the current weights against the highlighted preset.
+    ComparePreset,
+
+    /// Sweep a grid of the first two ARMs' weights on the current prompt; open the frontier.
+    OpenFrontier,
+    FrontierPrev,
+    FrontierNext,
+    /// Put the selected point's weights on the sliders.
+    FrontierLoad,
+
     Run,
     PauseResume,
     Step,
@@ -47,6 +84,10 @@ pub enum Action {
     AlternativeUp,
     AlternativeDown,
     CycleLens,
+    /// Save the session (prompt, settings, every token record) as JSONL in the data dir.
+    Export,
+    /// The export was written (the path) or failed (why).
+    Exported(Result<String, String>),
 
     SliderUp,
     SliderDown,
@@ -62,10 +103,17 @@ pub enum Action {
     Resize,
 }
 
-/// Work for the edges: the engine worker is the only one.
+/// Work for the edges: the engine worker and the file system.
 #[derive(Debug, Clone)]
 pub enum Effect {
     Send(Command),
+    /// Write this JSONL transcript to a new file in the data dir.
+    Export(String),
+    /// Write these weights as `[presets.NAME]` into the config file.
+    SavePreset {
+        name: String,
+        weights: BTreeMap<String, f32>,
+    },
     SetWeights(Vec<f32>),
     SetSampling(SamplingParams),
 }

@@ -11,7 +11,6 @@ use ratatui::Terminal;
 use ratatui::backend::Backend;
 
 use super::action::Action;
-use super::keymap;
 use super::session::Session;
 use super::view::{self, HitMap};
 
@@ -43,7 +42,7 @@ impl LoopStats {
 pub fn translate(session: &Session, hits: &HitMap, event: TermEvent) -> Option<Action> {
     match event {
         TermEvent::Key(key) if key.kind != KeyEventKind::Release => {
-            keymap::lookup(session.state.mode, key)
+            session.state.keymap.lookup(session.state.mode, key)
         }
         TermEvent::Mouse(mouse) => match mouse.kind {
             MouseEventKind::Down(MouseButton::Left) => hits

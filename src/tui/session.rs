@@ -53,12 +53,27 @@ impl RateMeter {
     }
 }
 
+/// Write a transcript to a new file in the data dir; the path, or why not.
+fn write_export(dir: &std::path::Path, jsonl: &str) -> Result<String, String> {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let stem = crate::export::session_stem(seconds);
+    crate::export::write_new(dir, &stem, jsonl)
+        .map(|path| path.display().to_string())
+        .map_err(|e| e.to_string())
+}
+
 pub struct Session {
     pub state: State,
     worker: Worker,
     pub rate: RateMeter,
     /// False once the engine thread is gone (its event channel closed).
     pub engine_alive: bool,
+    /// Where exports are written (the data dir; tests point it elsewhere).
+    pub export_dir: std::path::PathBuf,
+    /// The config file presets are saved into (None: the platform has no config dir).
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 impl Session {
@@ -68,7 +83,24 @@ impl Session {
             worker,
             rate: RateMeter::default(),
             engine_alive: true,
+            export_dir: crate::export::data_dir(),
+            config_path: crate::config::default_path(),
         }
+    }
+
+    fn save_preset(
+        &self,
+        name: &str,
+        weights: &std::collections::BTreeMap<String, f32>,
+    ) -> Result<String, String> {
+        let path = self
+            .config_path
+            .as_ref()
+            .ok_or("no config directory on this platform (set GENARM_CONFIG)")?;
+        let weights: Vec<(String, f32)> = weights.iter().map(|(n, w)| (n.clone(), *w)).collect();
+        crate::config::save_preset(path, name, &weights)
+            .map(|()| path.display().to_string())
+            .map_err(|e| e.to_string())
     }
 
     pub fn dispatch(&mut self, action: Action) {
@@ -81,6 +113,18 @@ impl Session {
                 }
                 Effect::SetWeights(weights) => self.worker.set_weights(weights),
                 Effect::SetSampling(params) => self.worker.set_sampling(params),
+                Effect::SavePreset { name, weights } => {
+                    let result = self.save_preset(&name, &weights);
+                    self.dispatch(Action::PresetSaved {
+                        name,
+                        weights,
+                        result,
+                    });
+                }
+                Effect::Export(jsonl) => {
+                    let result = write_export(&self.export_dir, &jsonl);
+                    self.dispatch(Action::Exported(result));
+                }
             }
         }
     }

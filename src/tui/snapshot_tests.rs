@@ -154,3 +154,150 @@ fn long_outputs_scroll_to_keep_the_cursor_visible() {
     let (_, hits) = render(&s, size);
     cell_of(&hits, 0, size);
 }
+
+#[test]
+fn preset_overlays_and_the_export_message() {
+    let mut s = streaming();
+    update(&mut s, Action::NamePreset);
+    for c in "careful".chars() {
+        update(&mut s, Action::InsertChar(c));
+    }
+    snapshot_both_sizes("preset_name", &s);
+    update(&mut s, Action::Back);
+    s.presets.insert(
+        "careful".into(),
+        [("helpful".to_string(), 1.0), ("harmless".to_string(), 2.5)]
+            .into_iter()
+            .collect(),
+    );
+    s.presets.insert(
+        "eager".into(),
+        [("helpful".to_string(), 3.0), ("harmless".to_string(), 0.0)]
+            .into_iter()
+            .collect(),
+    );
+    update(&mut s, Action::OpenPresets);
+    update(&mut s, Action::PresetNext);
+    snapshot_both_sizes("presets", &s);
+    update(&mut s, Action::Back);
+    update(
+        &mut s,
+        Action::Exported(Ok("/data/genarm/session-1764470000.jsonl".into())),
+    );
+    snapshot_both_sizes("exported", &s);
+}
+
+#[test]
+fn a_theme_recolours_the_accents() {
+    let mut s = streaming();
+    s.theme.accent = Color::Yellow;
+    let (terminal, _) = render(&s, (120, 40));
+    let buffer = terminal.backend().buffer();
+    // The footer's first key hint ("?") is drawn in the accent colour.
+    let footer = (0..120)
+        .map(|x| &buffer[(x, 39)])
+        .find(|c| c.symbol() == "?")
+        .unwrap();
+    assert_eq!(footer.fg, Color::Yellow);
+}
+
+#[test]
+fn score_mode_response_line_and_scored_records() {
+    let mut s = empty_state();
+    update(&mut s, Action::EditResponse);
+    update(&mut s, Action::NextDemoResponse);
+    update(&mut s, Action::NextDemoResponse);
+    update(&mut s, Action::NextDemoResponse);
+    snapshot_both_sizes("response_line", &s);
+    update(&mut s, Action::ScoreResponse);
+    let records = (0..6)
+        .map(|i| super::fixtures::record(i, &[1.0, 0.5]))
+        .collect();
+    update(
+        &mut s,
+        Action::Engine(crate::engine::worker::Event::Scored {
+            prompt_ids: vec![1, 2],
+            records,
+            sums: crate::engine::ScoreSums {
+                base_logprob: -9.5,
+                arm_logprobs: vec![-7.25, -4.0],
+                guided_logprob: -3.0,
+            },
+        }),
+    );
+    update(&mut s, Action::SelectToken(2));
+    snapshot_both_sizes("scored", &s);
+}
+
+#[test]
+fn comparison_side_by_side() {
+    use crate::engine::StopReason;
+    use crate::engine::worker::Event;
+    let mut s = empty_state();
+    update(&mut s, Action::CompareBaseline);
+    for (side, texts) in [
+        (0, &["Sure", ",", " here", " is", "\n", "bread", "."][..]),
+        (
+            1,
+            &["Sure", ",", " first", " is", "\n", "knead", " it", "."][..],
+        ),
+    ] {
+        for (i, text) in texts.iter().enumerate() {
+            let mut r = super::fixtures::record(i, &[1.0, 0.5]);
+            r.text = text.to_string();
+            r.token_id = text.len() as u32 * 10 + text.chars().next().map_or(0, |c| c as u32);
+            update(
+                &mut s,
+                Action::Engine(Event::CompareToken { side, record: r }),
+            );
+        }
+    }
+    update(
+        &mut s,
+        Action::Engine(Event::CompareDone {
+            side: 0,
+            reason: StopReason::Eos,
+            tokens_per_second: 31.5,
+        }),
+    );
+    snapshot_both_sizes("compare", &s);
+    let (terminal, _) = render(&s, (120, 40));
+    let buffer = terminal.backend().buffer();
+    let first_diff = (0..120)
+        .flat_map(|x| (0..40).map(move |y| (x, y)))
+        .find(|&(x, y)| buffer[(x, y)].symbol() == "f" && buffer[(x, y)].bg == Color::LightRed);
+    assert!(first_diff.is_some(), "the first differing token is marked");
+}
+
+#[test]
+fn frontier_running_and_done() {
+    use crate::engine::worker::Event;
+    let mut s = empty_state();
+    s.sampling.temperature = 1.0;
+    update(&mut s, Action::OpenFrontier);
+    snapshot_both_sizes("frontier_running", &s);
+    let grid = [0.0f32, 1.0, 2.0, 3.0];
+    let settings: Vec<Vec<f32>> = grid
+        .iter()
+        .flat_map(|&a| grid.iter().map(move |&b| vec![a, b]))
+        .collect();
+    // A trade-off: each weight raises its own ARM's reward and lowers the other's.
+    let mean_rewards = settings
+        .iter()
+        .map(|w| {
+            let (a, b) = (f64::from(w[0]), f64::from(w[1]));
+            vec![-6.0 + 1.5 * a - 0.5 * b, -7.0 + 1.8 * b - 0.6 * a]
+        })
+        .collect();
+    update(
+        &mut s,
+        Action::Engine(Event::Swept {
+            settings,
+            mean_rewards,
+        }),
+    );
+    for _ in 0..6 {
+        update(&mut s, Action::FrontierNext);
+    }
+    snapshot_both_sizes("frontier", &s);
+}

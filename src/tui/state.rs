@@ -1,5 +1,9 @@
 //! Everything the playground shows, in one place. Views read it; only `update` writes it.
 
+use std::collections::BTreeMap;
+
+use super::keymap::Keymap;
+use super::view::palette::Theme;
 use crate::engine::{SamplingParams, StopReason, TokenRecord};
 
 /// What keys do right now.
@@ -13,6 +17,51 @@ pub enum Mode {
     Examples,
     /// The key help overlay is open.
     Help,
+    /// Keys type the name of a new weight preset.
+    PresetName,
+    /// The weight-preset list is open.
+    Presets,
+    /// Keys type a response to score.
+    Response,
+    /// Two settings side by side.
+    Compare,
+    /// The reward frontier of a grid of weights.
+    Frontier,
+}
+
+impl Mode {
+    /// Every mode, in the order the README's key table lists them.
+    pub const ALL: &[Mode] = &[
+        Mode::Normal,
+        Mode::Editing,
+        Mode::Examples,
+        Mode::PresetName,
+        Mode::Presets,
+        Mode::Response,
+        Mode::Compare,
+        Mode::Frontier,
+        Mode::Help,
+    ];
+
+    /// Where the mode's keys act, for the key table.
+    pub fn place(self) -> &'static str {
+        match self {
+            Self::Normal => "playground",
+            Self::Editing => "prompt line",
+            Self::Examples => "example list",
+            Self::PresetName => "preset name",
+            Self::Presets => "preset list",
+            Self::Response => "response line",
+            Self::Compare => "comparison",
+            Self::Frontier => "frontier",
+            Self::Help => "help",
+        }
+    }
+
+    /// Whether printable keys type into a text field.
+    pub fn types_text(self) -> bool {
+        matches!(self, Self::Editing | Self::PresetName | Self::Response)
+    }
 }
 
 /// What the engine is doing, as far as the UI knows.
@@ -24,6 +73,8 @@ pub enum RunState {
     Running,
     Paused,
     Done(StopReason),
+    /// A response was scored (teacher-forced); nothing to continue.
+    Scored,
     Failed,
 }
 
@@ -35,13 +86,14 @@ impl RunState {
             Self::Running => "running".into(),
             Self::Paused => "paused".into(),
             Self::Done(reason) => format!("done ({reason})"),
+            Self::Scored => "scored".into(),
             Self::Failed => "error".into(),
         }
     }
 
     /// Whether the engine holds a generation that branch/force/step can continue.
     pub fn has_generation(&self) -> bool {
-        !matches!(self, Self::Idle | Self::Failed)
+        !matches!(self, Self::Idle | Self::Failed | Self::Scored)
     }
 }
 
@@ -154,6 +206,12 @@ pub struct State {
     pub slider: usize,
 
     pub tokens: Vec<TokenCell>,
+    /// What the current tokens continue: the prompt as run (the prompt line may have changed
+    /// since), its token ids, and the settings when the run began. For exports.
+    pub run_prompt: String,
+    pub prompt_ids: Vec<u32>,
+    pub run_weights: Vec<f32>,
+    pub run_sampling: SamplingParams,
     /// Selected token; ignored while `follow` is set.
     pub cursor: usize,
     /// Keep the cursor on the newest token as tokens arrive.
@@ -170,6 +228,106 @@ pub struct State {
     pub max_new_tokens: usize,
     pub top_alternatives: usize,
     pub quit: bool,
+
+    /// Key bindings in force (the defaults with the config file's `[keys]`).
+    pub keymap: Keymap,
+    pub theme: Theme,
+    /// Weight presets by name: ARM name → weight (from the config file, plus any saved now).
+    pub presets: BTreeMap<String, BTreeMap<String, f32>>,
+    pub preset_selected: usize,
+    /// The name being typed for a new preset.
+    pub preset_name: String,
+
+    /// The response to score (score mode), and the demo's answers to the current prompt in
+    /// each style, (style, text), which tab cycles through.
+    pub response: String,
+    pub demo_responses: Vec<(String, String)>,
+    pub demo_response: Option<usize>,
+
+    /// The side-by-side comparison, once one was started.
+    pub comparison: Option<Comparison>,
+    /// The reward frontier, once a sweep was started.
+    pub frontier: Option<Frontier>,
+}
+
+/// Weights tried for each of the first two ARMs in the frontier sweep (4 × 4 settings).
+pub const FRONTIER_GRID: &[f32] = &[0.0, 1.0, 2.0, 3.0];
+/// Samples per setting when sampling (greedy decoding needs one), and their length.
+pub const FRONTIER_SAMPLES: usize = 4;
+pub const FRONTIER_MAX_TOKENS: usize = 32;
+
+/// One weight setting of the sweep and each ARM's mean Σ log π under it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrontierPoint {
+    pub weights: Vec<f32>,
+    pub mean_rewards: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frontier {
+    pub prompt: String,
+    pub points: Vec<FrontierPoint>,
+    pub selected: usize,
+    /// The sweep is still running on the engine thread.
+    pub running: bool,
+}
+
+/// One setting of a comparison and what it generated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareSide {
+    pub label: String,
+    pub weights: Vec<f32>,
+    pub records: Vec<TokenRecord>,
+    pub done: Option<StopReason>,
+    pub tokens_per_second: Option<f64>,
+}
+
+impl CompareSide {
+    pub fn new(label: String, weights: Vec<f32>) -> Self {
+        Self {
+            label,
+            weights,
+            records: Vec::new(),
+            done: None,
+            tokens_per_second: None,
+        }
+    }
+}
+
+/// The same prompt and seed under two weight settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    pub prompt: String,
+    pub sides: [CompareSide; 2],
+}
+
+impl Comparison {
+    /// Whether token `index` of `side` differs from the other side's token there (or the other
+    /// side has none).
+    pub fn differs(&self, side: usize, index: usize) -> bool {
+        let other = &self.sides[1 - side].records;
+        match (self.sides[side].records.get(index), other.get(index)) {
+            (Some(a), Some(b)) => a.token_id != b.token_id,
+            (Some(_), None) => self.sides[1 - side].done.is_some(),
+            _ => false,
+        }
+    }
+
+    /// The first position where the two texts part, once it is known.
+    pub fn first_difference(&self) -> Option<usize> {
+        let [a, b] = &self.sides;
+        let common = a.records.len().min(b.records.len());
+        if let Some(i) = (0..common).find(|&i| a.records[i].token_id != b.records[i].token_id) {
+            return Some(i);
+        }
+        // Equal so far: they part where one ended and the other went on.
+        let ended = a.done.is_some() && b.done.is_some();
+        (ended && a.records.len() != b.records.len()).then_some(common)
+    }
+
+    pub fn running(&self) -> bool {
+        self.sides.iter().any(|s| s.done.is_none())
+    }
 }
 
 impl State {
@@ -195,6 +353,10 @@ impl State {
             sampling,
             slider: 0,
             tokens: Vec::new(),
+            run_prompt: String::new(),
+            prompt_ids: Vec::new(),
+            run_weights: Vec::new(),
+            run_sampling: sampling,
             cursor: 0,
             follow: true,
             alternative: 0,
@@ -205,6 +367,16 @@ impl State {
             max_new_tokens: 256,
             top_alternatives: 8,
             quit: false,
+            keymap: Keymap::default(),
+            theme: Theme::default(),
+            presets: BTreeMap::new(),
+            preset_selected: 0,
+            preset_name: String::new(),
+            response: String::new(),
+            demo_responses: Vec::new(),
+            demo_response: None,
+            comparison: None,
+            frontier: None,
         }
     }
 

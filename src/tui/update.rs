@@ -3,9 +3,11 @@
 
 use super::action::{Action, Effect};
 use super::state::{
-    EXAMPLE_PROMPTS, Mode, RunState, Slider, State, TEMPERATURE_RANGE, TEMPERATURE_STEP, TOP_K_MAX,
-    TOP_P_RANGE, TOP_P_STEP, TokenCell, WEIGHT_RANGE, WEIGHT_STEP,
+    CompareSide, Comparison, EXAMPLE_PROMPTS, FRONTIER_GRID, FRONTIER_MAX_TOKENS, FRONTIER_SAMPLES,
+    Frontier, FrontierPoint, Mode, RunState, Slider, State, TEMPERATURE_RANGE, TEMPERATURE_STEP,
+    TOP_K_MAX, TOP_P_RANGE, TOP_P_STEP, TokenCell, WEIGHT_RANGE, WEIGHT_STEP,
 };
+use crate::engine::StopReason;
 use crate::engine::worker::{Command, Event};
 
 pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
@@ -23,6 +25,13 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             }
             vec![]
         }
+        Action::Back if state.mode == Mode::Compare => {
+            state.mode = Mode::Normal;
+            match &state.comparison {
+                Some(c) if c.running() => vec![Effect::Send(Command::Stop)],
+                _ => vec![],
+            }
+        }
         Action::Back => {
             state.mode = match state.mode {
                 Mode::Help => state.mode_before_help,
@@ -33,6 +42,18 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::EditPrompt => {
             state.mode = Mode::Editing;
             state.prompt_cursor = state.prompt.chars().count();
+            vec![]
+        }
+        Action::InsertChar(c) if state.mode != Mode::Editing => {
+            if let Some(field) = short_field(state) {
+                field.push(c);
+            }
+            vec![]
+        }
+        Action::Backspace if state.mode != Mode::Editing => {
+            if let Some(field) = short_field(state) {
+                field.pop();
+            }
             vec![]
         }
         Action::InsertChar(c) => {
@@ -123,6 +144,159 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 None => vec![],
             }
         }
+        Action::NamePreset => {
+            state.mode = Mode::PresetName;
+            state.preset_name.clear();
+            vec![]
+        }
+        Action::SavePreset => {
+            let name = state.preset_name.trim().to_string();
+            if name.is_empty() {
+                state.message = Some("a preset needs a name (esc cancels)".into());
+                return vec![];
+            }
+            state.mode = Mode::Normal;
+            let weights = state
+                .arm_names
+                .iter()
+                .cloned()
+                .zip(state.weights.iter().copied())
+                .collect();
+            vec![Effect::SavePreset { name, weights }]
+        }
+        Action::PresetSaved {
+            name,
+            weights,
+            result,
+        } => {
+            state.message = Some(match result {
+                Ok(path) => {
+                    let message = format!("preset '{name}' saved to {path}");
+                    state.presets.insert(name, weights);
+                    message
+                }
+                Err(e) => format!("preset '{name}' not saved: {e}"),
+            });
+            vec![]
+        }
+        Action::OpenPresets => {
+            if state.presets.is_empty() {
+                state.message = Some("no presets yet: S saves the current weights as one".into());
+            } else {
+                state.mode = Mode::Presets;
+                state.preset_selected = state.preset_selected.min(state.presets.len() - 1);
+            }
+            vec![]
+        }
+        Action::PresetPrev => {
+            state.preset_selected = state.preset_selected.saturating_sub(1);
+            vec![]
+        }
+        Action::PresetNext => {
+            state.preset_selected =
+                (state.preset_selected + 1).min(state.presets.len().saturating_sub(1));
+            vec![]
+        }
+        Action::PresetLoad => {
+            state.mode = Mode::Normal;
+            load_preset(state)
+        }
+        Action::EditResponse => {
+            state.mode = Mode::Response;
+            state.demo_responses = demo_responses(&state.prompt);
+            state.demo_response = None;
+            vec![]
+        }
+        Action::NextDemoResponse => {
+            if state.demo_responses.is_empty() {
+                state.message =
+                    Some("no demo answers for this prompt: pick one with p first".into());
+                return vec![];
+            }
+            let next = state
+                .demo_response
+                .map_or(0, |i| (i + 1) % state.demo_responses.len());
+            state.demo_response = Some(next);
+            state.response = state.demo_responses[next].1.clone();
+            vec![]
+        }
+        Action::ScoreResponse => {
+            if state.response.trim().is_empty() {
+                state.message = Some("type a response to score (esc cancels)".into());
+                return vec![];
+            }
+            state.mode = Mode::Normal;
+            remember_prompt(state);
+            begin_run(state);
+            state.run = RunState::Starting;
+            state.message = None;
+            state.follow = true;
+            vec![Effect::Send(Command::Score {
+                prompt: state.prompt.clone(),
+                response: state.response.clone(),
+            })]
+        }
+        Action::CompareBaseline => {
+            let zero = vec![0.0; state.weights.len()];
+            let current = state.weights.clone();
+            let label = format!("current: {}", weights_label(state, &current));
+            compare(
+                state,
+                CompareSide::new("base only".into(), zero),
+                CompareSide::new(label, current),
+            )
+        }
+        Action::ComparePreset => {
+            let Some((name, preset)) = state.presets.iter().nth(state.preset_selected) else {
+                state.message = Some("no presets to compare with: S saves one".into());
+                return vec![];
+            };
+            let mut theirs = state.weights.clone();
+            for (arm, &w) in preset {
+                if let Some(i) = state.arm_names.iter().position(|n| n == arm) {
+                    theirs[i] = w;
+                }
+            }
+            let current = state.weights.clone();
+            let a = CompareSide::new(
+                format!("current: {}", weights_label(state, &current)),
+                current,
+            );
+            let b = CompareSide::new(
+                format!("preset {name}: {}", weights_label(state, &theirs)),
+                theirs,
+            );
+            compare(state, a, b)
+        }
+        Action::OpenFrontier => open_frontier(state),
+        Action::FrontierPrev => {
+            if let Some(f) = state.frontier.as_mut() {
+                f.selected = f.selected.saturating_sub(1);
+            }
+            vec![]
+        }
+        Action::FrontierNext => {
+            if let Some(f) = state.frontier.as_mut() {
+                f.selected = (f.selected + 1).min(f.points.len().saturating_sub(1));
+            }
+            vec![]
+        }
+        Action::FrontierLoad => {
+            let Some(point) = state
+                .frontier
+                .as_ref()
+                .and_then(|f| f.points.get(f.selected))
+            else {
+                return vec![];
+            };
+            state.weights = point.weights.clone();
+            state.mode = Mode::Normal;
+            state.message = Some(format!(
+                "weights from the frontier: {}",
+                weights_label(state, &state.weights)
+            ));
+            vec![Effect::SetWeights(state.weights.clone())]
+        }
         Action::Run => run(state),
         Action::PauseResume => match state.run {
             RunState::Running | RunState::Starting => {
@@ -136,6 +310,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             _ => vec![],
         },
         Action::Step => step(state),
+        Action::Stop if state.mode == Mode::Compare => match &state.comparison {
+            Some(c) if c.running() => vec![Effect::Send(Command::Stop)],
+            _ => vec![],
+        },
         Action::Stop => match state.run {
             RunState::Running | RunState::Paused | RunState::Starting => {
                 vec![Effect::Send(Command::Stop)]
@@ -203,6 +381,20 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             state.lens = state.lens.next(state.arm_names.len());
             vec![]
         }
+        Action::Export => match transcript(state) {
+            Some(jsonl) => vec![Effect::Export(jsonl)],
+            None => {
+                state.message = Some("nothing to export: run a prompt first".into());
+                vec![]
+            }
+        },
+        Action::Exported(result) => {
+            state.message = Some(match result {
+                Ok(path) => format!("exported to {path}"),
+                Err(e) => format!("export failed: {e}"),
+            });
+            vec![]
+        }
         Action::SliderUp => {
             state.slider = state.slider.saturating_sub(1);
             vec![]
@@ -254,6 +446,7 @@ fn remember_prompt(state: &mut State) {
 
 fn run(state: &mut State) -> Vec<Effect> {
     remember_prompt(state);
+    begin_run(state);
     state.run = RunState::Starting;
     state.message = None;
     state.follow = true;
@@ -276,6 +469,7 @@ fn step(state: &mut State) -> Vec<Effect> {
         RunState::Running | RunState::Paused | RunState::Starting => {}
         _ => {
             remember_prompt(state);
+            begin_run(state);
             state.message = None;
             state.follow = true;
             effects.push(Effect::Send(generate(state, true)));
@@ -284,6 +478,164 @@ fn step(state: &mut State) -> Vec<Effect> {
     state.run = RunState::Paused;
     effects.push(Effect::Send(Command::Step));
     effects
+}
+
+/// Start the frontier sweep: the first two ARMs over the grid, other ARMs at their weights.
+fn open_frontier(state: &mut State) -> Vec<Effect> {
+    if state.arm_names.len() < 2 {
+        state.message = Some("the frontier needs two ARMs (it plots one against the other)".into());
+        return vec![];
+    }
+    if state.frontier.as_ref().is_some_and(|f| f.running) {
+        state.mode = Mode::Frontier;
+        return vec![];
+    }
+    let mut settings = Vec::new();
+    for &a in FRONTIER_GRID {
+        for &b in FRONTIER_GRID {
+            let mut w = state.weights.clone();
+            w[0] = a;
+            w[1] = b;
+            settings.push(w);
+        }
+    }
+    remember_prompt(state);
+    state.mode = Mode::Frontier;
+    state.run = RunState::Idle;
+    state.frontier = Some(Frontier {
+        prompt: state.prompt.clone(),
+        points: Vec::new(),
+        selected: 0,
+        running: true,
+    });
+    let samples = if state.sampling.temperature == 0.0 {
+        1
+    } else {
+        FRONTIER_SAMPLES
+    };
+    vec![Effect::Send(Command::Sweep {
+        prompt: state.prompt.clone(),
+        settings,
+        samples,
+        max_new_tokens: FRONTIER_MAX_TOKENS.min(state.max_new_tokens),
+    })]
+}
+
+/// "helpful +1.00 harmless +0.50".
+fn weights_label(state: &State, weights: &[f32]) -> String {
+    state
+        .arm_names
+        .iter()
+        .zip(weights)
+        .map(|(n, w)| format!("{n} {w:+.2}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Start a comparison of two settings on the current prompt (the engine drops any generation).
+fn compare(state: &mut State, a: CompareSide, b: CompareSide) -> Vec<Effect> {
+    remember_prompt(state);
+    state.mode = Mode::Compare;
+    state.run = RunState::Idle;
+    state.message = None;
+    let settings = vec![a.weights.clone(), b.weights.clone()];
+    state.comparison = Some(Comparison {
+        prompt: state.prompt.clone(),
+        sides: [a, b],
+    });
+    vec![Effect::Send(Command::Compare {
+        prompt: state.prompt.clone(),
+        max_new_tokens: state.max_new_tokens,
+        top_alternatives: state.top_alternatives,
+        settings,
+    })]
+}
+
+/// The one-line text field of the current mode (preset name, response), if it has one.
+fn short_field(state: &mut State) -> Option<&mut String> {
+    match state.mode {
+        Mode::PresetName => Some(&mut state.preset_name),
+        Mode::Response => Some(&mut state.response),
+        _ => None,
+    }
+}
+
+/// The demo world's answers to `prompt` in each style, when it is one of its requests.
+fn demo_responses(prompt: &str) -> Vec<(String, String)> {
+    use crate::demo::world::World;
+    let world = World::new(0);
+    let Some(request) = world
+        .all_requests()
+        .into_iter()
+        .find(|r| r.text == prompt.trim())
+    else {
+        return vec![];
+    };
+    World::styles_for(request.class)
+        .iter()
+        .map(|&style| {
+            // The demo's responses follow "Assistant:" after a space, as in its training text.
+            let text = format!(" {}", world.response(request.topic, style, 0));
+            (style.name().to_string(), text)
+        })
+        .collect()
+}
+
+/// Set the sliders of the ARMs the highlighted preset names; other ARMs keep their weights.
+fn load_preset(state: &mut State) -> Vec<Effect> {
+    let Some((name, weights)) = state.presets.iter().nth(state.preset_selected) else {
+        return vec![];
+    };
+    let mut unknown = Vec::new();
+    for (arm, &w) in weights {
+        match state.arm_names.iter().position(|n| n == arm) {
+            Some(i) => state.weights[i] = w.clamp(WEIGHT_RANGE.0, WEIGHT_RANGE.1),
+            None => unknown.push(arm.as_str()),
+        }
+    }
+    state.message = Some(if unknown.is_empty() {
+        format!("preset '{name}' loaded")
+    } else {
+        format!(
+            "preset '{name}' loaded; no ARM named {} here",
+            unknown.join(", ")
+        )
+    });
+    vec![Effect::SetWeights(state.weights.clone())]
+}
+
+/// Note what a new run starts from, for exports.
+fn begin_run(state: &mut State) {
+    state.run_prompt = state.prompt.clone();
+    state.run_weights = state.weights.clone();
+    state.run_sampling = state.sampling;
+}
+
+/// The session as JSONL in the record contract; None before any run.
+fn transcript(state: &State) -> Option<String> {
+    if state.tokens.is_empty() && !state.run.has_generation() {
+        return None;
+    }
+    let records: Vec<_> = state.tokens.iter().map(|t| t.record.clone()).collect();
+    let reason = match &state.run {
+        RunState::Done(reason) => reason.as_str(),
+        RunState::Failed => "error",
+        RunState::Scored => "scored",
+        // Exported mid-run: the file ends where the user stopped looking.
+        _ => "stop",
+    };
+    let transcript = crate::export::Transcript {
+        prompt: &state.run_prompt,
+        prompt_token_ids: &state.prompt_ids,
+        base: &state.base_name,
+        arms: &state.arm_names,
+        weights: &state.run_weights,
+        sampling: state.run_sampling,
+        records: &records,
+        reason,
+        tokens_per_second: state.tokens_per_second.unwrap_or(0.0),
+    };
+    Some(transcript.to_jsonl())
 }
 
 /// After branch/force the cursor follows the regrown tokens.
@@ -360,8 +712,9 @@ fn nudge(state: &mut State, direction: i32) -> Vec<Effect> {
 
 fn engine_event(state: &mut State, event: Event) {
     match event {
-        Event::Started { kept, .. } => {
+        Event::Started { kept, prompt_ids } => {
             state.tokens.truncate(kept);
+            state.prompt_ids = prompt_ids;
             if state.run == RunState::Starting {
                 state.run = RunState::Running;
             }
@@ -393,8 +746,78 @@ fn engine_event(state: &mut State, event: Event) {
                 state.tokens_per_second = Some(tokens_per_second);
             }
         }
-        Event::Scored { .. } => {}
+        Event::Scored {
+            prompt_ids,
+            records,
+            sums,
+        } => {
+            state.prompt_ids = prompt_ids;
+            state.tokens = records
+                .into_iter()
+                .map(|record| TokenCell { record, segment: 0 })
+                .collect();
+            state.run = RunState::Scored;
+            state.tokens_per_second = None;
+            let arms = state
+                .arm_names
+                .iter()
+                .zip(&sums.arm_logprobs)
+                .map(|(name, s)| format!(" · {name} {s:.2}"))
+                .collect::<String>();
+            state.message = Some(format!("Σ log π: base {:.2}{arms}", sums.base_logprob));
+            reset_alternative(state);
+        }
+        Event::CompareToken { side, record } => {
+            if let Some(s) = state
+                .comparison
+                .as_mut()
+                .and_then(|c| c.sides.get_mut(side))
+            {
+                s.records.truncate(record.index);
+                s.records.push(record);
+            }
+        }
+        Event::CompareDone {
+            side,
+            reason,
+            tokens_per_second,
+        } => {
+            if let Some(s) = state
+                .comparison
+                .as_mut()
+                .and_then(|c| c.sides.get_mut(side))
+            {
+                s.done = Some(reason);
+                s.tokens_per_second = Some(tokens_per_second);
+            }
+        }
+        Event::Swept {
+            settings,
+            mean_rewards,
+        } => {
+            if let Some(f) = state.frontier.as_mut() {
+                f.points = settings
+                    .into_iter()
+                    .zip(mean_rewards)
+                    .map(|(weights, mean_rewards)| FrontierPoint {
+                        weights,
+                        mean_rewards,
+                    })
+                    .collect();
+                f.running = false;
+                f.selected = 0;
+            }
+        }
         Event::Error(message) => {
+            if let Some(f) = state.frontier.as_mut() {
+                f.running = false;
+            }
+            // An error ends a comparison too: the engine has stopped working on it.
+            if let Some(c) = state.comparison.as_mut() {
+                for side in c.sides.iter_mut().filter(|s| s.done.is_none()) {
+                    side.done = Some(StopReason::Stop);
+                }
+            }
             state.run = RunState::Failed;
             state.message = Some(message);
         }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::engine::StopReason;
 use crate::tui::fixtures::{empty_state, record, state_with_tokens};
-use crate::tui::state::Lens;
+use crate::tui::state::{FRONTIER_GRID, FRONTIER_MAX_TOKENS, FRONTIER_SAMPLES, Lens};
 
 fn commands(effects: &[Effect]) -> Vec<String> {
     effects.iter().map(|e| format!("{e:?}")).collect()
@@ -348,18 +348,6 @@ fn done_and_errors_update_the_run_state() {
     assert_eq!(s.run, RunState::Failed);
     assert_eq!(s.message.as_deref(), Some("prompt too long"));
     assert!(update(&mut s, Action::Resize).is_empty());
-    update(
-        &mut s,
-        Action::Engine(Event::Scored {
-            records: vec![],
-            sums: crate::engine::ScoreSums {
-                base_logprob: 0.0,
-                arm_logprobs: vec![],
-                guided_logprob: 0.0,
-            },
-        }),
-    );
-    assert_eq!(s.tokens.len(), 3);
 }
 
 #[test]
@@ -372,4 +360,427 @@ fn measured_speed_is_shown() {
         },
     );
     assert_eq!(s.tokens_per_second, Some(12.5));
+}
+
+#[test]
+fn export_writes_the_run_as_it_began_and_every_record() {
+    let mut s = empty_state();
+    assert!(update(&mut s, Action::Export).is_empty());
+    assert!(
+        s.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("nothing to export")
+    );
+
+    update(&mut s, Action::Run);
+    // Edits after the run do not change what the tokens continue.
+    update(&mut s, Action::SliderIncrease);
+    s.prompt = "something else".into();
+    update(
+        &mut s,
+        Action::Engine(Event::Started {
+            prompt_ids: vec![1, 5, 9],
+            kept: 0,
+        }),
+    );
+    for i in 0..3 {
+        update(&mut s, Action::Engine(Event::Token(record(i, &[1.0, 0.5]))));
+    }
+    update(
+        &mut s,
+        Action::Engine(Event::Done {
+            reason: StopReason::Eos,
+            tokens: 3,
+            tokens_per_second: 9.0,
+        }),
+    );
+    let effects = update(&mut s, Action::Export);
+    let [Effect::Export(jsonl)] = &effects[..] else {
+        panic!("{effects:?}");
+    };
+    let lines: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[0]["prompt"], "How do I bake bread?");
+    assert_eq!(lines[0]["prompt_token_ids"], serde_json::json!([1, 5, 9]));
+    assert_eq!(
+        lines[0]["weights"]["helpful"], 1.0,
+        "weights when the run began"
+    );
+    assert_eq!(lines[3]["index"], 2);
+    assert_eq!(lines[4]["reason"], "eos");
+    assert_eq!(lines[4]["text"], "Sure, here");
+    assert_eq!(lines[4]["tokens_per_second"], 9.0);
+
+    update(&mut s, Action::Exported(Ok("/data/session-1.jsonl".into())));
+    assert_eq!(
+        s.message.as_deref(),
+        Some("exported to /data/session-1.jsonl")
+    );
+    update(&mut s, Action::Exported(Err("disk full".into())));
+    assert_eq!(s.message.as_deref(), Some("export failed: disk full"));
+}
+
+#[test]
+fn export_after_an_error_keeps_the_tokens_and_says_error() {
+    let mut s = state_with_tokens(2);
+    update(&mut s, Action::Engine(Event::Error("boom".into())));
+    let effects = update(&mut s, Action::Export);
+    let [Effect::Export(jsonl)] = &effects[..] else {
+        panic!("{effects:?}");
+    };
+    let end: serde_json::Value = serde_json::from_str(jsonl.lines().last().unwrap()).unwrap();
+    assert_eq!(end["reason"], "error");
+    assert_eq!(end["generated_tokens"], 2);
+}
+
+#[test]
+fn naming_a_preset_types_into_its_own_field_and_saves_the_weights() {
+    let mut s = empty_state();
+    update(&mut s, Action::NamePreset);
+    assert_eq!(s.mode, Mode::PresetName);
+    assert!(update(&mut s, Action::SavePreset).is_empty(), "no name yet");
+    assert!(s.message.as_deref().unwrap_or("").contains("name"));
+    for c in "calmx".chars() {
+        update(&mut s, Action::InsertChar(c));
+    }
+    update(&mut s, Action::Backspace);
+    assert_eq!(s.preset_name, "calm");
+    assert_eq!(s.prompt, "How do I bake bread?", "the prompt is untouched");
+    let effects = update(&mut s, Action::SavePreset);
+    assert_eq!(s.mode, Mode::Normal);
+    let [Effect::SavePreset { name, weights }] = &effects[..] else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(name, "calm");
+    assert_eq!(weights["helpful"], 1.0);
+    assert_eq!(weights["harmless"], 0.5);
+
+    let (name, weights) = (name.clone(), weights.clone());
+    update(
+        &mut s,
+        Action::PresetSaved {
+            name: name.clone(),
+            weights: weights.clone(),
+            result: Err("read-only".into()),
+        },
+    );
+    assert!(s.presets.is_empty());
+    assert_eq!(
+        s.message.as_deref(),
+        Some("preset 'calm' not saved: read-only")
+    );
+    update(
+        &mut s,
+        Action::PresetSaved {
+            name,
+            weights,
+            result: Ok("/c/config.toml".into()),
+        },
+    );
+    assert_eq!(s.presets["calm"]["harmless"], 0.5);
+    assert!(s.message.as_deref().unwrap().contains("/c/config.toml"));
+    // Esc leaves without saving.
+    update(&mut s, Action::NamePreset);
+    update(&mut s, Action::Back);
+    assert_eq!(s.mode, Mode::Normal);
+}
+
+#[test]
+fn loading_a_preset_sets_the_named_sliders_and_steers() {
+    let mut s = empty_state();
+    update(&mut s, Action::OpenPresets);
+    assert_eq!(s.mode, Mode::Normal, "nothing to pick from");
+    assert!(s.message.as_deref().unwrap().contains("no presets"));
+    s.presets.insert(
+        "a-bold".into(),
+        [("helpful".to_string(), 3.0)].into_iter().collect(),
+    );
+    s.presets.insert(
+        "b-other".into(),
+        [("harmless".to_string(), -2.0), ("honest".to_string(), 1.0)]
+            .into_iter()
+            .collect(),
+    );
+    update(&mut s, Action::OpenPresets);
+    assert_eq!(s.mode, Mode::Presets);
+    update(&mut s, Action::PresetNext);
+    update(&mut s, Action::PresetNext);
+    assert_eq!(s.preset_selected, 1);
+    let effects = update(&mut s, Action::PresetLoad);
+    assert_eq!(s.mode, Mode::Normal);
+    assert_eq!(s.weights, vec![1.0, -2.0], "unnamed ARMs keep their weight");
+    assert!(matches!(&effects[..], [Effect::SetWeights(w)] if *w == vec![1.0, -2.0]));
+    assert!(s.message.as_deref().unwrap().contains("honest"));
+    update(&mut s, Action::OpenPresets);
+    update(&mut s, Action::PresetPrev);
+    update(&mut s, Action::PresetPrev);
+    update(&mut s, Action::PresetLoad);
+    assert_eq!(s.weights, vec![3.0, -2.0]);
+    assert_eq!(s.message.as_deref(), Some("preset 'a-bold' loaded"));
+}
+
+#[test]
+fn score_mode_types_a_response_or_cycles_demo_answers_and_shows_the_records() {
+    let mut s = empty_state();
+    update(&mut s, Action::EditResponse);
+    assert_eq!(s.mode, Mode::Response);
+    assert!(
+        update(&mut s, Action::ScoreResponse).is_empty(),
+        "nothing typed"
+    );
+    // "How do I bake bread?" is a demo request: tab walks its answers, one per style.
+    assert_eq!(s.demo_responses.len(), 5);
+    update(&mut s, Action::NextDemoResponse);
+    assert_eq!(s.demo_responses[0].0, "detailed");
+    assert!(
+        s.response.starts_with(" Sure! To bake bread"),
+        "{}",
+        s.response
+    );
+    for _ in 0..5 {
+        update(&mut s, Action::NextDemoResponse);
+    }
+    assert_eq!(s.demo_response, Some(0), "wraps around");
+    s.response.clear();
+    for c in "Knead.".chars() {
+        update(&mut s, Action::InsertChar(c));
+    }
+    update(&mut s, Action::Backspace);
+    assert_eq!(s.response, "Knead");
+    assert_eq!(s.prompt, "How do I bake bread?");
+    let e = update(&mut s, Action::ScoreResponse);
+    assert_eq!(
+        commands(&e),
+        vec![r#"Send(Score { prompt: "How do I bake bread?", response: "Knead" })"#]
+    );
+    assert_eq!(s.mode, Mode::Normal);
+    assert_eq!(s.run, RunState::Starting);
+
+    update(
+        &mut s,
+        Action::Engine(Event::Scored {
+            prompt_ids: vec![4, 2],
+            records: vec![record(0, &[1.0, 0.5]), record(1, &[1.0, 0.5])],
+            sums: crate::engine::ScoreSums {
+                base_logprob: -1.3,
+                arm_logprobs: vec![-0.6, -2.25],
+                guided_logprob: -0.8,
+            },
+        }),
+    );
+    assert_eq!(s.run, RunState::Scored);
+    assert_eq!(s.tokens.len(), 2);
+    assert_eq!(s.prompt_ids, vec![4, 2]);
+    assert_eq!(
+        s.message.as_deref(),
+        Some("Σ log π: base -1.30 · helpful -0.60 · harmless -2.25")
+    );
+    // Scored tokens cannot be continued, but they can be exported.
+    assert!(update(&mut s, Action::Branch).is_empty());
+    let effects = update(&mut s, Action::Export);
+    let [Effect::Export(jsonl)] = &effects[..] else {
+        panic!("{effects:?}");
+    };
+    assert!(
+        jsonl
+            .lines()
+            .last()
+            .unwrap()
+            .contains(r#""reason":"scored""#)
+    );
+}
+
+#[test]
+fn a_prompt_outside_the_demo_has_no_demo_answers() {
+    let mut s = empty_state();
+    s.prompt = "Tell me a story".into();
+    update(&mut s, Action::EditResponse);
+    assert!(s.demo_responses.is_empty());
+    update(&mut s, Action::NextDemoResponse);
+    assert!(s.response.is_empty());
+    assert!(s.message.as_deref().unwrap().contains("no demo answers"));
+}
+
+fn compare_token(side: usize, index: usize, id: u32) -> Action {
+    let mut r = record(index, &[1.0, 0.5]);
+    r.token_id = id;
+    Action::Engine(Event::CompareToken { side, record: r })
+}
+
+fn compare_done(side: usize) -> Action {
+    Action::Engine(Event::CompareDone {
+        side,
+        reason: StopReason::Eos,
+        tokens_per_second: 20.0 + side as f64,
+    })
+}
+
+#[test]
+fn compare_runs_base_only_against_the_current_weights_and_finds_the_divergence() {
+    let mut s = empty_state();
+    let e = update(&mut s, Action::CompareBaseline);
+    assert_eq!(s.mode, Mode::Compare);
+    assert_eq!(
+        commands(&e),
+        vec![
+            r#"Send(Compare { prompt: "How do I bake bread?", max_new_tokens: 256, top_alternatives: 8, settings: [[0.0, 0.0], [1.0, 0.5]] })"#
+        ]
+    );
+    let c = s.comparison.clone().unwrap();
+    assert_eq!(c.sides[0].label, "base only");
+    assert_eq!(c.sides[1].label, "current: helpful +1.00 harmless +0.50");
+    assert!(c.running());
+
+    for (i, id) in [5, 6, 7].into_iter().enumerate() {
+        update(&mut s, compare_token(0, i, id));
+    }
+    update(&mut s, compare_done(0));
+    for (i, id) in [5, 9, 7, 8].into_iter().enumerate() {
+        update(&mut s, compare_token(1, i, id));
+    }
+    let c = s.comparison.clone().unwrap();
+    assert_eq!(c.first_difference(), Some(1));
+    assert!(!c.differs(0, 0) && c.differs(0, 1) && !c.differs(0, 2));
+    assert!(
+        c.differs(1, 3),
+        "a token the finished side never made differs"
+    );
+    assert!(!c.differs(0, 3));
+    // Stop while running goes to the engine; closing stops too.
+    assert_eq!(commands(&update(&mut s, Action::Stop)), vec!["Send(Stop)"]);
+    update(&mut s, compare_done(1));
+    let c = s.comparison.clone().unwrap();
+    assert!(!c.running());
+    assert_eq!(c.sides[1].tokens_per_second, Some(21.0));
+    assert!(
+        update(&mut s, Action::Stop).is_empty(),
+        "nothing left to stop"
+    );
+    assert!(update(&mut s, Action::Back).is_empty());
+    assert_eq!(s.mode, Mode::Normal);
+}
+
+#[test]
+fn equal_texts_part_only_where_one_ends() {
+    let mut s = empty_state();
+    update(&mut s, Action::CompareBaseline);
+    update(&mut s, compare_token(0, 0, 5));
+    update(&mut s, compare_token(1, 0, 5));
+    update(&mut s, compare_token(1, 1, 6));
+    assert_eq!(s.comparison.as_ref().unwrap().first_difference(), None);
+    update(&mut s, compare_done(0));
+    update(&mut s, compare_done(1));
+    assert_eq!(s.comparison.as_ref().unwrap().first_difference(), Some(1));
+    // Closing a running comparison stops it; an engine error ends one.
+    update(&mut s, Action::CompareBaseline);
+    assert_eq!(commands(&update(&mut s, Action::Back)), vec!["Send(Stop)"]);
+    update(&mut s, Action::CompareBaseline);
+    update(&mut s, Action::Engine(Event::Error("boom".into())));
+    assert!(!s.comparison.as_ref().unwrap().running());
+}
+
+#[test]
+fn compare_with_a_preset_uses_its_weights_for_the_second_side() {
+    let mut s = empty_state();
+    assert!(update(&mut s, Action::ComparePreset).is_empty());
+    assert!(s.message.as_deref().unwrap().contains("no presets"));
+    s.presets.insert(
+        "bold".into(),
+        [("helpful".to_string(), 3.0)].into_iter().collect(),
+    );
+    let e = update(&mut s, Action::ComparePreset);
+    assert!(commands(&e)[0].contains("settings: [[1.0, 0.5], [3.0, 0.5]]"));
+    let c = s.comparison.as_ref().unwrap();
+    assert_eq!(
+        c.sides[1].label,
+        "preset bold: helpful +3.00 harmless +0.50"
+    );
+}
+
+fn swept(s: &mut State) {
+    let settings: Vec<Vec<f32>> = FRONTIER_GRID
+        .iter()
+        .flat_map(|&a| FRONTIER_GRID.iter().map(move |&b| vec![a, b]))
+        .collect();
+    let mean_rewards = settings
+        .iter()
+        .map(|w| vec![-10.0 + f64::from(w[0]), -8.0 + f64::from(w[1])])
+        .collect();
+    update(
+        s,
+        Action::Engine(Event::Swept {
+            settings,
+            mean_rewards,
+        }),
+    );
+}
+
+#[test]
+fn the_frontier_sweeps_a_grid_of_the_first_two_arms_and_loads_a_point() {
+    let mut s = empty_state();
+    s.sampling.temperature = 0.7;
+    let e = update(&mut s, Action::OpenFrontier);
+    assert_eq!(s.mode, Mode::Frontier);
+    let [
+        Effect::Send(Command::Sweep {
+            settings,
+            samples,
+            max_new_tokens,
+            prompt,
+        }),
+    ] = &e[..]
+    else {
+        panic!("{e:?}");
+    };
+    assert_eq!(settings.len(), 16);
+    assert_eq!(settings[0], vec![0.0, 0.0]);
+    assert_eq!(settings[15], vec![3.0, 3.0]);
+    assert_eq!(*samples, FRONTIER_SAMPLES);
+    assert_eq!(*max_new_tokens, FRONTIER_MAX_TOKENS);
+    assert_eq!(prompt, "How do I bake bread?");
+    assert!(s.frontier.as_ref().unwrap().running);
+    // Opening again while it runs does not start a second sweep.
+    update(&mut s, Action::Back);
+    assert!(update(&mut s, Action::OpenFrontier).is_empty());
+
+    swept(&mut s);
+    let f = s.frontier.as_ref().unwrap();
+    assert!(!f.running);
+    assert_eq!(f.points.len(), 16);
+    assert_eq!(f.points[5].mean_rewards, vec![-9.0, -7.0]);
+    update(&mut s, Action::FrontierPrev);
+    for _ in 0..5 {
+        update(&mut s, Action::FrontierNext);
+    }
+    let e = update(&mut s, Action::FrontierLoad);
+    assert_eq!(s.weights, vec![1.0, 1.0]);
+    assert!(matches!(&e[..], [Effect::SetWeights(w)] if *w == vec![1.0, 1.0]));
+    assert_eq!(s.mode, Mode::Normal);
+    for _ in 0..40 {
+        update(&mut s, Action::FrontierNext);
+    }
+    assert_eq!(s.frontier.as_ref().unwrap().selected, 15);
+}
+
+#[test]
+fn the_frontier_needs_two_arms_and_greedy_needs_one_sample() {
+    let mut s = empty_state();
+    let e = update(&mut s, Action::OpenFrontier);
+    assert!(matches!(
+        &e[..],
+        [Effect::Send(Command::Sweep { samples: 1, .. })]
+    ));
+    update(&mut s, Action::Engine(Event::Error("boom".into())));
+    assert!(!s.frontier.as_ref().unwrap().running);
+
+    let mut one = empty_state();
+    one.arm_names.truncate(1);
+    one.weights.truncate(1);
+    assert!(update(&mut one, Action::OpenFrontier).is_empty());
+    assert!(one.message.as_deref().unwrap().contains("two ARMs"));
+    assert_eq!(one.mode, Mode::Normal);
 }

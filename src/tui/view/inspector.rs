@@ -8,7 +8,6 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Paragraph, Row, Table, TableState};
 
 use super::output::display_text;
-use super::palette::{ACCENT, DIM};
 use crate::tui::state::State;
 
 fn percent(logprob: f32) -> String {
@@ -21,7 +20,7 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
     frame.render_widget(block, area);
     let (Some(index), Some(cell)) = (state.selected(), state.selected_token()) else {
         frame.render_widget(
-            Paragraph::new("Select a token (←/→ or click) to see its numbers.").fg(DIM),
+            Paragraph::new("Select a token (←/→ or click) to see its numbers.").fg(state.theme.dim),
             inner,
         );
         return;
@@ -38,7 +37,7 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
         Line::from(vec![
             Span::styled(
                 format!("\"{}\"", display_text(&r.text, true)),
-                Style::new().bold().fg(ACCENT),
+                Style::new().bold().fg(state.theme.accent),
             ),
             Span::raw(format!(
                 "  id {} · {}/{} · setting {}",
@@ -145,7 +144,7 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
         .header(
             Row::new(header.into_iter().map(Text::from))
                 .height(2)
-                .style(Style::new().fg(DIM)),
+                .style(Style::new().fg(state.theme.dim)),
         )
         .column_spacing(1)
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))

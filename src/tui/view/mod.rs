@@ -1,6 +1,8 @@
 //! Drawing: pure functions of [`State`]. `draw` returns where each token cell landed, so the app
 //! can turn a mouse click into a token selection without the views knowing about the mouse.
 
+mod compare;
+mod frontier;
 mod inspector;
 mod output;
 mod overlay;
@@ -81,8 +83,14 @@ pub fn draw(state: &State, frame: &mut Frame) -> HitMap {
         Layout::horizontal([Constraint::Length(44), Constraint::Fill(1)]).areas(bottom);
 
     prompt::draw(state, frame, prompt_area);
-    output::draw(state, frame, output_area, &mut hits);
-    inspector::draw(state, frame, inspector_area);
+    if state.mode == Mode::Compare {
+        compare::draw(state, frame, main);
+    } else if state.mode == Mode::Frontier {
+        frontier::draw(state, frame, main);
+    } else {
+        output::draw(state, frame, output_area, &mut hits);
+        inspector::draw(state, frame, inspector_area);
+    }
     sliders::draw(state, frame, sliders_area);
     trace::draw(state, frame, trace_area);
     status::draw_status(state, frame, status_area);
@@ -90,6 +98,9 @@ pub fn draw(state: &State, frame: &mut Frame) -> HitMap {
     match state.mode {
         Mode::Help => overlay::draw_help(state, frame, area),
         Mode::Examples => overlay::draw_examples(state, frame, area),
+        Mode::PresetName => overlay::draw_preset_name(state, frame, area),
+        Mode::Presets => overlay::draw_presets(state, frame, area),
+        Mode::Response => overlay::draw_response(state, frame, area),
         _ => {}
     }
     hits

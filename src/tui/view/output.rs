@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::HitMap;
-use super::palette::{DIM, SEGMENT, lens_color, lens_legend};
+use super::palette::{lens_color, lens_legend};
 use crate::tui::state::State;
 
 /// Marks the first token generated under new weights.
@@ -87,7 +87,9 @@ fn layout(state: &State, width: u16) -> (Vec<Piece>, Option<usize>) {
     let mut selected_line = None;
     for (i, cell) in state.tokens.iter().enumerate() {
         if i > 0 && state.tokens[i - 1].segment != cell.segment {
-            let mark = Style::new().fg(SEGMENT).add_modifier(Modifier::BOLD);
+            let mark = Style::new()
+                .fg(state.theme.segment)
+                .add_modifier(Modifier::BOLD);
             flow.place(SEGMENT_MARK, mark, None);
         }
         let is_selected = selected == Some(i);
@@ -132,7 +134,7 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect, hits: &mut HitMap) {
     frame.render_widget(block, area);
     if state.tokens.is_empty() {
         let hint = Paragraph::new("No tokens yet. r runs the prompt, s steps one token, p picks an example, ? shows every key.")
-            .style(Style::new().fg(DIM))
+            .style(Style::new().fg(state.theme.dim))
             .wrap(Wrap { trim: true });
         frame.render_widget(hint, inner);
         return;

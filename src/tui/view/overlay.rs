@@ -6,8 +6,6 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, List, ListItem, ListState, Paragraph};
 
-use super::palette::{ACCENT, DIM};
-use crate::tui::keymap;
 use crate::tui::state::{EXAMPLE_PROMPTS, Mode, State};
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -25,20 +23,45 @@ pub fn draw_help(state: &State, frame: &mut Frame, area: Rect) {
     let title = match state.mode_before_help {
         Mode::Editing => "On the prompt line",
         Mode::Examples => "In the example list",
+        Mode::PresetName => "Naming a preset",
+        Mode::Presets => "In the preset list",
+        Mode::Response => "On the response line (score mode)",
+        Mode::Compare => "In the comparison",
+        Mode::Frontier => "In the frontier",
         _ => "Playground (press e or p, then ?, for those keys)",
     };
+    let rows = state.keymap.help_rows(state.mode_before_help);
+    // One column when it fits the screen, else two side by side (descriptions cut with "…").
+    let room = area.height.saturating_sub(3) as usize;
+    let columns = if rows.len() <= room { 1 } else { 2 };
+    let per_column = rows.len().div_ceil(columns);
+    let width = if columns == 1 {
+        88
+    } else {
+        area.width.min(160)
+    };
+    let cell = (width.saturating_sub(2) as usize) / columns;
     let mut lines = vec![Line::from(Span::styled(
         title,
-        Style::new().fg(ACCENT).bold(),
+        Style::new().fg(state.theme.accent).bold(),
     ))];
-    for (keys, help) in keymap::help_rows(state.mode_before_help) {
-        lines.push(Line::from(vec![
-            Span::styled(format!(" {keys:<11}"), Style::new().bold()),
-            Span::raw(help),
-        ]));
+    for r in 0..per_column {
+        let mut spans = Vec::new();
+        for c in 0..columns {
+            let Some((keys, help)) = rows.get(c * per_column + r) else {
+                continue;
+            };
+            let text = fit(help, cell.saturating_sub(12));
+            spans.push(Span::styled(format!(" {keys:<11}"), Style::new().bold()));
+            spans.push(Span::raw(format!(
+                "{text:<w$}",
+                w = cell.saturating_sub(12)
+            )));
+        }
+        lines.push(Line::from(spans));
     }
     let height = lines.len() as u16 + 2;
-    let popup = centered(area, 88, height);
+    let popup = centered(area, width, height);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines).block(Block::bordered().title(" Keys (esc or ? closes) ")),
@@ -46,12 +69,22 @@ pub fn draw_help(state: &State, frame: &mut Frame, area: Rect) {
     );
 }
 
+/// `text` cut to `width` characters, ending in "…" when cut.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        let kept: String = text.chars().take(width.saturating_sub(1)).collect();
+        format!("{kept}…")
+    }
+}
+
 pub fn draw_examples(state: &State, frame: &mut Frame, area: Rect) {
     let items: Vec<ListItem> = EXAMPLE_PROMPTS
         .iter()
         .map(|(kind, prompt)| {
             ListItem::new(Line::from(vec![
-                Span::styled(format!("{kind:<9}"), Style::new().fg(DIM)),
+                Span::styled(format!("{kind:<9}"), Style::new().fg(state.theme.dim)),
                 Span::raw(*prompt),
             ]))
         })
@@ -64,4 +97,99 @@ pub fn draw_examples(state: &State, frame: &mut Frame, area: Rect) {
         .highlight_symbol("▶ ");
     let mut list_state = ListState::default().with_selected(Some(state.example_selected));
     frame.render_stateful_widget(list, popup, &mut list_state);
+}
+
+/// "helpful 1.00  harmless 0.50", in the order given.
+fn weights_text<'a>(weights: impl Iterator<Item = (&'a String, f32)>) -> String {
+    weights
+        .map(|(name, w)| format!("{name} {w:+.2}"))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+/// The name line for saving the current weights as a preset.
+pub fn draw_preset_name(state: &State, frame: &mut Frame, area: Rect) {
+    let weights = weights_text(state.arm_names.iter().zip(state.weights.iter().copied()));
+    let lines = vec![
+        Line::from(vec![
+            Span::styled("name: ", Style::new().fg(state.theme.accent).bold()),
+            Span::raw(state.preset_name.as_str()),
+            Span::styled("▏", Style::new().fg(state.theme.accent)),
+        ]),
+        Line::from(Span::styled(
+            format!("weights: {weights}"),
+            Style::new().fg(state.theme.dim),
+        )),
+    ];
+    let popup = centered(area, 60, 4);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered().title(" Save weights as a preset (enter saves, esc cancels) "),
+        ),
+        popup,
+    );
+}
+
+pub fn draw_presets(state: &State, frame: &mut Frame, area: Rect) {
+    let width = state
+        .presets
+        .keys()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 2;
+    let items: Vec<ListItem> = state
+        .presets
+        .iter()
+        .map(|(name, weights)| {
+            ListItem::new(Line::from(vec![
+                Span::raw(format!("{name:<width$}")),
+                Span::styled(
+                    weights_text(weights.iter().map(|(n, w)| (n, *w))),
+                    Style::new().fg(state.theme.dim),
+                ),
+            ]))
+        })
+        .collect();
+    let popup = centered(area, 70, state.presets.len() as u16 + 2);
+    frame.render_widget(Clear, popup);
+    let list = List::new(items)
+        .block(Block::bordered().title(" Weight presets (enter loads, esc closes) "))
+        .highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .highlight_symbol("▶ ");
+    let mut list_state = ListState::default().with_selected(Some(state.preset_selected));
+    frame.render_stateful_widget(list, popup, &mut list_state);
+}
+
+/// The response line of score mode: the text being typed, and which demo answer it is.
+pub fn draw_response(state: &State, frame: &mut Frame, area: Rect) {
+    let source = match state
+        .demo_response
+        .and_then(|i| state.demo_responses.get(i))
+    {
+        Some((style, _)) => format!("demo answer, style: {style}"),
+        None if state.demo_responses.is_empty() => "typed (no demo answers for this prompt)".into(),
+        None => format!("typed (tab: {} demo answers)", state.demo_responses.len()),
+    };
+    let lines = vec![
+        Line::from(vec![
+            Span::styled("> ", Style::new().fg(state.theme.accent).bold()),
+            Span::raw(state.response.as_str()),
+            Span::styled("▏", Style::new().fg(state.theme.accent)),
+        ]),
+        Line::from(Span::styled(source, Style::new().fg(state.theme.dim))),
+    ];
+    let width = area.width.saturating_sub(4).min(100);
+    let popup = centered(area, width, 6);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(Block::bordered().title(format!(
+                " Response to \"{}\" (enter scores, esc cancels) ",
+                fit(&state.prompt, width.saturating_sub(40) as usize)
+            ))),
+        popup,
+    );
 }

@@ -15,6 +15,35 @@ pub const ACCENT: Color = Color::Cyan;
 pub const SEGMENT: Color = Color::Magenta;
 pub const DIM: Color = Color::DarkGray;
 
+/// The fixed accents in force: the built-in ones, or the config file's `[theme]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Theme {
+    pub accent: Color,
+    pub dim: Color,
+    pub segment: Color,
+}
+
+impl Default for Theme {
+    fn default() -> Self {
+        Self {
+            accent: ACCENT,
+            dim: DIM,
+            segment: SEGMENT,
+        }
+    }
+}
+
+impl Theme {
+    pub fn from_config(config: &crate::config::Theme) -> Self {
+        let default = Self::default();
+        Self {
+            accent: config.accent.unwrap_or(default.accent),
+            dim: config.dim.unwrap_or(default.dim),
+            segment: config.segment.unwrap_or(default.segment),
+        }
+    }
+}
+
 /// Colours of the reward trace lines: base first, then each ARM.
 pub const SERIES: &[Color] = &[
     Color::White,

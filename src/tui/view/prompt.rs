@@ -6,7 +6,6 @@ use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
-use super::palette::{ACCENT, DIM};
 use crate::tui::state::{Mode, State};
 
 pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
@@ -17,7 +16,7 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
         " Prompt "
     };
     let border = if editing {
-        Style::new().fg(ACCENT)
+        Style::new().fg(state.theme.accent)
     } else {
         Style::new()
     };
@@ -34,7 +33,7 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
             Span::raw("> "),
             Span::styled(
                 "(empty: press e to type, p for examples)",
-                Style::new().fg(DIM),
+                Style::new().fg(state.theme.dim),
             ),
         ])
     } else {

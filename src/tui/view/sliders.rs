@@ -6,7 +6,6 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
-use super::palette::{ACCENT, DIM};
 use crate::tui::state::{Slider, State, TEMPERATURE_RANGE, TOP_K_MAX, TOP_P_RANGE, WEIGHT_RANGE};
 
 /// Rows the panel needs inside its border.
@@ -93,7 +92,9 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
             let selected = i == state.slider;
             let marker = if selected { "▶ " } else { "  " };
             let style = if selected {
-                Style::new().fg(ACCENT).add_modifier(Modifier::BOLD)
+                Style::new()
+                    .fg(state.theme.accent)
+                    .add_modifier(Modifier::BOLD)
             } else {
                 Style::new()
             };
@@ -105,7 +106,7 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
                     if selected {
                         style
                     } else {
-                        Style::new().fg(DIM)
+                        Style::new().fg(state.theme.dim)
                     },
                 ),
                 Span::styled(format!(" {value:>7}"), style),

@@ -7,8 +7,6 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::palette::{ACCENT, DIM};
-use crate::tui::keymap;
 use crate::tui::state::{RunState, State};
 
 pub fn draw_status(state: &State, frame: &mut Frame, area: Rect) {
@@ -26,33 +24,38 @@ pub fn draw_status(state: &State, frame: &mut Frame, area: Rect) {
         RunState::Failed => Style::new().fg(Color::Red).bold(),
         _ => Style::new().bold(),
     };
-    let mut spans = vec![
-        Span::styled(format!(" {} ", state.run.label()), run_style.reversed()),
-        Span::raw(format!(
-            " {} + {arms} │ {} tokens │ {speed}",
-            state.base_name,
-            state.tokens.len()
-        )),
-    ];
+    // The message comes first: on a narrow screen it is what must not be cut off.
+    let mut spans = vec![Span::styled(
+        format!(" {} ", state.run.label()),
+        run_style.reversed(),
+    )];
     if let Some(message) = &state.message {
         let style = if state.run == RunState::Failed {
             Style::new().fg(Color::Red)
         } else {
             Style::new().fg(Color::Yellow)
         };
-        spans.push(Span::styled(format!(" │ {message}"), style));
+        spans.push(Span::styled(format!(" {message} │"), style));
     }
+    spans.push(Span::raw(format!(
+        " {} + {arms} │ {} tokens │ {speed}",
+        state.base_name,
+        state.tokens.len()
+    )));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
 pub fn draw_footer(state: &State, frame: &mut Frame, area: Rect) {
     let mut spans = Vec::new();
-    for (keys, hint) in keymap::hints(state.mode) {
+    for (keys, hint) in state.keymap.hints(state.mode) {
         spans.push(Span::styled(
             format!(" {keys}"),
-            Style::new().fg(ACCENT).bold(),
+            Style::new().fg(state.theme.accent).bold(),
         ));
-        spans.push(Span::styled(format!(" {hint} "), Style::new().fg(DIM)));
+        spans.push(Span::styled(
+            format!(" {hint} "),
+            Style::new().fg(state.theme.dim),
+        ));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }

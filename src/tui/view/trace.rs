@@ -8,7 +8,7 @@ use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph};
 
-use super::palette::{DIM, SERIES};
+use super::palette::SERIES;
 use crate::tui::state::State;
 
 /// (name, points) per series: base first, then each ARM.
@@ -40,7 +40,7 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
         let inner = block.inner(area);
         frame.render_widget(block, area);
         frame.render_widget(
-            Paragraph::new("Cumulative rewards appear as tokens arrive.").fg(DIM),
+            Paragraph::new("Cumulative rewards appear as tokens arrive.").fg(state.theme.dim),
             inner,
         );
         return;
@@ -70,13 +70,13 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
             Axis::default()
                 .bounds([1.0, n.max(2.0)])
                 .labels(["1".to_string(), format!("{}", state.tokens.len())])
-                .style(Style::new().fg(DIM)),
+                .style(Style::new().fg(state.theme.dim)),
         )
         .y_axis(
             Axis::default()
                 .bounds([lo, hi.max(lo + 1.0)])
                 .labels([format!("{lo:.0}"), format!("{hi:.0}")])
-                .style(Style::new().fg(DIM)),
+                .style(Style::new().fg(state.theme.dim)),
         );
     frame.render_widget(chart, area);
 }
