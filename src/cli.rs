@@ -84,7 +84,7 @@ pub struct DemoRebuildArgs {
 /// Which models to load and how to weigh them.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Base model: a Hugging Face model folder (default: the embedded demo base, with its
+    /// Base model: a Hugging Face model folder or a .gguf file (default: the embedded demo base, with its
     /// helpful and harmless ARMs unless --arm is given).
     #[arg(long, value_name = "PATH")]
     pub base: Option<PathBuf>,
@@ -94,9 +94,13 @@ pub struct ModelArgs {
     /// Weight of an ARM, NAME=W (repeatable; default 1; negative steers away).
     #[arg(long = "weight", value_name = "NAME=W", allow_hyphen_values = true)]
     pub weights: Vec<String>,
-    /// Compute precision: f32, f16 or bf16.
+    /// Weights and compute: f32, f16 or bf16; or q8_0 / q4_k (quantized at load, f32
+    /// activations). A GGUF model's quantized tensors are used as stored.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// tokenizer.json for a GGUF model (--base or --arm FILE.gguf) that has none beside it.
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<PathBuf>,
     /// Wrap prompts in this text, `{prompt}` marking where the prompt goes and `\n` a newline
     /// (the demo's default is "User: {prompt}\nAssistant:").
     #[arg(long, value_name = "TEXT")]
@@ -190,6 +194,9 @@ pub struct RandomModelArgs {
     pub context: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Share the embedding matrix with the output layer.
+    #[arg(long)]
+    pub tie_embeddings: bool,
 }
 
 #[derive(Args, Debug, Clone)]

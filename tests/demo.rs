@@ -22,6 +22,7 @@ fn the_demo_shows_the_trade_off() {
         arms: vec![],
         weights: vec![],
         dtype: "f32".into(),
+        tokenizer: None,
         prompt_template: None,
     };
     let (mut guide, _) = load_guide(&args).expect("the embedded demo loads");

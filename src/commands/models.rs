@@ -84,10 +84,13 @@ pub fn load_guide(args: &ModelArgs) -> Result<(Guide, Vec<f32>)> {
     };
     let names: Vec<String> = arms.iter().map(|(n, _)| n.clone()).collect();
     let weights = parse_weights(&args.weights, &names)?;
-    let base = CausalLm::load(&base_path, dtype).map_err(|e| anyhow::anyhow!("--base {e}"))?;
+    let tokenizer = args.tokenizer.as_deref();
+    let base = CausalLm::load_with(&base_path, dtype, tokenizer)
+        .map_err(|e| anyhow::anyhow!("--base {e}"))?;
     let mut loaded = Vec::with_capacity(arms.len());
     for (name, path) in arms {
-        let arm = CausalLm::load(&path, dtype).map_err(|e| anyhow::anyhow!("--arm {name}: {e}"))?;
+        let arm = CausalLm::load_with(&path, dtype, tokenizer)
+            .map_err(|e| anyhow::anyhow!("--arm {name}: {e}"))?;
         loaded.push((name, arm));
     }
     let mut guide = Guide::new(base, loaded)?;
