@@ -166,6 +166,10 @@ pub struct BenchArgs {
     /// Measurements per mode; medians are reported.
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// Compare weight formats on the same models, e.g. f32,f16,bf16,q8_0,q4_k (runs of all
+    /// formats are interleaved); replaces --dtype.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub dtypes: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }

@@ -353,7 +353,7 @@ impl Transformer {
                 if !targets.iter().any(|t| t == name) {
                     continue;
                 }
-                let (out_dim, in_dim) = proj.base.weight().dims()?;
+                let (out_dim, in_dim) = proj.base.dims()?;
                 let module = format!("model.layers.{i}.self_attn.{name}");
                 let (lora_a, lora_b) = make(&module, out_dim, in_dim)?;
                 proj.lora = Some(LoraPair {
@@ -379,7 +379,7 @@ impl Transformer {
             ] {
                 if let Some(l) = &proj.lora {
                     let delta = (l.b.matmul(&l.a)? * l.scale)?;
-                    let base = proj.base.weight().dense("merging a LoRA update")?;
+                    let base = proj.base.dense("merging a LoRA update")?;
                     let merged = (base + delta)?.detach();
                     out.push((format!("model.layers.{i}.self_attn.{name}.weight"), merged));
                 }
