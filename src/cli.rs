@@ -96,9 +96,10 @@ pub struct DemoRebuildArgs {
 /// Which models to load and how to weigh them.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Base model: a Hugging Face model folder, or a Hub id `org/repo[@revision]` taken from the
-    /// Hugging Face cache (downloaded if missing, unless HF_HUB_OFFLINE=1) (default: the
-    /// embedded demo base, with its helpful and harmless ARMs unless --arm is given).
+    /// Base model: a Hugging Face model folder, a .gguf file, or a Hub id `org/repo[@revision]`
+    /// taken from the Hugging Face cache (downloaded if missing, unless HF_HUB_OFFLINE=1)
+    /// (default: the embedded demo base, with its helpful and harmless ARMs unless --arm is
+    /// given).
     #[arg(long, value_name = "PATH|ORG/REPO[@REV]")]
     pub base: Option<PathBuf>,
     /// An autoregressive reward model, NAME=PATH or NAME=ORG/REPO[@REV] (repeatable).
@@ -107,9 +108,13 @@ pub struct ModelArgs {
     /// Weight of an ARM, NAME=W (repeatable; default 1; negative steers away).
     #[arg(long = "weight", value_name = "NAME=W", allow_hyphen_values = true)]
     pub weights: Vec<String>,
-    /// Compute precision: f32, f16 or bf16.
+    /// Weights and compute: f32, f16 or bf16; or q8_0 / q4_k (quantized at load, f32
+    /// activations). A GGUF model's quantized tensors are used as stored.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// tokenizer.json for a GGUF model (--base or --arm FILE.gguf) that has none beside it.
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<PathBuf>,
     /// Wrap prompts in this text, `{prompt}` marking where the prompt goes and `\n` a newline
     /// (the demo's default is "User: {prompt}\nAssistant:").
     #[arg(long, value_name = "TEXT")]
@@ -135,6 +140,7 @@ impl Default for ModelArgs {
             prompt_template: None,
             chat: false,
             system: None,
+            tokenizer: None,
         }
     }
 }
@@ -198,6 +204,10 @@ pub struct BenchArgs {
     /// Measurements per mode; medians are reported.
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// Compare weight formats on the same models, e.g. f32,f16,bf16,q8_0,q4_k (runs of all
+    /// formats are interleaved); replaces --dtype.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub dtypes: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -226,6 +236,9 @@ pub struct RandomModelArgs {
     pub context: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Share the embedding matrix with the output layer.
+    #[arg(long)]
+    pub tie_embeddings: bool,
 }
 
 #[derive(Args, Debug, Clone)]

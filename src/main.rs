@@ -7,6 +7,12 @@ use genarm::cli::{Cli, Command};
 use genarm::commands;
 
 fn main() -> ExitCode {
+    // Turn off candle's spin-waiting worker pool (quantized products parallelise on rayon's
+    // pool instead, see engine/linear.rs) unless the user chose its size.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: set before any other thread exists.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

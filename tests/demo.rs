@@ -22,6 +22,7 @@ fn the_demo_shows_the_trade_off() {
         arms: vec![],
         weights: vec![],
         dtype: "f32".into(),
+        tokenizer: None,
         prompt_template: None,
         chat: false,
         system: None,

@@ -39,6 +39,7 @@ fn session(max_new_tokens: usize) -> Session {
         ],
         weights: vec!["harmless=0.5".into()],
         dtype: "f32".into(),
+        tokenizer: None,
     };
     let (guide, weights) = load_guide(&args).expect("fixture models load");
     let state = State::new(

@@ -2,8 +2,9 @@
 //! forward time per token, and the guidance overhead
 //! (guided step time − Σ forward times) / guided step time.
 //!
-//! Base-only and guided runs are interleaved and medians reported, because the machines this
-//! runs on are noisy.
+//! With `--dtypes f32,q8_0,...` the same models are loaded once per weight format and the
+//! formats compared side by side. Every run (base-only and guided, every format) is interleaved
+//! with the others and medians reported, because the machines this runs on are noisy.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::models::load_guide;
+use super::models::{load_guide, parse_dtype};
 use crate::cli::BenchArgs;
 use crate::engine::{Generation, Guide, SamplingParams};
 
@@ -70,113 +71,193 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
-pub fn run(args: &BenchArgs) -> Result<()> {
-    if args.repeats == 0 || args.decode_tokens < 2 || args.prompt_tokens == 0 {
-        bail!("--repeats and --prompt-tokens must be at least 1, --decode-tokens at least 2");
-    }
-    let (mut guide, weights) = load_guide(&args.models)?;
-    if args.prompt_tokens + args.decode_tokens > guide.max_context() {
-        bail!(
-            "--prompt-tokens + --decode-tokens = {} exceeds the context of {} tokens",
-            args.prompt_tokens + args.decode_tokens,
-            guide.max_context()
-        );
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let prompt: Vec<u32> = (0..args.prompt_tokens)
-        .map(|_| rng.random_range(0..guide.vocab() as u32))
-        .collect();
-    let names = guide.arm_names();
+/// One weight format's models and its measurements.
+struct Subject {
+    dtype: String,
+    guide: Guide,
+    weights: Vec<f32>,
+    base_runs: Vec<Run>,
+    guided_runs: Vec<Run>,
+}
 
-    // Warm-up (allocations, caches), then interleaved measurements.
-    one_run(&mut guide, &prompt[..prompt.len().min(8)], 2, &weights)?;
-    let mut base_runs = Vec::new();
-    let mut guided_runs = Vec::new();
-    for _ in 0..args.repeats {
-        let arms = std::mem::take(&mut guide.arms);
-        base_runs.push(one_run(&mut guide, &prompt, args.decode_tokens, &[])?);
-        guide.arms = arms;
-        guided_runs.push(one_run(&mut guide, &prompt, args.decode_tokens, &weights)?);
+impl Subject {
+    /// One base-only and one guided run.
+    fn measure(&mut self, prompt: &[u32], decode_tokens: usize) -> Result<()> {
+        let arms = std::mem::take(&mut self.guide.arms);
+        let base = one_run(&mut self.guide, prompt, decode_tokens, &[]);
+        self.guide.arms = arms;
+        self.base_runs.push(base?);
+        let guided = one_run(&mut self.guide, prompt, decode_tokens, &self.weights)?;
+        self.guided_runs.push(guided);
+        Ok(())
     }
+}
 
+/// Medians of one format's runs.
+struct Summary {
+    base_pp: f64,
+    base_tg: f64,
+    guided_pp: f64,
+    guided_tg: f64,
+    /// Forward ms per decoded token, per model (base first), in guided runs.
+    forward: Vec<f64>,
+    guided_step_ms: f64,
+    overhead: f64,
+}
+
+fn summarize(s: &Subject, prompt_tokens: usize) -> Summary {
     let rate = |runs: &[Run], f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
-    let pp = |r: &Run| args.prompt_tokens as f64 / r.prefill.as_secs_f64();
+    let pp = |r: &Run| prompt_tokens as f64 / r.prefill.as_secs_f64();
     let tg = |r: &Run| r.tokens as f64 / r.decode.as_secs_f64();
     let step_ms = |r: &Run| r.decode.as_secs_f64() * 1e3 / r.tokens as f64;
-    let forward_ms = |r: &Run, m: usize| r.forward[m].as_secs_f64() * 1e3 / r.tokens as f64;
     let overhead = |r: &Run| {
         let fwd: f64 = r.forward.iter().map(Duration::as_secs_f64).sum();
         (r.decode.as_secs_f64() - fwd) / r.decode.as_secs_f64()
     };
+    let models = s.guide.arms.len() + 1;
+    let forward = (0..models)
+        .map(|m| {
+            rate(&s.guided_runs, &|r| {
+                r.forward[m].as_secs_f64() * 1e3 / r.tokens as f64
+            })
+        })
+        .collect();
+    Summary {
+        base_pp: rate(&s.base_runs, &pp),
+        base_tg: rate(&s.base_runs, &tg),
+        guided_pp: rate(&s.guided_runs, &pp),
+        guided_tg: rate(&s.guided_runs, &tg),
+        forward,
+        guided_step_ms: rate(&s.guided_runs, &step_ms),
+        overhead: rate(&s.guided_runs, &overhead),
+    }
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.repeats == 0 || args.decode_tokens < 2 || args.prompt_tokens == 0 {
+        bail!("--repeats and --prompt-tokens must be at least 1, --decode-tokens at least 2");
+    }
+    let dtypes: Vec<String> = if args.dtypes.is_empty() {
+        vec![args.models.dtype.clone()]
+    } else {
+        args.dtypes.iter().map(|d| d.trim().to_string()).collect()
+    };
+    for d in &dtypes {
+        parse_dtype(d).map_err(|e| anyhow::anyhow!("--dtypes {d}: {e}"))?;
+    }
+    let mut subjects = Vec::with_capacity(dtypes.len());
+    for dtype in dtypes {
+        let mut models = args.models.clone();
+        models.dtype = dtype.clone();
+        let (guide, weights) = load_guide(&models)?;
+        subjects.push(Subject {
+            dtype,
+            guide,
+            weights,
+            base_runs: Vec::new(),
+            guided_runs: Vec::new(),
+        });
+    }
+    let first = &subjects[0].guide;
+    let (vocab, max_context, names) = (first.vocab(), first.max_context(), first.arm_names());
+    if args.prompt_tokens + args.decode_tokens > max_context {
+        bail!(
+            "--prompt-tokens + --decode-tokens = {} exceeds the context of {} tokens",
+            args.prompt_tokens + args.decode_tokens,
+            max_context
+        );
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let prompt: Vec<u32> = (0..args.prompt_tokens)
+        .map(|_| rng.random_range(0..vocab as u32))
+        .collect();
+
+    // Warm-up (allocations, caches, repacked weights), then interleaved measurements.
+    for s in &mut subjects {
+        one_run(&mut s.guide, &prompt[..prompt.len().min(8)], 2, &s.weights)?;
+    }
+    for _ in 0..args.repeats {
+        for s in &mut subjects {
+            s.measure(&prompt, args.decode_tokens)?;
+        }
+    }
+    let threads = candle_core::utils::get_num_threads();
     let model_names: Vec<String> = std::iter::once("base".to_string())
         .chain(names.clone())
         .collect();
-    let forward: Vec<f64> = (0..model_names.len())
-        .map(|m| rate(&guided_runs, &|r| forward_ms(r, m)))
-        .collect();
-    let guided_step = rate(&guided_runs, &step_ms);
-    let overhead_fraction = rate(&guided_runs, &overhead);
-    let threads = candle_core::utils::get_num_threads();
+    let base_label = super::models::base_label(&args.models);
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let summaries: Vec<Summary> = subjects
+        .iter()
+        .map(|s| summarize(s, args.prompt_tokens))
+        .collect();
     if args.json {
-        let forward_map: serde_json::Map<String, serde_json::Value> = model_names
-            .iter()
-            .zip(&forward)
-            .map(|(n, f)| (n.clone(), json!(f)))
-            .collect();
-        let report = json!({
-            "base": super::models::base_label(&args.models), "arms": names,
-            "dtype": args.models.dtype, "threads": threads, "vocab": guide.vocab(),
-            "prompt_tokens": args.prompt_tokens, "decode_tokens": args.decode_tokens,
-            "repeats": args.repeats,
-            "base_only": {"prompt_tokens_per_second": rate(&base_runs, &pp),
-                          "decode_tokens_per_second": rate(&base_runs, &tg)},
-            "guided": {"prompt_tokens_per_second": rate(&guided_runs, &pp),
-                       "decode_tokens_per_second": rate(&guided_runs, &tg)},
-            "forward_ms_per_token": forward_map,
-            "guided_step_ms": guided_step,
-            "guidance_overhead": overhead_fraction,
-        });
-        writeln!(out, "{report}")?;
+        for (s, m) in subjects.iter().zip(&summaries) {
+            let forward_map: serde_json::Map<String, serde_json::Value> = model_names
+                .iter()
+                .zip(&m.forward)
+                .map(|(n, f)| (n.clone(), json!(f)))
+                .collect();
+            let report = json!({
+                "base": base_label, "arms": names,
+                "dtype": s.dtype, "threads": threads, "vocab": vocab,
+                "prompt_tokens": args.prompt_tokens, "decode_tokens": args.decode_tokens,
+                "repeats": args.repeats,
+                "base_only": {"prompt_tokens_per_second": m.base_pp,
+                              "decode_tokens_per_second": m.base_tg},
+                "guided": {"prompt_tokens_per_second": m.guided_pp,
+                           "decode_tokens_per_second": m.guided_tg},
+                "forward_ms_per_token": forward_map,
+                "guided_step_ms": m.guided_step_ms,
+                "guidance_overhead": m.overhead,
+            });
+            writeln!(out, "{report}")?;
+        }
         return Ok(());
     }
     writeln!(
         out,
-        "genarm bench: base {} + {} ARM(s) [{}], dtype {}, vocab {}, {} threads, median of {}",
-        super::models::base_label(&args.models),
+        "genarm bench: base {} + {} ARM(s) [{}], vocab {}, {} threads, median of {}",
+        base_label,
         names.len(),
         names.join(", "),
-        args.models.dtype,
-        guide.vocab(),
+        vocab,
         threads,
         args.repeats
     )?;
-    writeln!(out, "{:<28} {:>14} {:>14}", "", "base-only", "guided")?;
     writeln!(
         out,
-        "{:<28} {:>10.1} t/s {:>10.1} t/s",
-        format!("prompt ({} tokens)", args.prompt_tokens),
-        rate(&base_runs, &pp),
-        rate(&guided_runs, &pp)
+        "{:<6} {:>22} {:>22} {:>22}  forward ms/token (guided)",
+        "dtype",
+        format!("prompt ({}) t/s", args.prompt_tokens),
+        format!("decode ({}) t/s", args.decode_tokens),
+        "guided step",
     )?;
     writeln!(
         out,
-        "{:<28} {:>10.1} t/s {:>10.1} t/s",
-        format!("decode ({} tokens)", args.decode_tokens),
-        rate(&base_runs, &tg),
-        rate(&guided_runs, &tg)
+        "{:<6} {:>10} {:>11} {:>10} {:>11} {:>10} {:>11}",
+        "", "base-only", "guided", "base-only", "guided", "ms", "overhead"
     )?;
-    write!(out, "forward per token (guided):")?;
-    for (name, f) in model_names.iter().zip(&forward) {
-        write!(out, " {name} {f:.3} ms")?;
+    for (s, m) in subjects.iter().zip(&summaries) {
+        write!(
+            out,
+            "{:<6} {:>10.1} {:>11.1} {:>10.1} {:>11.1} {:>10.3} {:>10.2}%  ",
+            s.dtype,
+            m.base_pp,
+            m.guided_pp,
+            m.base_tg,
+            m.guided_tg,
+            m.guided_step_ms,
+            m.overhead * 100.0
+        )?;
+        let per_model: Vec<String> = model_names
+            .iter()
+            .zip(&m.forward)
+            .map(|(n, f)| format!("{n} {f:.2}"))
+            .collect();
+        writeln!(out, "{}", per_model.join(", "))?;
     }
-    writeln!(out)?;
-    writeln!(
-        out,
-        "guided step {guided_step:.3} ms; guidance overhead {:.2}% of the step",
-        overhead_fraction * 100.0
-    )?;
     Ok(())
 }

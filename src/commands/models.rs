@@ -91,12 +91,14 @@ pub fn load_guide(args: &ModelArgs) -> Result<(Guide, Vec<f32>)> {
     let weights = parse_weights(&args.weights, &names)?;
     // Hub ids become cache folders here (downloading what is missing), after the flags are
     // known to be good.
+    let tokenizer = args.tokenizer.as_deref();
     let base_path = resolve_model(&base_path).map_err(|e| anyhow::anyhow!("--base {e}"))?;
-    let base = CausalLm::load(&base_path, dtype).map_err(|e| anyhow::anyhow!("--base {e}"))?;
+    let base = CausalLm::load_with(&base_path, dtype, tokenizer)
+        .map_err(|e| anyhow::anyhow!("--base {e}"))?;
     let mut loaded = Vec::with_capacity(arms.len());
     for (name, path) in arms {
         let arm = resolve_model(&path)
-            .and_then(|path| CausalLm::load(&path, dtype))
+            .and_then(|path| CausalLm::load_with(&path, dtype, tokenizer))
             .map_err(|e| anyhow::anyhow!("--arm {name}: {e}"))?;
         loaded.push((name, arm));
     }

@@ -16,6 +16,7 @@ pub fn run(args: &RandomModelArgs) -> Result<()> {
         intermediate: args.intermediate,
         context: args.context,
         seed: args.seed,
+        tie_embeddings: args.tie_embeddings,
         ..Default::default()
     };
     write_random_model(&args.out, &spec)?;

@@ -4,29 +4,52 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Tensor};
 
 use super::adapter::{is_adapter_folder, merge_adapter, read_adapter_config};
 use super::config::{ModelConfig, token_ids};
 use super::error::{EngineError, Result};
+use super::gguf;
+use super::linear::QuantPlan;
 use super::tokenizer::ModelTokenizer;
 use super::transformer::Transformer;
 use super::weights::Weights;
 
-/// Compute precision, chosen with `--dtype`.
+/// Weight format and compute precision, chosen with `--dtype`: dense f32/f16/bf16 weights
+/// computed in that precision, or weights quantized at load (Q8_0, Q4_K) with f32 activations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ComputeDtype {
     F32,
     F16,
     Bf16,
+    Q8_0,
+    Q4K,
 }
 
 impl ComputeDtype {
+    /// The dtype of activations (and of dense weights).
     pub fn candle(self) -> DType {
         match self {
-            Self::F32 => DType::F32,
+            Self::F32 | Self::Q8_0 | Self::Q4K => DType::F32,
             Self::F16 => DType::F16,
             Self::Bf16 => DType::BF16,
+        }
+    }
+
+    /// How the weights are quantized at load, if they are. Q4_K follows llama.cpp's Q4_K_M for
+    /// the output layer (Q6_K), whose errors reach the logits directly.
+    pub fn quantization(self) -> Option<QuantPlan> {
+        match self {
+            Self::F32 | Self::F16 | Self::Bf16 => None,
+            Self::Q8_0 => Some(QuantPlan {
+                projections: GgmlDType::Q8_0,
+                lm_head: GgmlDType::Q8_0,
+            }),
+            Self::Q4K => Some(QuantPlan {
+                projections: GgmlDType::Q4K,
+                lm_head: GgmlDType::Q6K,
+            }),
         }
     }
 
@@ -35,6 +58,8 @@ impl ComputeDtype {
             Self::F32 => "f32",
             Self::F16 => "f16",
             Self::Bf16 => "bf16",
+            Self::Q8_0 => "q8_0",
+            Self::Q4K => "q4_k",
         }
     }
 }
@@ -46,8 +71,10 @@ impl FromStr for ComputeDtype {
             "f32" | "float32" => Ok(Self::F32),
             "f16" | "float16" | "half" => Ok(Self::F16),
             "bf16" | "bfloat16" => Ok(Self::Bf16),
+            "q8_0" | "q8" => Ok(Self::Q8_0),
+            "q4_k" | "q4k" | "q4_k_m" => Ok(Self::Q4K),
             other => Err(format!(
-                "unknown dtype '{other}' (expected f32, f16 or bf16)"
+                "unknown dtype '{other}' (expected f32, f16, bf16, q8_0 or q4_k)"
             )),
         }
     }
@@ -70,6 +97,17 @@ pub struct CausalLm {
 
 impl CausalLm {
     pub fn load(dir: &Path, dtype: ComputeDtype) -> Result<Self> {
+        Self::load_with(dir, dtype, None)
+    }
+
+    /// A model folder or a `.gguf` file. `tokenizer` (a tokenizer.json, or a folder holding
+    /// one) is used where the model brings none of its own: a GGUF file without a
+    /// tokenizer.json beside it.
+    pub fn load_with(path: &Path, dtype: ComputeDtype, tokenizer: Option<&Path>) -> Result<Self> {
+        if gguf::is_gguf(path) {
+            return Self::load_gguf(path, dtype, tokenizer);
+        }
+        let dir = path;
         if !dir.exists() {
             return Err(EngineError::invalid(dir, "no such model folder"));
         }
@@ -108,10 +146,60 @@ impl CausalLm {
         if let Some(adapter) = &adapter {
             weights = merge_adapter(dir, adapter, weights, dtype.candle())?;
         }
-        let net = Transformer::load(&config, &weights, &device, dtype.candle())?;
+        let net = Transformer::load_with(
+            &config,
+            &weights,
+            &device,
+            dtype.candle(),
+            dtype.quantization(),
+        )?;
         Ok(Self {
             dir: dir.to_path_buf(),
             config,
+            tokenizer,
+            eos_ids,
+            net,
+            device,
+            forward_time: Duration::ZERO,
+        })
+    }
+
+    fn load_gguf(path: &Path, dtype: ComputeDtype, tokenizer: Option<&Path>) -> Result<Self> {
+        if !path.is_file() {
+            return Err(EngineError::invalid(path, "no such GGUF file"));
+        }
+        let beside = path.with_file_name("tokenizer.json");
+        let tokenizer_file = match tokenizer {
+            Some(t) if t.is_dir() => t.join("tokenizer.json"),
+            Some(t) => t.to_path_buf(),
+            None if beside.is_file() => beside,
+            None => {
+                return Err(EngineError::invalid(
+                    path,
+                    "no tokenizer: put its tokenizer.json beside the .gguf or pass --tokenizer \
+                     FILE (tokenizers are not rebuilt from GGUF metadata)",
+                ));
+            }
+        };
+        let tokenizer = ModelTokenizer::load_file(&tokenizer_file)?;
+        let device = Device::Cpu;
+        let model = gguf::load(path, dtype.candle(), &device)?;
+        let mut eos_ids = tokenizer.eos_ids.clone();
+        for id in model.config.eos_token_ids.iter().chain(&model.eos_id) {
+            if !eos_ids.contains(id) {
+                eos_ids.push(*id);
+            }
+        }
+        let net = Transformer::load_with(
+            &model.config,
+            &model.weights,
+            &device,
+            dtype.candle(),
+            dtype.quantization(),
+        )?;
+        Ok(Self {
+            dir: path.to_path_buf(),
+            config: model.config,
             tokenizer,
             eos_ids,
             net,

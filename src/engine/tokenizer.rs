@@ -37,9 +37,18 @@ impl ModelTokenizer {
                 "no tokenizer.json (genarm needs the fast-tokenizer file of the model)",
             ));
         }
-        let inner = Tokenizer::from_file(&path).map_err(|e| {
+        Self::load_file(&path)
+    }
+
+    /// A tokenizer.json file, with the tokenizer_config.json beside it if there is one.
+    pub fn load_file(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(EngineError::invalid(path, "no such tokenizer file"));
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let inner = Tokenizer::from_file(path).map_err(|e| {
             EngineError::invalid(
-                &path,
+                path,
                 format!("cannot read tokenizer: {}", first_line(&e.to_string())),
             )
         })?;
@@ -55,7 +64,7 @@ impl ModelTokenizer {
         let chat_template = ChatTemplate::find(dir, &config)?;
         let mut inner = inner;
         apply_class_pipeline(&mut inner, &config).map_err(|e| {
-            EngineError::invalid(&path, format!("cannot set up the tokenizer pipeline: {e}"))
+            EngineError::invalid(path, format!("cannot set up the tokenizer pipeline: {e}"))
         })?;
         let inner = inner;
         let token_of = |key: &str| -> Option<u32> {

@@ -7,10 +7,11 @@
 //! position (sweeps).
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Embedding, Linear};
+use candle_nn::Embedding;
 
 use super::config::{ModelConfig, RopeScaling};
 use super::error::{EngineError, Result};
+use super::linear::{Linear, QuantPlan};
 use super::weights::Weights;
 
 /// Per-layer key/value storage with spare capacity, so appending a token does not copy the
@@ -161,25 +162,31 @@ pub struct Transformer {
     dtype: DType,
 }
 
-fn proj(w: &Weights, name: &str, out_dim: usize, in_dim: usize, bias: bool) -> Result<Proj> {
-    Ok(Proj {
-        base: linear(w, name, out_dim, in_dim, bias)?,
-        lora: None,
-    })
-}
-
-fn linear(w: &Weights, name: &str, out_dim: usize, in_dim: usize, bias: bool) -> Result<Linear> {
-    let weight = w.get(&format!("{name}.weight"), &[out_dim, in_dim])?;
-    let bias = if bias {
-        Some(w.get(&format!("{name}.bias"), &[out_dim])?)
-    } else {
-        None
-    };
-    Ok(Linear::new(weight, bias))
-}
-
 impl Transformer {
+    /// A model with dense weights of `dtype` (training, and decoding in f32/f16/bf16).
     pub fn load(cfg: &ModelConfig, w: &Weights, device: &Device, dtype: DType) -> Result<Self> {
+        Self::load_with(cfg, w, device, dtype, None)
+    }
+
+    /// A model whose projections (and output layer) are quantized at load as `plan` says;
+    /// weights already quantized on disk (GGUF) stay as they are either way.
+    pub fn load_with(
+        cfg: &ModelConfig,
+        w: &Weights,
+        device: &Device,
+        dtype: DType,
+        plan: Option<QuantPlan>,
+    ) -> Result<Self> {
+        let body = plan.map(|p| p.projections);
+        let proj = |name: &str, out_dim: usize, in_dim: usize, bias: bool| -> Result<Proj> {
+            Ok(Proj {
+                base: w.linear(name, out_dim, in_dim, bias, body)?,
+                lora: None,
+            })
+        };
+        let linear = |name: &str, out_dim: usize, in_dim: usize, bias: bool| {
+            w.linear(name, out_dim, in_dim, bias, body)
+        };
         let h = cfg.hidden_size;
         let q_dim = cfg.num_attention_heads * cfg.head_dim;
         let kv_dim = cfg.num_key_value_heads * cfg.head_dim;
@@ -189,12 +196,11 @@ impl Transformer {
             let p = format!("model.layers.{i}");
             let ab = cfg.attention_bias;
             let attention = Attention {
-                q_proj: proj(w, &format!("{p}.self_attn.q_proj"), q_dim, h, ab)?,
-                k_proj: proj(w, &format!("{p}.self_attn.k_proj"), kv_dim, h, ab)?,
-                v_proj: proj(w, &format!("{p}.self_attn.v_proj"), kv_dim, h, ab)?,
+                q_proj: proj(&format!("{p}.self_attn.q_proj"), q_dim, h, ab)?,
+                k_proj: proj(&format!("{p}.self_attn.k_proj"), kv_dim, h, ab)?,
+                v_proj: proj(&format!("{p}.self_attn.v_proj"), kv_dim, h, ab)?,
                 // Qwen2 has biases on q/k/v only; Llama's `attention_bias` covers o_proj too.
                 o_proj: proj(
-                    w,
                     &format!("{p}.self_attn.o_proj"),
                     h,
                     q_dim,
@@ -209,9 +215,9 @@ impl Transformer {
             let mb = cfg.mlp_bias;
             let ffn = cfg.intermediate_size;
             let mlp = Mlp {
-                gate_proj: linear(w, &format!("{p}.mlp.gate_proj"), ffn, h, mb)?,
-                up_proj: linear(w, &format!("{p}.mlp.up_proj"), ffn, h, mb)?,
-                down_proj: linear(w, &format!("{p}.mlp.down_proj"), h, ffn, mb)?,
+                gate_proj: linear(&format!("{p}.mlp.gate_proj"), ffn, h, mb)?,
+                up_proj: linear(&format!("{p}.mlp.up_proj"), ffn, h, mb)?,
+                down_proj: linear(&format!("{p}.mlp.down_proj"), h, ffn, mb)?,
             };
             blocks.push(Block {
                 input_layernorm: w.get(&format!("{p}.input_layernorm.weight"), &[h])?,
@@ -221,10 +227,13 @@ impl Transformer {
                 mlp,
             });
         }
+        // The output layer may get its own format (llama.cpp's Q4_K_M keeps it at Q6_K).
+        let head = plan.map(|p| p.lm_head);
         let lm_head = if cfg.tie_word_embeddings {
-            Linear::new(embed.clone(), None)
+            // Tied: the lookup table stays dense, the output layer gets a (quantized) copy.
+            w.linear_from("model.embed_tokens", &embed, head)?
         } else {
-            linear(w, "lm_head", cfg.vocab_size, h, false)?
+            w.linear("lm_head", cfg.vocab_size, h, false, head)?
         };
         Ok(Self {
             embed_tokens: Embedding::new(embed, h),
@@ -322,7 +331,7 @@ impl Transformer {
             x = (&x1 + block.mlp.forward(&normed)?)?;
         }
         let x = candle_nn::ops::rms_norm_slow(&x, &self.norm, eps)?;
-        Ok(self.lm_head.forward(&x)?)
+        self.lm_head.forward(&x)
     }
 
     /// Give the attention projections named in `targets` a LoRA update, `a`/`b` taken from
@@ -344,7 +353,7 @@ impl Transformer {
                 if !targets.iter().any(|t| t == name) {
                     continue;
                 }
-                let (out_dim, in_dim) = proj.base.weight().dims2()?;
+                let (out_dim, in_dim) = proj.base.dims()?;
                 let module = format!("model.layers.{i}.self_attn.{name}");
                 let (lora_a, lora_b) = make(&module, out_dim, in_dim)?;
                 proj.lora = Some(LoraPair {
@@ -370,7 +379,8 @@ impl Transformer {
             ] {
                 if let Some(l) = &proj.lora {
                     let delta = (l.b.matmul(&l.a)? * l.scale)?;
-                    let merged = (proj.base.weight() + delta)?.detach();
+                    let base = proj.base.dense("merging a LoRA update")?;
+                    let merged = (base + delta)?.detach();
                     out.push((format!("model.layers.{i}.self_attn.{name}.weight"), merged));
                 }
             }
@@ -589,7 +599,7 @@ impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gate = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
         let up = self.up_proj.forward(x)?;
-        Ok(self.down_proj.forward(&(gate * up)?)?)
+        self.down_proj.forward(&(gate * up)?)
     }
 }
 

@@ -2,18 +2,26 @@
 //!
 //! Supported on disk: `model.safetensors`, sharded safetensors with
 //! `model.safetensors.index.json`, `pytorch_model.bin` and its sharded index — f32, f16 or bf16.
-//! Everything is converted to the compute dtype once, at load.
+//! Everything is converted to the compute dtype once, at load. GGUF files (see `gguf.rs`) add
+//! tensors that stay block-quantized.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 
 use super::error::{EngineError, Result};
+use super::linear::{Linear, LinearWeight};
 
 /// All tensors of one model, by their Hugging Face names.
 pub struct Weights {
     tensors: HashMap<String, Tensor>,
+    /// Block-quantized tensors as stored (GGUF), used as they are by linear layers.
+    quantized: HashMap<String, Arc<QTensor>>,
+    /// The compute dtype dense tensors have (quantized ones are dequantized to it on request).
+    dtype: DType,
     /// What was read, for error messages ("model.safetensors", "3 shards", ...).
     pub source: PathBuf,
 }
@@ -54,6 +62,8 @@ impl Weights {
         }
         Ok(Self {
             tensors,
+            quantized: HashMap::new(),
+            dtype,
             source: files
                 .paths
                 .first()
@@ -62,30 +72,116 @@ impl Weights {
         })
     }
 
+    /// Dense f32 tensors built in memory (training).
     pub fn from_map(tensors: HashMap<String, Tensor>, source: PathBuf) -> Self {
-        Self { tensors, source }
+        let dtype = tensors.values().next().map_or(DType::F32, Tensor::dtype);
+        Self {
+            tensors,
+            quantized: HashMap::new(),
+            dtype,
+            source,
+        }
+    }
+
+    /// Dense tensors (already in `dtype`) and quantized ones, read from one file.
+    pub fn from_parts(
+        tensors: HashMap<String, Tensor>,
+        quantized: HashMap<String, Arc<QTensor>>,
+        dtype: DType,
+        source: PathBuf,
+    ) -> Self {
+        Self {
+            tensors,
+            quantized,
+            dtype,
+            source,
+        }
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
+        self.tensors.contains_key(name) || self.quantized.contains_key(name)
     }
 
-    /// The tensor `name`, checked to have `shape`.
+    /// The tensor `name` as a dense tensor of the compute dtype, checked to have `shape`.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let t = self.tensors.get(name).ok_or_else(|| {
-            EngineError::invalid(&self.source, format!("missing tensor '{name}'"))
-        })?;
-        if t.dims() != shape {
+        let t = match (self.tensors.get(name), self.quantized.get(name)) {
+            (Some(t), _) => t.clone(),
+            (None, Some(q)) => {
+                self.check_shape(name, q.shape().dims(), shape)?;
+                q.dequantize(&q.device())?.to_dtype(self.dtype)?
+            }
+            (None, None) => {
+                return Err(EngineError::invalid(
+                    &self.source,
+                    format!("missing tensor '{name}'"),
+                ));
+            }
+        };
+        self.check_shape(name, t.dims(), shape)?;
+        Ok(t)
+    }
+
+    fn check_shape(&self, name: &str, found: &[usize], expected: &[usize]) -> Result<()> {
+        if found != expected {
             return Err(EngineError::invalid(
                 &self.source,
-                format!(
-                    "tensor '{name}' has shape {:?}, config.json implies {:?}",
-                    t.dims(),
-                    shape
-                ),
+                format!("tensor '{name}' has shape {found:?}, the config implies {expected:?}"),
             ));
         }
-        Ok(t.clone())
+        Ok(())
+    }
+
+    /// The linear layer `{prefix}.weight` (+ `{prefix}.bias`): quantized as stored, else
+    /// quantized to `quantize` when given, else dense.
+    pub fn linear(
+        &self,
+        prefix: &str,
+        out_dim: usize,
+        in_dim: usize,
+        bias: bool,
+        quantize: Option<GgmlDType>,
+    ) -> Result<Linear> {
+        let name = format!("{prefix}.weight");
+        let bias = if bias {
+            Some(self.get(&format!("{prefix}.bias"), &[out_dim])?)
+        } else {
+            None
+        };
+        let weight = match self.quantized.get(&name) {
+            Some(q) => {
+                self.check_shape(&name, q.shape().dims(), &[out_dim, in_dim])?;
+                LinearWeight::Quantized(q.clone())
+            }
+            None => self.weight_from(&name, &self.get(&name, &[out_dim, in_dim])?, quantize)?,
+        };
+        Linear::new(weight, bias)
+    }
+
+    /// A bias-free linear layer over `dense`, the tensor `{prefix}.weight` (a tied output
+    /// layer reuses the embedding): the stored quantized copy where the file has one.
+    pub fn linear_from(
+        &self,
+        prefix: &str,
+        dense: &Tensor,
+        quantize: Option<GgmlDType>,
+    ) -> Result<Linear> {
+        Linear::new(
+            self.weight_from(&format!("{prefix}.weight"), dense, quantize)?,
+            None,
+        )
+    }
+
+    fn weight_from(
+        &self,
+        name: &str,
+        dense: &Tensor,
+        quantize: Option<GgmlDType>,
+    ) -> Result<LinearWeight> {
+        Ok(match (self.quantized.get(name), quantize) {
+            (Some(q), _) => LinearWeight::Quantized(q.clone()),
+            (None, Some(format)) => LinearWeight::quantize(dense, format)?,
+            (None, None) => LinearWeight::Dense(dense.clone()),
+        })
     }
 
     pub fn names(&self) -> impl Iterator<Item = &String> {

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use genarm::synthetic::{RandomModelSpec, write_random_model};
 
+pub mod gguf;
+
 /// A temporary folder holding random models, removed when dropped.
 pub struct Models {
     pub dir: tempfile::TempDir,

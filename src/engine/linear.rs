@@ -1,0 +1,217 @@
+//! One linear layer for every weight format: dense tensors (f32, f16, bf16) through candle's
+//! matmul, block-quantized ones (Q8_0, Q4_K, Q6_K, ... read from GGUF or quantized at load)
+//! through candle's `QMatMul`, which multiplies f32 activations with the packed blocks directly.
+//! The decoder builds every projection from this type, so one model code runs all formats.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::{DType, Module, Tensor};
+
+use super::error::{EngineError, Result};
+
+/// Which block format the projections and the output layer are quantized to at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuantPlan {
+    pub projections: GgmlDType,
+    pub lm_head: GgmlDType,
+}
+
+/// The weight of a linear layer, (out, in) as Hugging Face stores it.
+#[derive(Clone)]
+pub enum LinearWeight {
+    Dense(Tensor),
+    Quantized(Arc<QTensor>),
+}
+
+impl LinearWeight {
+    /// Quantize a dense weight to `format`, or keep it dense where its rows do not split into
+    /// whole blocks of that format (llama.cpp falls back the same way).
+    pub fn quantize(dense: &Tensor, format: GgmlDType) -> Result<Self> {
+        let (_, in_dim) = dense.dims2()?;
+        if in_dim % format.block_size() != 0 {
+            return Ok(Self::Dense(dense.clone()));
+        }
+        let q = QTensor::quantize(&dense.to_dtype(DType::F32)?, format)?;
+        Ok(Self::Quantized(Arc::new(q)))
+    }
+}
+
+/// y = x·Wᵀ + b.
+///
+/// A quantized weight is cut into row shards, one per worker of rayon's pool, and a product
+/// runs its shards in parallel there (each through `QMatMul` on one thread). candle would
+/// otherwise split the product over its own worker pool, whose threads spin-wait at a barrier:
+/// on a shared machine a descheduled worker keeps the caller spinning, and decoding fell to a
+/// tenth of its speed (see README, "Quantized and half-precision decoding"). `main` turns
+/// candle's pool off (`CANDLE_NUM_THREADS=1`) unless the user set it.
+#[derive(Clone)]
+pub struct Linear {
+    kernel: Kernel,
+    bias: Option<Tensor>,
+}
+
+#[derive(Clone)]
+enum Kernel {
+    Dense(Tensor),
+    Quantized {
+        shards: Vec<QMatMul>,
+        dims: (usize, usize),
+        format: GgmlDType,
+        /// The whole weight, kept only where it is not sharded (one thread).
+        whole: Option<Arc<QTensor>>,
+    },
+}
+
+/// Shard heights are multiples of this, so each shard keeps candle's packed layouts (rows are
+/// packed in groups of 4 or 8).
+const SHARD_ROW_MULTIPLE: usize = 32;
+
+impl Linear {
+    pub fn new(weight: LinearWeight, bias: Option<Tensor>) -> Result<Self> {
+        let kernel = match weight {
+            LinearWeight::Dense(t) => Kernel::Dense(t),
+            LinearWeight::Quantized(q) => {
+                let dims = q.shape().dims2()?;
+                let format = q.dtype();
+                let parts = shard_rows(&q, rayon::current_num_threads())?;
+                let whole = (parts.len() == 1).then(|| q.clone());
+                let shards = parts
+                    .into_iter()
+                    .map(QMatMul::from_arc)
+                    .collect::<candle_core::Result<_>>()?;
+                Kernel::Quantized {
+                    shards,
+                    dims,
+                    format,
+                    whole,
+                }
+            }
+        };
+        Ok(Self { kernel, bias })
+    }
+
+    /// (out, in).
+    pub fn dims(&self) -> Result<(usize, usize)> {
+        Ok(match &self.kernel {
+            Kernel::Dense(t) => t.dims2()?,
+            Kernel::Quantized { dims, .. } => *dims,
+        })
+    }
+
+    /// The dense weight, or an error naming what needs one (quantized weights cannot be
+    /// trained or merged with LoRA updates).
+    pub fn dense(&self, purpose: &str) -> Result<&Tensor> {
+        match &self.kernel {
+            Kernel::Dense(t) => Ok(t),
+            Kernel::Quantized { format, .. } => Err(EngineError::usage(format!(
+                "{purpose} needs dense weights, but this model's are quantized ({format:?})"
+            ))),
+        }
+    }
+
+    /// The storage format, for reports ("f32", "q8_0", ...).
+    pub fn format_name(&self) -> String {
+        match &self.kernel {
+            Kernel::Dense(t) => format!("{:?}", t.dtype()).to_lowercase(),
+            Kernel::Quantized { format, .. } => format!("{format:?}").to_lowercase(),
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = match &self.kernel {
+            Kernel::Dense(w) => dense_matmul(x, w)?,
+            Kernel::Quantized { shards, whole, .. } => {
+                // Quantized kernels take f32 activations; hand back the caller's dtype.
+                let dtype = x.dtype();
+                let x32 = x.to_dtype(DType::F32)?.contiguous()?;
+                let y = match whole {
+                    Some(q) => x32.apply_op1_no_bwd(q.as_ref())?,
+                    None => {
+                        use rayon::prelude::*;
+                        let parts: Vec<Tensor> = shards
+                            .par_iter()
+                            .map(|s| s.forward(&x32))
+                            .collect::<candle_core::Result<_>>()?;
+                        Tensor::cat(&parts, x32.rank() - 1)?
+                    }
+                };
+                y.to_dtype(dtype)?
+            }
+        };
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+/// Cut a quantized matrix into at most `n` row blocks of whole rows (bytes copied once).
+fn shard_rows(q: &Arc<QTensor>, n: usize) -> Result<Vec<Arc<QTensor>>> {
+    let (rows, cols) = q.shape().dims2()?;
+    let height = rows.div_ceil(n.max(1)).next_multiple_of(SHARD_ROW_MULTIPLE);
+    if height >= rows {
+        return Ok(vec![q.clone()]);
+    }
+    let data = q.data()?;
+    let row_bytes = data.len() / rows;
+    let mut shards = Vec::new();
+    for start in (0..rows).step_by(height) {
+        let end = (start + height).min(rows);
+        let bytes = data[start * row_bytes..end * row_bytes].to_vec();
+        let storage = QStorage::from_data(Cow::Owned(bytes), &q.device(), q.dtype())?;
+        shards.push(Arc::new(QTensor::new(storage, (end - start, cols))?));
+    }
+    Ok(shards)
+}
+
+/// x (.., in) · wᵀ, as candle-nn's Linear does it: a batch of row vectors is flattened into
+/// one matrix so the product is a single gemm.
+fn dense_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    Ok(match *x.dims() {
+        [b1, b2, m, k] if x.is_contiguous() => x
+            .reshape((b1 * b2 * m, k))?
+            .matmul(&w.t()?)?
+            .reshape((b1, b2, m, ()))?,
+        [b, m, k] if x.is_contiguous() => {
+            x.reshape((b * m, k))?
+                .matmul(&w.t()?)?
+                .reshape((b, m, ()))?
+        }
+        _ => x.broadcast_matmul(&w.t()?)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn row_shards_give_the_same_product_as_the_whole_matrix() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (200, 64), &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (3, 1, 64), &dev).unwrap();
+        let q = Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap());
+        let whole = QMatMul::from_arc(q.clone()).unwrap().forward(&x).unwrap();
+        let shards = shard_rows(&q, 3).unwrap();
+        // 200 rows in 3 shards of a multiple of 32 rows: 96, 96, 8.
+        let heights: Vec<usize> = shards.iter().map(|s| s.shape().dims()[0]).collect();
+        assert_eq!(heights, vec![96, 96, 8]);
+        let parts: Vec<Tensor> = shards
+            .into_iter()
+            .map(|s| QMatMul::from_arc(s).unwrap().forward(&x).unwrap())
+            .collect();
+        let joined = Tensor::cat(&parts, 2).unwrap();
+        let diff = (whole - joined)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(diff, 0.0);
+    }
+}
