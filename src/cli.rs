@@ -126,6 +126,10 @@ pub struct ModelArgs {
     /// The system message of the --chat conversation.
     #[arg(long, value_name = "TEXT")]
     pub system: Option<String>,
+    /// A named model set from the config file's `[profiles.NAME]` (base, ARMs, weights, chat);
+    /// flags given beside it win.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
 }
 
 /// What the flags give when none is passed (the embedded demo, f32): for code that builds
@@ -141,6 +145,7 @@ impl Default for ModelArgs {
             chat: false,
             system: None,
             tokenizer: None,
+            profile: None,
         }
     }
 }

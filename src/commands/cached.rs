@@ -4,7 +4,10 @@ use std::io::Write;
 
 use anyhow::Result;
 
+use std::collections::BTreeMap;
+
 use crate::cli::ModelsArgs;
+use crate::config::{self, Profile};
 use crate::engine::hub::HubEnv;
 use crate::engine::hub_cache::{CachedModel, human_size, list};
 
@@ -16,12 +19,71 @@ pub fn run(args: &ModelsArgs) -> Result<()> {
     let models = list(&cache)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let profiles = configured_profiles();
     if args.json {
         for model in &models {
             writeln!(out, "{}", serde_json::to_string(model)?)?;
         }
+        for (name, profile) in &profiles {
+            let json = serde_json::json!({
+                "profile": name, "base": profile.base, "arms": profile.arms,
+                "weights": profile.weights, "chat": profile.chat,
+            });
+            writeln!(out, "{json}")?;
+        }
         return Ok(());
     }
+    write_cache_table(&mut out, &cache, &models)?;
+    write_profiles(&mut out, &profiles)
+}
+
+/// The config file's `[profiles.NAME]`; a broken file is reported on stderr and lists none.
+fn configured_profiles() -> BTreeMap<String, Profile> {
+    let Some(path) = config::default_path() else {
+        return BTreeMap::new();
+    };
+    match config::load(&path) {
+        Ok(config) => config.profiles,
+        Err(e) => {
+            eprintln!("profiles not listed: {e}");
+            BTreeMap::new()
+        }
+    }
+}
+
+fn write_profiles(out: &mut impl Write, profiles: &BTreeMap<String, Profile>) -> Result<()> {
+    if profiles.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nProfiles (--profile NAME):")?;
+    for (name, profile) in profiles {
+        let arms: Vec<String> = profile
+            .arms
+            .iter()
+            .map(|(arm, path)| match profile.weights.get(arm) {
+                Some(w) => format!("{arm}={} ×{w}", path.display()),
+                None => format!("{arm}={}", path.display()),
+            })
+            .collect();
+        let chat = if profile.chat { "  (chat)" } else { "" };
+        writeln!(
+            out,
+            "{name}: base {}{}{chat}",
+            profile.base.display(),
+            match arms.is_empty() {
+                true => String::new(),
+                false => format!(", ARMs {}", arms.join(", ")),
+            }
+        )?;
+    }
+    Ok(())
+}
+
+fn write_cache_table(
+    out: &mut impl Write,
+    cache: &std::path::Path,
+    models: &[CachedModel],
+) -> Result<()> {
     if models.is_empty() {
         writeln!(
             out,

@@ -61,6 +61,7 @@ pub fn parse_dtype(raw: &str) -> Result<ComputeDtype> {
 
 /// How the base is named in output records: its path, or "demo".
 pub fn base_label(args: &ModelArgs) -> String {
+    let args = super::profile::with_profile(args).unwrap_or(std::borrow::Cow::Borrowed(args));
     args.base
         .as_ref()
         .map_or_else(|| "demo".to_string(), |p| p.display().to_string())
@@ -68,6 +69,7 @@ pub fn base_label(args: &ModelArgs) -> String {
 
 /// Load the base and every ARM, checking the flags before the (slow) loading.
 pub fn load_guide(args: &ModelArgs) -> Result<(Guide, Vec<f32>)> {
+    let args = &*super::profile::with_profile(args)?;
     let dtype = parse_dtype(&args.dtype)?;
     if args.system.is_some() && !args.chat {
         bail!("--system is the system message of --chat; give --chat too");

@@ -81,10 +81,11 @@ pub fn run(models: &ModelArgs, args: &PlayArgs) -> Result<()> {
     Ok(())
 }
 
-/// The config file's `[models]` when the command line names no models; flags' weights win.
+/// The config file's `[models]` when the command line names no models (nor a profile); flags'
+/// weights win.
 fn with_config_models(models: &ModelArgs, config: &crate::config::Models) -> ModelArgs {
     let mut models = models.clone();
-    if models.base.is_none() && models.arms.is_empty() {
+    if models.base.is_none() && models.arms.is_empty() && models.profile.is_none() {
         if let Some((base, arms, weights)) = config.as_flags() {
             models.base = Some(base);
             models.arms = arms;
