@@ -707,3 +707,113 @@ fn demo_rebuild_reusing_a_base_that_is_not_there_names_the_folder() {
     // Nothing was installed.
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 }
+
+fn genarm_with_config(config: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("genarm")
+        .unwrap()
+        .env("GENARM_CONFIG", config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_profile_stands_for_its_models_and_weights_and_flags_win() {
+    let m = Models::new();
+    let (base, arm) = (m.llama("base", 1), m.llama("arm", 2));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.small]\nbase = {:?}\narms = {{ helpful = {:?} }}\nweights = {{ helpful = -0.5 }}\n",
+            p(&base),
+            p(&arm)
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            "--json",
+            "--prompt",
+            "a b c",
+            "--max-new-tokens",
+            "4",
+        ];
+        args.extend_from_slice(extra);
+        json_lines(&genarm_with_config(&config, &args))
+    };
+    let ids = |lines: &[Value]| -> Vec<u64> {
+        lines
+            .iter()
+            .filter(|l| l["type"] == "token")
+            .map(|l| l["token_id"].as_u64().unwrap())
+            .collect()
+    };
+    let by_profile = run(&["--profile", "small"]);
+    let arm_flag = format!("helpful={}", p(&arm));
+    let by_flags = run(&[
+        "--base",
+        p(&base),
+        "--arm",
+        &arm_flag,
+        "--weight",
+        "helpful=-0.5",
+    ]);
+    assert_eq!(by_profile[0]["base"], p(&base));
+    assert_eq!(by_profile[0]["weights"]["helpful"], -0.5);
+    assert_eq!(ids(&by_profile), ids(&by_flags));
+    assert_eq!(
+        by_profile[1]["arms"]["helpful"]["weight"],
+        by_flags[1]["arms"]["helpful"]["weight"]
+    );
+
+    // A --weight beside the profile overrides the profile's weight.
+    let overridden = run(&["--profile", "small", "--weight", "helpful=2"]);
+    assert_eq!(overridden[0]["weights"]["helpful"], 2.0);
+
+    // `genarm models` lists the profile next to the (empty) Hub cache.
+    let cache = tempfile::tempdir().unwrap();
+    let listed = Command::cargo_bin("genarm")
+        .unwrap()
+        .env("GENARM_CONFIG", &config)
+        .env("HF_HUB_CACHE", cache.path())
+        .args(["models"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "small: base {}, ARMs helpful={} ×-0.5",
+            p(&base),
+            p(&arm)
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unknown_or_broken_profile_is_one_line_naming_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[profiles.small]\nbase = \"/nowhere\"\n").unwrap();
+    let run = genarm_with_config(&config, &["generate", "--profile", "big", "--prompt", "x"]);
+    assert_one_line_error(&run, &["--profile big", "config.toml", "profiles: small"]);
+
+    std::fs::write(&config, "[profiles.small]\nbase = 3\n").unwrap();
+    let run = genarm_with_config(
+        &config,
+        &["generate", "--profile", "small", "--prompt", "x"],
+    );
+    assert_one_line_error(&run, &["--profile small", "config.toml:2"]);
+
+    // The profile's models are checked like flags: a missing base is named.
+    std::fs::write(&config, "[profiles.small]\nbase = \"/nowhere/model\"\n").unwrap();
+    let run = genarm_with_config(
+        &config,
+        &["generate", "--profile", "small", "--prompt", "x"],
+    );
+    assert_one_line_error(&run, &["--base", "/nowhere/model"]);
+}

@@ -117,18 +117,30 @@ mod tests {
         };
         let got = apply(&args, &profile());
         assert_eq!(got.arms, ["mine=/m/mine"]);
-        assert!(got.weights.is_empty(), "the profile's weights were for its own ARMs");
+        assert!(
+            got.weights.is_empty(),
+            "the profile's weights were for its own ARMs"
+        );
     }
 
     #[test]
     fn an_unknown_profile_names_the_file_and_the_known_ones() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, "[profiles.tulu]\nbase = \"/m\"\n[profiles.qwen]\nbase = \"/q\"\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "[profiles.tulu]\nbase = \"/m\"\n[profiles.qwen]\nbase = \"/q\"\n",
+        )
+        .unwrap();
         let err = find(&path, "llama").unwrap_err().to_string();
-        assert!(err.starts_with("--profile llama: no profile named 'llama' in "), "{err}");
-        assert!(err.contains("config.toml") && err.contains("profiles: qwen, tulu"), "{err}");
+        assert!(
+            err.starts_with("--profile llama: no profile named 'llama' in "),
+            "{err}"
+        );
+        assert!(
+            err.contains("config.toml") && err.contains("profiles: qwen, tulu"),
+            "{err}"
+        );
         assert_eq!(find(&path, "qwen").unwrap().base, PathBuf::from("/q"));
 
         std::fs::write(&path, "[theme]\naccent = \"red\"\n").unwrap();
@@ -137,6 +149,9 @@ mod tests {
 
         std::fs::write(&path, "[profiles.tulu]\nbsae = \"/m\"\n").unwrap();
         let err = find(&path, "tulu").unwrap_err().to_string();
-        assert!(err.contains("config.toml:2"), "a broken file is named with its line: {err}");
+        assert!(
+            err.contains("config.toml:2"),
+            "a broken file is named with its line: {err}"
+        );
     }
 }
