@@ -17,16 +17,8 @@ fn rates<'a>(result: &'a SettingResult, group: &str) -> &'a Rates {
 
 #[test]
 fn the_demo_shows_the_trade_off() {
-    let args = ModelArgs {
-        base: None,
-        arms: vec![],
-        weights: vec![],
-        dtype: "f32".into(),
-        tokenizer: None,
-        prompt_template: None,
-        chat: false,
-        system: None,
-    };
+    // No model flags: the embedded demo.
+    let args = ModelArgs::default();
     let (mut guide, _) = load_guide(&args).expect("the embedded demo loads");
     assert_eq!(
         guide.arm_names(),

@@ -27,20 +27,21 @@ fn fixture(name: &str) -> String {
         .to_string()
 }
 
-fn session(max_new_tokens: usize) -> Session {
-    let args = ModelArgs {
-        prompt_template: None,
-        chat: false,
-        system: None,
+/// The fixture base with its helpful and harmless ARMs, at the given `--weight`s.
+fn fixture_models(weights: &[&str]) -> ModelArgs {
+    ModelArgs {
         base: Some(fixture("llama_base").into()),
         arms: vec![
             format!("helpful={}", fixture("llama_arm_helpful")),
             format!("harmless={}", fixture("llama_arm_harmless")),
         ],
-        weights: vec!["harmless=0.5".into()],
-        dtype: "f32".into(),
-        tokenizer: None,
-    };
+        weights: weights.iter().map(|w| w.to_string()).collect(),
+        ..ModelArgs::default()
+    }
+}
+
+fn session(max_new_tokens: usize) -> Session {
+    let args = fixture_models(&["harmless=0.5"]);
     let (guide, weights) = load_guide(&args).expect("fixture models load");
     let state = State::new(
         guide.base.display_name(),
@@ -260,17 +261,7 @@ fn score_mode_scores_a_response_on_the_worker_like_the_engine() {
     assert_eq!(s.state.run, RunState::Scored, "{:?}", s.state.message);
 
     // The same scoring straight on the engine, with the weights the sliders had.
-    let args = ModelArgs {
-        prompt_template: None,
-        base: Some(fixture("llama_base").into()),
-        arms: vec![
-            format!("helpful={}", fixture("llama_arm_helpful")),
-            format!("harmless={}", fixture("llama_arm_harmless")),
-        ],
-        weights: vec![],
-        dtype: "f32".into(),
-        ..ModelArgs::default()
-    };
+    let args = fixture_models(&[]);
     let (mut guide, _) = load_guide(&args).unwrap();
     let prompt_ids = guide
         .base
@@ -366,17 +357,7 @@ fn the_frontier_sweeps_on_the_worker_and_its_points_match_the_batched_engine() {
     let f = s.state.frontier.clone().unwrap();
     assert_eq!(f.points.len(), 16, "{:?}", s.state.message);
     // Each point's mean is the batched engine's Σ log π for that setting (greedy: one sample).
-    let args = ModelArgs {
-        prompt_template: None,
-        base: Some(fixture("llama_base").into()),
-        arms: vec![
-            format!("helpful={}", fixture("llama_arm_helpful")),
-            format!("harmless={}", fixture("llama_arm_harmless")),
-        ],
-        weights: vec![],
-        dtype: "f32".into(),
-        ..ModelArgs::default()
-    };
+    let args = fixture_models(&[]);
     let (mut guide, _) = load_guide(&args).unwrap();
     let prompt_ids = guide
         .base
