@@ -288,3 +288,38 @@ fn chat_flags_are_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn the_playground_switch_turns_the_template_on_and_off_for_later_prompts() {
+    let models = Models::new();
+    let model = model_with_template(
+        &models,
+        "switch",
+        Some(
+            "{{ bos_token }}w11 {{ messages[-1]['content'] }}{% if add_generation_prompt %} w12{% endif %}",
+        ),
+    );
+    let args = genarm::cli::ModelArgs {
+        base: Some(model),
+        ..genarm::cli::ModelArgs::default()
+    };
+    let (mut guide, _) = genarm::commands::models::load_guide(&args).unwrap();
+    assert_eq!(guide.prompt_ids("w5 w6").unwrap(), [1, 5, 6]);
+    guide.set_chat(true).unwrap();
+    assert_eq!(guide.prompt_ids("w5 w6").unwrap(), [1, 11, 5, 6, 12]);
+    guide.set_chat(false).unwrap();
+    assert_eq!(guide.prompt_ids("w5 w6").unwrap(), [1, 5, 6]);
+
+    // A base without a template cannot switch, and says which model it is.
+    let plain = model_with_template(&models, "plain", None);
+    let args = genarm::cli::ModelArgs {
+        base: Some(plain),
+        ..genarm::cli::ModelArgs::default()
+    };
+    let (mut guide, _) = genarm::commands::models::load_guide(&args).unwrap();
+    let err = guide.set_chat(true).unwrap_err().to_string();
+    assert!(
+        err.contains("no chat template") && err.contains("plain"),
+        "{err}"
+    );
+}

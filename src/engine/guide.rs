@@ -19,6 +19,9 @@ pub struct Guide {
     pub prompt_template: Option<String>,
     /// `--chat`: the base model's chat template, which then replaces `prompt_template`.
     pub chat: Option<ChatPrompt>,
+    /// The compiled template while the playground's chat switch is off, kept with its system
+    /// message for when it is turned on again.
+    parked_chat: Option<ChatPrompt>,
 }
 
 impl Guide {
@@ -51,7 +54,37 @@ impl Guide {
             max_context,
             prompt_template: None,
             chat: None,
+            parked_chat: None,
         })
+    }
+
+    /// Turn the chat template on or off for the prompts that follow (the playground's switch).
+    /// On compiles the base model's template (without a system message) unless it was set up
+    /// before; a base without a template is an error that names it.
+    pub fn set_chat(&mut self, on: bool) -> Result<()> {
+        if !on {
+            if let Some(chat) = self.chat.take() {
+                self.parked_chat = Some(chat);
+            }
+            return Ok(());
+        }
+        if self.chat.is_some() {
+            return Ok(());
+        }
+        let chat = match self.parked_chat.take() {
+            Some(chat) => chat,
+            None => {
+                let Some(template) = &self.base.tokenizer.chat_template else {
+                    return Err(EngineError::usage(format!(
+                        "chat: {} has no chat template in its tokenizer_config.json",
+                        self.base.display_name()
+                    )));
+                };
+                ChatPrompt::new(template, None)?
+            }
+        };
+        self.chat = Some(chat);
+        Ok(())
     }
 
     /// The token ids every model sees for a user's prompt: the one place a prompt is formed.

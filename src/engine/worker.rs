@@ -71,6 +71,8 @@ pub enum Command {
         samples: usize,
         max_new_tokens: usize,
     },
+    /// Turn the base model's chat template on or off for the prompts that follow.
+    SetChat(bool),
     Shutdown,
 }
 
@@ -294,6 +296,7 @@ impl EngineThread {
                 }
             }
             Command::Stop => self.finish(StopReason::Stop),
+            Command::SetChat(on) => self.guide.set_chat(on)?,
             Command::Branch { keep } => self.rewind(keep, None)?,
             Command::Force { at, token } => self.rewind(at, Some(token))?,
             Command::Score { prompt, response } => {

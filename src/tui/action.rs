@@ -84,6 +84,8 @@ pub enum Action {
     AlternativeUp,
     AlternativeDown,
     CycleLens,
+    /// Turn the base model's chat template on or off for the next run.
+    ToggleChat,
     /// Save the session (prompt, settings, every token record) as JSONL in the data dir.
     Export,
     /// The export was written (the path) or failed (why).

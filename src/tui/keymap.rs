@@ -208,6 +208,14 @@ pub static BINDINGS: &[Binding] = &[
         help: "colour by guided p, base p, shift, or ARM w·lp",
     },
     Binding {
+        name: "chat",
+        modes: NORMAL,
+        keys: &[ch('t')],
+        action: Action::ToggleChat,
+        hint: "",
+        help: "chat template on or off (from the next run)",
+    },
+    Binding {
         name: "export",
         modes: NORMAL,
         keys: &[ch('w')],

@@ -55,6 +55,12 @@ pub fn run(models: &ModelArgs, args: &PlayArgs) -> Result<()> {
     state.keymap = keymap::Keymap::with_overrides(&config.keys);
     state.theme = view::palette::Theme::from_config(&config.theme);
     state.presets = config.presets;
+    state.chat = guide
+        .base
+        .tokenizer
+        .chat_template
+        .is_some()
+        .then_some(guide.chat.is_some());
     state.message = config_warning;
     if let Some(prompt) = &args.prompt {
         state.prompt = prompt.clone();

@@ -248,6 +248,8 @@ pub struct State {
     pub comparison: Option<Comparison>,
     /// The reward frontier, once a sweep was started.
     pub frontier: Option<Frontier>,
+    /// Whether prompts go through the base model's chat template; None when it has none.
+    pub chat: Option<bool>,
 }
 
 /// Weights tried for each of the first two ARMs in the frontier sweep (4 × 4 settings).
@@ -377,6 +379,7 @@ impl State {
             demo_response: None,
             comparison: None,
             frontier: None,
+            chat: None,
         }
     }
 

@@ -381,6 +381,21 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             state.lens = state.lens.next(state.arm_names.len());
             vec![]
         }
+        Action::ToggleChat => match state.chat {
+            None => {
+                state.message = Some(format!(
+                    "chat: {} has no chat template in its tokenizer_config.json",
+                    state.base_name
+                ));
+                vec![]
+            }
+            Some(on) => {
+                state.chat = Some(!on);
+                let now = if on { "off" } else { "on" };
+                state.message = Some(format!("chat template {now} from the next run"));
+                vec![Effect::Send(Command::SetChat(!on))]
+            }
+        },
         Action::Export => match transcript(state) {
             Some(jsonl) => vec![Effect::Export(jsonl)],
             None => {

@@ -784,3 +784,20 @@ fn the_frontier_needs_two_arms_and_greedy_needs_one_sample() {
     assert!(one.message.as_deref().unwrap().contains("two ARMs"));
     assert_eq!(one.mode, Mode::Normal);
 }
+
+#[test]
+fn chat_toggles_only_where_the_base_has_a_template() {
+    let mut s = empty_state();
+    // No template: a message naming the base, nothing sent.
+    assert!(update(&mut s, Action::ToggleChat).is_empty());
+    assert_eq!(s.chat, None);
+    assert!(s.message.as_deref().unwrap().contains("no chat template"));
+
+    s.chat = Some(false);
+    let effects = update(&mut s, Action::ToggleChat);
+    assert_eq!(commands(&effects), ["Send(SetChat(true))"]);
+    assert_eq!(s.chat, Some(true));
+    let effects = update(&mut s, Action::ToggleChat);
+    assert_eq!(commands(&effects), ["Send(SetChat(false))"]);
+    assert_eq!(s.chat, Some(false));
+}

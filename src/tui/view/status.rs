@@ -37,8 +37,13 @@ pub fn draw_status(state: &State, frame: &mut Frame, area: Rect) {
         };
         spans.push(Span::styled(format!(" {message} │"), style));
     }
+    let chat = if state.chat == Some(true) {
+        " (chat)"
+    } else {
+        ""
+    };
     spans.push(Span::raw(format!(
-        " {} + {arms} │ {} tokens │ {speed}",
+        " {}{chat} + {arms} │ {} tokens │ {speed}",
         state.base_name,
         state.tokens.len()
     )));
