@@ -131,6 +131,28 @@ fn quantize_at_load_matches_f32_within_tolerance() {
     }
 }
 
+// bf16 keeps 8 bits of mantissa in weights and activations; decoding steps multiply its
+// weights in `gemv.rs` (one row), the 12-token prompt in candle's matmul. Largest error seen:
+// 0.06 (llama), 0.054 (qwen2); the tolerance is about three times that.
+const BF16_TOLERANCE: f32 = 0.2;
+
+#[test]
+fn bf16_decoding_matches_f32_within_tolerance() {
+    let models = Models::new();
+    for arch in ["llama", "qwen2"] {
+        let dir = sharp_model(&models, arch, spec(arch, 5, false));
+        let f32 = logprobs(&dir, ComputeDtype::F32, None);
+        let bf16 = logprobs(&dir, ComputeDtype::Bf16, None);
+        let e = max_error_plausible(&f32, &bf16);
+        eprintln!("{arch}: bf16 max |Δ log p| {e}");
+        assert!(e < BF16_TOLERANCE, "{arch} bf16: {e}");
+        assert!(
+            e > 1e-5,
+            "{arch}: bf16 identical to f32, nothing was rounded?"
+        );
+    }
+}
+
 #[test]
 fn matrices_that_do_not_split_into_blocks_stay_dense() {
     // hidden 96: rows of 96 are whole Q8_0 blocks (32) but not Q4_K blocks (256).

@@ -10,6 +10,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Module, Tensor};
 
 use super::error::{EngineError, Result};
+use super::gemv;
 
 /// Which block format the projections and the output layer are quantized to at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +122,10 @@ impl Linear {
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.kernel {
-            Kernel::Dense(w) => dense_matmul(x, w)?,
+            Kernel::Dense(w) => match few_rows_product(x, w)? {
+                Some(y) => y,
+                None => dense_matmul(x, w)?,
+            },
             Kernel::Quantized { shards, whole, .. } => {
                 // Quantized kernels take f32 activations; hand back the caller's dtype.
                 let dtype = x.dtype();
@@ -166,6 +170,44 @@ fn shard_rows(q: &Arc<QTensor>, n: usize) -> Result<Vec<Arc<QTensor>>> {
     Ok(shards)
 }
 
+/// Up to this many activation rows (one per sequence of a decoding step) go through
+/// `gemv::matmul_rows`; more (prompts, sweeps of many settings) through candle's gemm, which
+/// reuses each weight tile across rows.
+const MAX_GEMV_ROWS: usize = 8;
+
+/// x (.., in) · wᵀ through the row-blocked kernel of `gemv.rs` when x has few rows, w is a
+/// contiguous bf16 CPU tensor (f32 and f16 stay with candle's gemm, see `gemv.rs`) and no gradient is tracked (the kernels are outside
+/// candle's autograd: training keeps candle's matmul). None: use candle's matmul.
+fn few_rows_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
+    use candle_core::{CpuStorage, Storage};
+    let (n, k) = w.dims2()?;
+    let Some(&last) = x.dims().last() else {
+        return Ok(None);
+    };
+    let m = x.elem_count() / k.max(1);
+    if last != k || m == 0 || m > MAX_GEMV_ROWS || x.track_op() || w.track_op() {
+        return Ok(None);
+    }
+    let (storage, layout) = w.storage_and_layout();
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        return Ok(None);
+    };
+    let Storage::Cpu(CpuStorage::BF16(v)) = &*storage else {
+        return Ok(None);
+    };
+    let rows = &v[start..end];
+    let xs = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    let y = gemv::matmul_rows(&xs, m, rows, n, k);
+    drop(storage);
+    let mut dims = x.dims().to_vec();
+    if let Some(d) = dims.last_mut() {
+        *d = n;
+    }
+    Ok(Some(
+        Tensor::from_vec(y, dims, x.device())?.to_dtype(x.dtype())?,
+    ))
+}
+
 /// x (.., in) · wᵀ, as candle-nn's Linear does it: a batch of row vectors is flattened into
 /// one matrix so the product is a single gemm.
 fn dense_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
@@ -187,6 +229,59 @@ fn dense_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn few_row_bf16_products_match_candles_matmul() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (300, 96), &dev)
+            .unwrap()
+            .to_dtype(DType::BF16)
+            .unwrap();
+        let as_f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+        let max_abs = |t: Tensor| {
+            t.abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        for shape in [(1, 1, 96), (2, 3, 96)] {
+            let x = Tensor::randn(0f32, 1.0, shape, &dev)
+                .unwrap()
+                .to_dtype(DType::BF16)
+                .unwrap();
+            let fast = few_rows_product(&x, &w).unwrap().expect("few rows");
+            let slow = dense_matmul(&x, &w).unwrap();
+            assert_eq!(fast.dims(), slow.dims());
+            assert_eq!(fast.dtype(), DType::BF16);
+            let diff = max_abs((as_f32(&fast) - as_f32(&slow)).unwrap());
+            // Both round the result to bf16 (one unit in the last place is 1/128 of the
+            // value), and candle may round partial sums too.
+            let tolerance = 2e-2 * max_abs(as_f32(&slow));
+            assert!(diff < tolerance, "{shape:?}: {diff}");
+        }
+    }
+
+    #[test]
+    fn f32_f16_many_rows_or_tracked_gradients_stay_with_candle() {
+        let dev = Device::Cpu;
+        let w32 = Tensor::randn(0f32, 1.0, (16, 8), &dev).unwrap();
+        let one32 = Tensor::randn(0f32, 1.0, (1, 1, 8), &dev).unwrap();
+        assert!(few_rows_product(&one32, &w32).unwrap().is_none());
+        let w = w32.to_dtype(DType::BF16).unwrap();
+        let many = Tensor::randn(0f32, 1.0, (1, MAX_GEMV_ROWS + 1, 8), &dev)
+            .unwrap()
+            .to_dtype(DType::BF16)
+            .unwrap();
+        assert!(few_rows_product(&many, &w).unwrap().is_none());
+        let var = candle_core::Var::from_tensor(&w).unwrap();
+        let one = one32.to_dtype(DType::BF16).unwrap();
+        assert!(few_rows_product(&one, var.as_tensor()).unwrap().is_none());
+        let w16 = w32.to_dtype(DType::F16).unwrap();
+        let one16 = one32.to_dtype(DType::F16).unwrap();
+        assert!(few_rows_product(&one16, &w16).unwrap().is_none());
+    }
 
     #[test]
     fn row_shards_give_the_same_product_as_the_whole_matrix() {

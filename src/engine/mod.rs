@@ -7,6 +7,7 @@ pub mod config;
 pub mod detok;
 pub mod error;
 pub mod fastmath;
+pub mod gemv;
 pub mod generation;
 pub mod gguf;
 pub mod guidance;
