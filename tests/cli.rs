@@ -427,6 +427,11 @@ fn bad_flags_and_dtypes() {
         ]),
         &["--dtype", "f8"],
     );
+    // bench compares formats: a bad one in the list is named before any model loads.
+    assert_one_line_error(
+        &genarm(&["bench", "--base", p(&base), "--dtypes", "f32,q3_x"]),
+        &["--dtypes q3_x"],
+    );
     assert_one_line_error(
         &genarm(&[
             "generate",
