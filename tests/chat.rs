@@ -6,8 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
-use common::{Models, edit_json};
+use common::{Models, edit_json, genarm};
 use genarm::engine::chat::{ChatPrompt, ChatTemplate};
 use serde_json::Value;
 
@@ -113,14 +112,6 @@ fn lstrip_blocks_removes_the_indentation_before_a_block_tag() {
             .unwrap(),
         "A\n    B\nC"
     );
-}
-
-fn genarm(args: &[&str]) -> Output {
-    Command::cargo_bin("genarm")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// `prompt_token_ids` of `generate --json` on `model` with `extra` flags.

@@ -6,17 +6,9 @@ use std::path::Path;
 use std::process::Output;
 
 use assert_cmd::Command;
-use common::{Models, copy_model, edit_json};
+use common::{Models, copy_model, edit_json, genarm};
 use genarm::synthetic::RandomModelSpec;
 use serde_json::Value;
-
-fn genarm(args: &[&str]) -> Output {
-    Command::cargo_bin("genarm")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()

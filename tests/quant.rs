@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use candle_core::quantized::GgmlDType;
-use common::Models;
 use common::gguf::{GgufLayout, write_gguf};
+use common::{Models, genarm};
 use genarm::engine::{CausalLm, ComputeDtype};
 use genarm::synthetic::RandomModelSpec;
 
@@ -260,14 +260,6 @@ fn a_gguf_without_llama_cpp_row_order_is_not_a_match() {
         err > 5.0 * Q8_TOLERANCE,
         "a wrong row order gave only {err}"
     );
-}
-
-fn genarm(args: &[&str]) -> std::process::Output {
-    assert_cmd::Command::cargo_bin("genarm")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn p(path: &Path) -> &str {

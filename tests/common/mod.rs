@@ -7,6 +7,15 @@ use genarm::synthetic::{RandomModelSpec, write_random_model};
 
 pub mod gguf;
 
+/// Run the `genarm` binary with `args` and collect its output.
+pub fn genarm(args: &[&str]) -> std::process::Output {
+    assert_cmd::Command::cargo_bin("genarm")
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// A temporary folder holding random models, removed when dropped.
 pub struct Models {
     pub dir: tempfile::TempDir,
