@@ -1,27 +1,32 @@
-//! bf16 products for the few activation rows of a decoding step: y (m, n) = x (m, k) · Wᵀ with
-//! W (n, k) in bf16 and m small (one row per sequence in the batch).
+//! Products for the few activation rows of a decoding step: y (m, n) = x (m, k) · Wᵀ with
+//! W (n, k) dense in f32, f16 or bf16 and m small (one row per sequence in the batch).
 //!
-//! Why not candle's matmul: its bf16 product has no fast path on x86 (bf16 decoded at 40 % of
-//! f32's speed although it reads half the bytes). Here every weight row is read exactly once
-//! from memory, widened to f32 in registers (a bf16 is the top half of an f32), and multiplied
-//! with each activation row while it is in L1; the rows of W are cut into blocks that run on
-//! rayon's pool, like the quantized shards of `linear.rs`. f32 and f16 stay with candle's gemm:
-//! the same loop over them measured no faster (README, "Quantized and half-precision
-//! decoding").
+//! Why not candle's matmul: its gemm is built for many rows, and for one row it neither reads
+//! the weights at memory speed nor splits the product usefully over threads; its bf16 product
+//! has no fast path on x86 at all. Here every weight row is read exactly once from memory,
+//! widened to f32 in registers, and multiplied with each activation row while it is in L1; the
+//! rows of W are cut into blocks that run on rayon's pool, like the quantized shards of
+//! `linear.rs`.
 //!
-//! The AVX2/FMA kernel is chosen at run time; other CPUs get a portable loop with the same
-//! results up to summation order.
+//! The AVX2/FMA kernels (with F16C for f16) are chosen at run time; other CPUs get a portable
+//! loop with the same results up to summation order.
 
-use half::bf16;
+use half::{bf16, f16};
 use rayon::prelude::*;
 
 /// Blocks smaller than this many weight elements are not worth a rayon task.
 const MIN_BLOCK_ELEMENTS: usize = 32 * 1024;
 
+/// A weight element type the kernels read.
+pub trait GemvWeight: Copy + Send + Sync {
+    /// Row · x with the fastest kernel this CPU has.
+    fn dot(kernel: Kernel, row: &[Self], x: &[f32]) -> f32;
+}
+
 /// y = x · Wᵀ for `x` of m rows of length k (row-major) and `w` of n rows of length k; the
 /// result is (m, n) row-major. Panics if the slice lengths do not match m, n, k (a caller bug:
 /// `Linear` checks shapes before calling).
-pub fn matmul_rows(x: &[f32], m: usize, w: &[bf16], n: usize, k: usize) -> Vec<f32> {
+pub fn matmul_rows<W: GemvWeight>(x: &[f32], m: usize, w: &[W], n: usize, k: usize) -> Vec<f32> {
     assert_eq!(x.len(), m * k, "activation rows");
     assert_eq!(w.len(), n * k, "weight rows");
     let kernel = Kernel::detect();
@@ -37,8 +42,9 @@ pub fn matmul_rows(x: &[f32], m: usize, w: &[bf16], n: usize, k: usize) -> Vec<f
         let first = b * block;
         for (i, out) in chunk.chunks_exact_mut(m).enumerate() {
             let j = first + i;
+            let row = &w[j * k..(j + 1) * k];
             for (r, y) in out.iter_mut().enumerate() {
-                *y = kernel.dot(w, j, k, &x[r * k..(r + 1) * k]);
+                *y = W::dot(kernel, row, &x[r * k..(r + 1) * k]);
             }
         }
     };
@@ -62,44 +68,70 @@ pub fn matmul_rows(x: &[f32], m: usize, w: &[bf16], n: usize, k: usize) -> Vec<f
     out
 }
 
-/// Which implementation of the dot product this CPU runs.
+/// Which implementation of the dot products this CPU runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kernel {
+pub enum Kernel {
     Portable,
+    /// AVX2 and FMA; `f16c` says whether f16 can be widened in hardware too.
     #[cfg(target_arch = "x86_64")]
-    Avx2,
+    Avx2 {
+        f16c: bool,
+    },
 }
 
 impl Kernel {
-    fn detect() -> Self {
+    pub fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
-            return Self::Avx2;
+            return Self::Avx2 {
+                f16c: std::arch::is_x86_feature_detected!("f16c"),
+            };
         }
         Self::Portable
     }
+}
 
-    /// Row j of w (length k) · x.
+impl GemvWeight for f32 {
     #[inline]
-    fn dot(self, w: &[bf16], j: usize, k: usize, x: &[f32]) -> f32 {
-        let row = &w[j * k..(j + 1) * k];
-        match self {
-            Self::Portable => portable::dot(row, x),
+    fn dot(kernel: Kernel, row: &[f32], x: &[f32]) -> f32 {
+        match kernel {
+            Kernel::Portable => portable::dot(row, x, |v| v),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `detect` chose this kernel only after finding avx2 and fma.
-            Self::Avx2 => unsafe { avx2::dot_bf16(row, x) },
+            Kernel::Avx2 { .. } => unsafe { avx2::dot_f32(row, x) },
+        }
+    }
+}
+
+impl GemvWeight for bf16 {
+    #[inline]
+    fn dot(kernel: Kernel, row: &[bf16], x: &[f32]) -> f32 {
+        match kernel {
+            Kernel::Portable => portable::dot(row, x, bf16::to_f32),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `detect` chose this kernel only after finding avx2 and fma.
+            Kernel::Avx2 { .. } => unsafe { avx2::dot_bf16(row, x) },
+        }
+    }
+}
+
+impl GemvWeight for f16 {
+    #[inline]
+    fn dot(kernel: Kernel, row: &[f16], x: &[f32]) -> f32 {
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `detect` chose this kernel only after finding avx2, fma and f16c.
+            Kernel::Avx2 { f16c: true } => unsafe { avx2::dot_f16(row, x) },
+            _ => portable::dot(row, x, f16::to_f32),
         }
     }
 }
 
 mod portable {
-    use half::bf16;
-
     /// Sixteen independent sums, so the compiler can keep them in vector registers.
     #[inline]
-    pub fn dot(w: &[bf16], x: &[f32]) -> f32 {
-        let to_f32 = bf16::to_f32;
+    pub fn dot<T: Copy>(w: &[T], x: &[f32], to_f32: impl Fn(T) -> f32) -> f32 {
         let mut acc = [0f32; 16];
         let wc = w.chunks_exact(16);
         let xc = x.chunks_exact(16);
@@ -138,8 +170,8 @@ mod avx2 {
     /// than a generic function with closures, so every intrinsic is compiled inside the
     /// `target_feature` function and inlined.
     macro_rules! dot_fn {
-        ($name:ident, $t:ty, $to_f32:expr, |$p:ident| $load8:expr) => {
-            #[target_feature(enable = "avx2,fma")]
+        ($name:ident, $features:literal, $t:ty, $to_f32:expr, |$p:ident| $load8:expr) => {
+            #[target_feature(enable = $features)]
             pub unsafe fn $name(w: &[$t], x: &[f32]) -> f32 {
                 let n = w.len().min(x.len());
                 let body = n - n % 32;
@@ -169,13 +201,24 @@ mod avx2 {
         };
     }
 
+    dot_fn!(dot_f32, "avx2,fma", f32, |v: f32| v, |p| _mm256_loadu_ps(p));
+
     // bf16 is the top half of an f32: widen to 32 bits and shift into place.
-    dot_fn!(dot_bf16, half::bf16, half::bf16::to_f32, |p| {
+    dot_fn!(dot_bf16, "avx2,fma", half::bf16, half::bf16::to_f32, |p| {
         _mm256_castsi256_ps(_mm256_slli_epi32(
             _mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast())),
             16,
         ))
     });
+
+    // F16C widens eight halves at once.
+    dot_fn!(
+        dot_f16,
+        "avx2,fma,f16c",
+        half::f16,
+        half::f16::to_f32,
+        |p| { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
+    );
 }
 
 #[cfg(test)]
@@ -222,27 +265,54 @@ mod tests {
     fn products_match_a_double_precision_reference() {
         for (m, n, k) in SHAPES {
             let x = data(m * k, 1);
-            let w: Vec<bf16> = data(n * k, 2).into_iter().map(bf16::from_f32).collect();
+            let w = data(n * k, 2);
             // The reference multiplies the same (rounded) weights exactly.
-            let exact: Vec<f32> = w.iter().map(|v| v.to_f32()).collect();
-            let got = matmul_rows(&x, m, &w, n, k);
-            let want = reference(&x, m, &exact, n, k);
-            assert_eq!(got.len(), m * n);
-            let err = max_diff(&got, &want);
-            assert!(err < 1e-5 * k as f32, "({m},{n},{k}): off by {err}");
+            let check = |got: Vec<f32>, exact: Vec<f32>, format: &str| {
+                let want = reference(&x, m, &exact, n, k);
+                assert_eq!(got.len(), m * n);
+                let err = max_diff(&got, &want);
+                assert!(
+                    err < 1e-5 * k as f32,
+                    "{format} ({m},{n},{k}): off by {err}"
+                );
+            };
+            check(matmul_rows(&x, m, &w, n, k), w.clone(), "f32");
+            let w16: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+            let exact = w16.iter().map(|v| v.to_f32()).collect();
+            check(matmul_rows(&x, m, &w16, n, k), exact, "f16");
+            let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
+            let exact = wb.iter().map(|v| v.to_f32()).collect();
+            check(matmul_rows(&x, m, &wb, n, k), exact, "bf16");
         }
     }
 
     #[test]
-    fn portable_and_detected_kernels_agree() {
+    fn portable_and_detected_kernels_agree_for_every_weight_type() {
         let (n, k) = (40, 333);
         let x = data(k, 3);
         let w = data(n * k, 4);
-        let w: Vec<bf16> = w.into_iter().map(bf16::from_f32).collect();
+        let w16: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+        let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
+        let detected = Kernel::detect();
         for j in 0..n {
-            let a = Kernel::Portable.dot(&w, j, k, &x);
-            let b = Kernel::detect().dot(&w, j, k, &x);
-            assert!((a - b).abs() < 1e-4, "row {j}: {a} vs {b}");
+            let rows = j * k..(j + 1) * k;
+            let pairs = [
+                (
+                    f32::dot(Kernel::Portable, &w[rows.clone()], &x),
+                    f32::dot(detected, &w[rows.clone()], &x),
+                ),
+                (
+                    f16::dot(Kernel::Portable, &w16[rows.clone()], &x),
+                    f16::dot(detected, &w16[rows.clone()], &x),
+                ),
+                (
+                    bf16::dot(Kernel::Portable, &wb[rows.clone()], &x),
+                    bf16::dot(detected, &wb[rows], &x),
+                ),
+            ];
+            for (a, b) in pairs {
+                assert!((a - b).abs() < 1e-4, "row {j}: {a} vs {b}");
+            }
         }
     }
 }

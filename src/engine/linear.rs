@@ -175,8 +175,8 @@ fn shard_rows(q: &Arc<QTensor>, n: usize) -> Result<Vec<Arc<QTensor>>> {
 /// reuses each weight tile across rows.
 const MAX_GEMV_ROWS: usize = 8;
 
-/// x (.., in) · wᵀ through the row-blocked kernel of `gemv.rs` when x has few rows, w is a
-/// contiguous bf16 CPU tensor (f32 and f16 stay with candle's gemm, see `gemv.rs`) and no gradient is tracked (the kernels are outside
+/// x (.., in) · wᵀ through the row-blocked kernels of `gemv.rs` when x has few rows, w is a
+/// contiguous f32/f16/bf16 CPU tensor and no gradient is tracked (the kernels are outside
 /// candle's autograd: training keeps candle's matmul). None: use candle's matmul.
 fn few_rows_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     use candle_core::{CpuStorage, Storage};
@@ -192,12 +192,13 @@ fn few_rows_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     let Some((start, end)) = layout.contiguous_offsets() else {
         return Ok(None);
     };
-    let Storage::Cpu(CpuStorage::BF16(v)) = &*storage else {
-        return Ok(None);
-    };
-    let rows = &v[start..end];
     let xs = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    let y = gemv::matmul_rows(&xs, m, rows, n, k);
+    let y = match &*storage {
+        Storage::Cpu(CpuStorage::BF16(v)) => gemv::matmul_rows(&xs, m, &v[start..end], n, k),
+        Storage::Cpu(CpuStorage::F16(v)) => gemv::matmul_rows(&xs, m, &v[start..end], n, k),
+        Storage::Cpu(CpuStorage::F32(v)) => gemv::matmul_rows(&xs, m, &v[start..end], n, k),
+        _ => return Ok(None),
+    };
     drop(storage);
     let mut dims = x.dims().to_vec();
     if let Some(d) = dims.last_mut() {
@@ -231,11 +232,17 @@ mod tests {
     use candle_core::Device;
 
     #[test]
-    fn few_row_bf16_products_match_candles_matmul() {
+    fn few_row_products_match_candles_matmul_in_every_dense_format() {
+        for dtype in [DType::F32, DType::F16, DType::BF16] {
+            few_row_product_matches_candle(dtype);
+        }
+    }
+
+    fn few_row_product_matches_candle(dtype: DType) {
         let dev = Device::Cpu;
         let w = Tensor::randn(0f32, 1.0, (300, 96), &dev)
             .unwrap()
-            .to_dtype(DType::BF16)
+            .to_dtype(dtype)
             .unwrap();
         let as_f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
         let max_abs = |t: Tensor| {
@@ -249,38 +256,31 @@ mod tests {
         for shape in [(1, 1, 96), (2, 3, 96)] {
             let x = Tensor::randn(0f32, 1.0, shape, &dev)
                 .unwrap()
-                .to_dtype(DType::BF16)
+                .to_dtype(dtype)
                 .unwrap();
             let fast = few_rows_product(&x, &w).unwrap().expect("few rows");
             let slow = dense_matmul(&x, &w).unwrap();
             assert_eq!(fast.dims(), slow.dims());
-            assert_eq!(fast.dtype(), DType::BF16);
+            assert_eq!(fast.dtype(), dtype);
             let diff = max_abs((as_f32(&fast) - as_f32(&slow)).unwrap());
-            // Both round the result to bf16 (one unit in the last place is 1/128 of the
-            // value), and candle may round partial sums too.
-            let tolerance = 2e-2 * max_abs(as_f32(&slow));
-            assert!(diff < tolerance, "{shape:?}: {diff}");
+            // Half formats round the result (a bf16's last place is 1/128 of the value), and
+            // candle may round partial sums too; f32 differs only in summation order.
+            let relative = if dtype == DType::F32 { 1e-5 } else { 2e-2 };
+            let tolerance = relative * max_abs(as_f32(&slow));
+            assert!(diff < tolerance, "{dtype:?} {shape:?}: {diff}");
         }
     }
 
     #[test]
-    fn f32_f16_many_rows_or_tracked_gradients_stay_with_candle() {
+    fn many_rows_or_tracked_gradients_stay_with_candle() {
         let dev = Device::Cpu;
         let w32 = Tensor::randn(0f32, 1.0, (16, 8), &dev).unwrap();
-        let one32 = Tensor::randn(0f32, 1.0, (1, 1, 8), &dev).unwrap();
-        assert!(few_rows_product(&one32, &w32).unwrap().is_none());
-        let w = w32.to_dtype(DType::BF16).unwrap();
-        let many = Tensor::randn(0f32, 1.0, (1, MAX_GEMV_ROWS + 1, 8), &dev)
-            .unwrap()
-            .to_dtype(DType::BF16)
-            .unwrap();
-        assert!(few_rows_product(&many, &w).unwrap().is_none());
-        let var = candle_core::Var::from_tensor(&w).unwrap();
-        let one = one32.to_dtype(DType::BF16).unwrap();
+        let many = Tensor::randn(0f32, 1.0, (1, MAX_GEMV_ROWS + 1, 8), &dev).unwrap();
+        assert!(few_rows_product(&many, &w32).unwrap().is_none());
+        let var = candle_core::Var::from_tensor(&w32).unwrap();
+        let one = Tensor::randn(0f32, 1.0, (1, 1, 8), &dev).unwrap();
         assert!(few_rows_product(&one, var.as_tensor()).unwrap().is_none());
-        let w16 = w32.to_dtype(DType::F16).unwrap();
-        let one16 = one32.to_dtype(DType::F16).unwrap();
-        assert!(few_rows_product(&one16, &w16).unwrap().is_none());
+        assert!(few_rows_product(&one, &w32).unwrap().is_some());
     }
 
     #[test]

@@ -275,6 +275,10 @@ impl Transformer {
     /// Run `tokens` (batch, t) at the current position, extend the cache, and return the final
     /// hidden states (batch, t, hidden).
     pub fn forward_hidden(&mut self, tokens: &Tensor) -> Result<Tensor> {
+        rayon::scope(|_| self.forward_hidden_here(tokens))
+    }
+
+    fn forward_hidden_here(&mut self, tokens: &Tensor) -> Result<Tensor> {
         let (_b, t) = tokens.dims2()?;
         let offset = self.position;
         let (cos, sin) = self.rotary.cos_sin(offset, t, &self.device, self.dtype)?;
