@@ -71,6 +71,8 @@ const SHARD_ROW_MULTIPLE: usize = 32;
 
 impl Linear {
     pub fn new(weight: LinearWeight, bias: Option<Tensor>) -> Result<Self> {
+        // Activations are f32 whatever the weights' format (see `Transformer`).
+        let bias = bias.map(|b| b.to_dtype(DType::F32)).transpose()?;
         let kernel = match weight {
             LinearWeight::Dense(t) => Kernel::Dense(t),
             LinearWeight::Quantized(q) => {
@@ -210,8 +212,13 @@ fn few_rows_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
 }
 
 /// x (.., in) · wᵀ, as candle-nn's Linear does it: a batch of row vectors is flattened into
-/// one matrix so the product is a single gemm.
+/// one matrix so the product is a single gemm, in the weight's dtype; the result comes back in
+/// x's dtype.
 fn dense_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.dtype() != w.dtype() {
+        let y = dense_matmul(&x.to_dtype(w.dtype())?, w)?;
+        return Ok(y.to_dtype(x.dtype())?);
+    }
     Ok(match *x.dims() {
         [b1, b2, m, k] if x.is_contiguous() => x
             .reshape((b1 * b2 * m, k))?

@@ -146,13 +146,7 @@ impl CausalLm {
         if let Some(adapter) = &adapter {
             weights = merge_adapter(dir, adapter, weights, dtype.candle())?;
         }
-        let net = Transformer::load_with(
-            &config,
-            &weights,
-            &device,
-            dtype.candle(),
-            dtype.quantization(),
-        )?;
+        let net = Transformer::load_with(&config, &weights, &device, dtype.quantization())?;
         Ok(Self {
             dir: dir.to_path_buf(),
             config,
@@ -190,13 +184,8 @@ impl CausalLm {
                 eos_ids.push(*id);
             }
         }
-        let net = Transformer::load_with(
-            &model.config,
-            &model.weights,
-            &device,
-            dtype.candle(),
-            dtype.quantization(),
-        )?;
+        let net =
+            Transformer::load_with(&model.config, &model.weights, &device, dtype.quantization())?;
         Ok(Self {
             dir: path.to_path_buf(),
             config: model.config,

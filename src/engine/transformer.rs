@@ -159,22 +159,25 @@ pub struct Transformer {
     /// Number of positions held in every layer's cache.
     position: usize,
     device: Device,
-    dtype: DType,
 }
 
 impl Transformer {
-    /// A model with dense weights of `dtype` (training, and decoding in f32/f16/bf16).
-    pub fn load(cfg: &ModelConfig, w: &Weights, device: &Device, dtype: DType) -> Result<Self> {
-        Self::load_with(cfg, w, device, dtype, None)
+    /// A model with the dense weights of `w` (training, and decoding in f32/f16/bf16).
+    pub fn load(cfg: &ModelConfig, w: &Weights, device: &Device) -> Result<Self> {
+        Self::load_with(cfg, w, device, None)
     }
 
     /// A model whose projections (and output layer) are quantized at load as `plan` says;
     /// weights already quantized on disk (GGUF) stay as they are either way.
+    ///
+    /// Only the weights keep the format of `w` (or take a block format): activations, norms, rotary tables
+    /// and the KV cache are f32 in every format. Decoding reads weights, so their bytes set
+    /// the speed; the element-wise ops are cheap in f32 but slow in candle's f16/bf16 (converted
+    /// per element in software), and f32 keeps their rounding out of the results.
     pub fn load_with(
         cfg: &ModelConfig,
         w: &Weights,
         device: &Device,
-        dtype: DType,
         plan: Option<QuantPlan>,
     ) -> Result<Self> {
         let body = plan.map(|p| p.projections);
@@ -220,9 +223,12 @@ impl Transformer {
                 down_proj: linear(&format!("{p}.mlp.down_proj"), h, ffn, mb)?,
             };
             blocks.push(Block {
-                input_layernorm: w.get(&format!("{p}.input_layernorm.weight"), &[h])?,
+                input_layernorm: w
+                    .get(&format!("{p}.input_layernorm.weight"), &[h])?
+                    .to_dtype(DType::F32)?,
                 post_attention_layernorm: w
-                    .get(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
+                    .get(&format!("{p}.post_attention_layernorm.weight"), &[h])?
+                    .to_dtype(DType::F32)?,
                 attention,
                 mlp,
             });
@@ -238,13 +244,12 @@ impl Transformer {
         Ok(Self {
             embed_tokens: Embedding::new(embed, h),
             blocks,
-            norm: w.get("model.norm.weight", &[h])?,
+            norm: w.get("model.norm.weight", &[h])?.to_dtype(DType::F32)?,
             lm_head,
             rotary: Rotary::new(cfg),
             rms_norm_eps: cfg.rms_norm_eps as f32,
             position: 0,
             device: device.clone(),
-            dtype,
         })
     }
 
@@ -281,8 +286,8 @@ impl Transformer {
     fn forward_hidden_here(&mut self, tokens: &Tensor) -> Result<Tensor> {
         let (_b, t) = tokens.dims2()?;
         let offset = self.position;
-        let (cos, sin) = self.rotary.cos_sin(offset, t, &self.device, self.dtype)?;
-        let mut x = self.embed_tokens.forward(tokens)?;
+        let (cos, sin) = self.rotary.cos_sin(offset, t, &self.device)?;
+        let mut x = self.embed_tokens.forward(tokens)?.to_dtype(DType::F32)?;
         let mut masks = MaskCache::new(t, offset, &self.device);
         for block in &mut self.blocks {
             let residual = &x;
@@ -321,10 +326,10 @@ impl Transformer {
     /// (so gradients reach every weight); the values equal `forward_all`'s. No cache is used.
     pub fn forward_train(&self, tokens: &Tensor) -> Result<Tensor> {
         let (_b, t) = tokens.dims2()?;
-        let (cos, sin) = self.rotary.cos_sin(0, t, &self.device, self.dtype)?;
+        let (cos, sin) = self.rotary.cos_sin(0, t, &self.device)?;
         let eps = self.rms_norm_eps;
         let mut masks = MaskCache::new(t, 0, &self.device);
-        let mut x = self.embed_tokens.forward(tokens)?;
+        let mut x = self.embed_tokens.forward(tokens)?.to_dtype(DType::F32)?;
         for block in &self.blocks {
             let normed = candle_nn::ops::rms_norm_slow(&x, &block.input_layernorm, eps)?;
             let attn = block
@@ -428,13 +433,7 @@ impl Rotary {
     }
 
     /// cos and sin tables (t, head_dim / 2) for positions offset..offset + t.
-    fn cos_sin(
-        &self,
-        offset: usize,
-        t: usize,
-        device: &Device,
-        dtype: DType,
-    ) -> Result<(Tensor, Tensor)> {
+    fn cos_sin(&self, offset: usize, t: usize, device: &Device) -> Result<(Tensor, Tensor)> {
         let half = self.inv_freq.len();
         let mut cos = Vec::with_capacity(t * half);
         let mut sin = Vec::with_capacity(t * half);
@@ -445,8 +444,8 @@ impl Rotary {
                 sin.push(angle.sin());
             }
         }
-        let cos = Tensor::from_vec(cos, (t, half), device)?.to_dtype(dtype)?;
-        let sin = Tensor::from_vec(sin, (t, half), device)?.to_dtype(dtype)?;
+        let cos = Tensor::from_vec(cos, (t, half), device)?;
+        let sin = Tensor::from_vec(sin, (t, half), device)?;
         Ok((cos, sin))
     }
 }

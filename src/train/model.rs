@@ -72,16 +72,11 @@ impl TrainableModel {
                     .iter()
                     .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
                     .collect();
-                let net = Transformer::load(
-                    &config,
-                    &Weights::from_map(map, source),
-                    &device,
-                    DType::F32,
-                )?;
+                let net = Transformer::load(&config, &Weights::from_map(map, source), &device)?;
                 (net, vars, None)
             }
             Some(settings) => {
-                let mut net = Transformer::load(&config, &weights, &device, DType::F32)?;
+                let mut net = Transformer::load(&config, &weights, &device)?;
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 let mut vars = Vec::new();
                 net.attach_lora(
