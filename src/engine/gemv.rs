@@ -68,6 +68,11 @@ pub fn matmul_rows<W: GemvWeight>(x: &[f32], m: usize, w: &[W], n: usize, k: usi
     out
 }
 
+/// a · b for two f32 vectors of the same length, with the fastest kernel this CPU has.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    f32::dot(Kernel::detect(), a, b)
+}
+
 /// Which implementation of the dot products this CPU runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {

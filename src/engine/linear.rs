@@ -123,7 +123,16 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = match &self.kernel {
+        let y = self.product(x)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+
+    /// x·Wᵀ, without the bias.
+    fn product(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match &self.kernel {
             Kernel::Dense(w) => match few_rows_product(x, w)? {
                 Some(y) => y,
                 None => dense_matmul(x, w)?,
@@ -145,12 +154,59 @@ impl Linear {
                 };
                 y.to_dtype(dtype)?
             }
-        };
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
         })
     }
+}
+
+impl Linear {
+    /// y = x·Wᵀ + b on plain slices: `x` holds `m` rows of the input width, the result `m` rows
+    /// of the output width. The decoding step of few rows (`transformer/decode.rs`) works on
+    /// slices to skip candle's per-op cost; the products are the same kernels as `forward`'s.
+    pub fn forward_rows(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
+        let (n, k) = self.dims()?;
+        if x.len() != m * k {
+            return Err(EngineError::usage(format!(
+                "linear layer of width {k} given {} values for {m} rows",
+                x.len()
+            )));
+        }
+        let mut y = match &self.kernel {
+            Kernel::Dense(w) => match dense_rows(x, m, w)? {
+                Some(y) => y,
+                None => self.forward_as_tensor(x, m, k)?,
+            },
+            Kernel::Quantized { .. } => self.forward_as_tensor(x, m, k)?,
+        };
+        if let Some(b) = &self.bias {
+            let b = b.to_vec1::<f32>()?;
+            for row in y.chunks_exact_mut(n) {
+                row.iter_mut().zip(&b).for_each(|(y, b)| *y += b);
+            }
+        }
+        Ok(y)
+    }
+
+    /// The product through candle (`product`), for formats `gemv.rs` does not read.
+    fn forward_as_tensor(&self, x: &[f32], m: usize, k: usize) -> Result<Vec<f32>> {
+        let x = Tensor::from_slice(x, (m, k), &candle_core::Device::Cpu)?;
+        Ok(self.product(&x)?.flatten_all()?.to_vec1::<f32>()?)
+    }
+}
+
+/// x · wᵀ through `gemv.rs` for a contiguous dense CPU weight; None for anything else.
+fn dense_rows(x: &[f32], m: usize, w: &Tensor) -> Result<Option<Vec<f32>>> {
+    use candle_core::{CpuStorage, Storage};
+    let (n, k) = w.dims2()?;
+    let (storage, layout) = w.storage_and_layout();
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        return Ok(None);
+    };
+    Ok(match &*storage {
+        Storage::Cpu(CpuStorage::BF16(v)) => Some(gemv::matmul_rows(x, m, &v[start..end], n, k)),
+        Storage::Cpu(CpuStorage::F16(v)) => Some(gemv::matmul_rows(x, m, &v[start..end], n, k)),
+        Storage::Cpu(CpuStorage::F32(v)) => Some(gemv::matmul_rows(x, m, &v[start..end], n, k)),
+        _ => None,
+    })
 }
 
 /// Cut a quantized matrix into at most `n` row blocks of whole rows (bytes copied once).
@@ -181,7 +237,6 @@ const MAX_GEMV_ROWS: usize = 8;
 /// contiguous f32/f16/bf16 CPU tensor and no gradient is tracked (the kernels are outside
 /// candle's autograd: training keeps candle's matmul). None: use candle's matmul.
 fn few_rows_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
-    use candle_core::{CpuStorage, Storage};
     let (n, k) = w.dims2()?;
     let Some(&last) = x.dims().last() else {
         return Ok(None);
@@ -190,18 +245,10 @@ fn few_rows_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     if last != k || m == 0 || m > MAX_GEMV_ROWS || x.track_op() || w.track_op() {
         return Ok(None);
     }
-    let (storage, layout) = w.storage_and_layout();
-    let Some((start, end)) = layout.contiguous_offsets() else {
+    let xs = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    let Some(y) = dense_rows(&xs, m, w)? else {
         return Ok(None);
     };
-    let xs = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    let y = match &*storage {
-        Storage::Cpu(CpuStorage::BF16(v)) => gemv::matmul_rows(&xs, m, &v[start..end], n, k),
-        Storage::Cpu(CpuStorage::F16(v)) => gemv::matmul_rows(&xs, m, &v[start..end], n, k),
-        Storage::Cpu(CpuStorage::F32(v)) => gemv::matmul_rows(&xs, m, &v[start..end], n, k),
-        _ => return Ok(None),
-    };
-    drop(storage);
     let mut dims = x.dims().to_vec();
     if let Some(d) = dims.last_mut() {
         *d = n;
