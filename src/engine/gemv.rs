@@ -24,45 +24,48 @@ pub trait GemvWeight: Copy + Send + Sync {
 }
 
 /// y = x · Wᵀ for `x` of m rows of length k (row-major) and `w` of n rows of length k; the
-/// result is (m, n) row-major. Panics if the slice lengths do not match m, n, k (a caller bug:
-/// `Linear` checks shapes before calling).
+/// result is (m, n) row-major. The rows of W are cut into blocks (`block_height`) that run on
+/// rayon's pool. Panics if the slice lengths do not match m, n, k (a caller bug: `Linear`
+/// checks shapes before calling).
 pub fn matmul_rows<W: GemvWeight>(x: &[f32], m: usize, w: &[W], n: usize, k: usize) -> Vec<f32> {
+    assert_eq!(w.len(), n * k, "weight rows");
+    let block = block_height(n, k);
+    if n <= block {
+        return matmul_block(x, m, w, n, k);
+    }
+    let blocks: Vec<Vec<f32>> = w
+        .par_chunks(block * k)
+        .map(|rows| matmul_block(x, m, rows, rows.len() / k, k))
+        .collect();
+    let mut out = vec![0f32; m * n];
+    for (b, part) in blocks.iter().enumerate() {
+        let count = part.len() / m.max(1);
+        for (r, values) in part.chunks_exact(count.max(1)).enumerate() {
+            out[r * n + b * block..][..count].copy_from_slice(values);
+        }
+    }
+    out
+}
+
+/// How many rows of an (n, k) weight make one parallel block: a few blocks per thread, so a
+/// descheduled worker's share is picked up by another, but none too small to be worth a task.
+pub fn block_height(n: usize, k: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    n.div_ceil(threads * 4)
+        .max(MIN_BLOCK_ELEMENTS.div_ceil(k.max(1)))
+        .max(1)
+}
+
+/// y = x · Wᵀ on the calling thread, (m, n) row-major; same contract as `matmul_rows`.
+pub fn matmul_block<W: GemvWeight>(x: &[f32], m: usize, w: &[W], n: usize, k: usize) -> Vec<f32> {
     assert_eq!(x.len(), m * k, "activation rows");
     assert_eq!(w.len(), n * k, "weight rows");
     let kernel = Kernel::detect();
-    // Weight-row major output (n, m): each block writes one contiguous run.
-    let mut out_t = vec![0f32; n * m];
-    let threads = rayon::current_num_threads().max(1);
-    // A few blocks per thread, so a descheduled worker's share is picked up by the other.
-    let block = n
-        .div_ceil(threads * 4)
-        .max(MIN_BLOCK_ELEMENTS.div_ceil(k.max(1)))
-        .max(1);
-    let run_block = |(b, chunk): (usize, &mut [f32])| {
-        let first = b * block;
-        for (i, out) in chunk.chunks_exact_mut(m).enumerate() {
-            let j = first + i;
-            let row = &w[j * k..(j + 1) * k];
-            for (r, y) in out.iter_mut().enumerate() {
-                *y = W::dot(kernel, row, &x[r * k..(r + 1) * k]);
-            }
-        }
-    };
-    if threads == 1 || n <= block {
-        out_t.chunks_mut(block * m).enumerate().for_each(run_block);
-    } else {
-        out_t
-            .par_chunks_mut(block * m)
-            .enumerate()
-            .for_each(run_block);
-    }
-    if m == 1 {
-        return out_t;
-    }
     let mut out = vec![0f32; m * n];
-    for (j, row) in out_t.chunks_exact(m).enumerate() {
-        for (r, &v) in row.iter().enumerate() {
-            out[r * n + j] = v;
+    // Each weight row is read once and multiplied with every activation row while in L1.
+    for (j, row) in w.chunks_exact(k.max(1)).enumerate() {
+        for r in 0..m {
+            out[r * n + j] = W::dot(kernel, row, &x[r * k..(r + 1) * k]);
         }
     }
     out

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
-use candle_core::{DType, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 
 use super::error::{EngineError, Result};
 use super::gemv;
@@ -58,6 +58,8 @@ enum Kernel {
     Dense(Tensor),
     Quantized {
         shards: Vec<QMatMul>,
+        /// Rows of each shard.
+        heights: Vec<usize>,
         dims: (usize, usize),
         format: GgmlDType,
         /// The whole weight, kept only where it is not sharded (one thread).
@@ -80,12 +82,17 @@ impl Linear {
                 let format = q.dtype();
                 let parts = shard_rows(&q, rayon::current_num_threads())?;
                 let whole = (parts.len() == 1).then(|| q.clone());
+                let heights = parts
+                    .iter()
+                    .map(|p| Ok(p.shape().dims2()?.0))
+                    .collect::<Result<_>>()?;
                 let shards = parts
                     .into_iter()
                     .map(QMatMul::from_arc)
                     .collect::<candle_core::Result<_>>()?;
                 Kernel::Quantized {
                     shards,
+                    heights,
                     dims,
                     format,
                     whole,
@@ -163,33 +170,148 @@ impl Linear {
     /// of the output width. The decoding step of few rows (`transformer/decode.rs`) works on
     /// slices to skip candle's per-op cost; the products are the same kernels as `forward`'s.
     pub fn forward_rows(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
-        let (n, k) = self.dims()?;
-        if x.len() != m * k {
-            return Err(EngineError::usage(format!(
-                "linear layer of width {k} given {} values for {m} rows",
-                x.len()
-            )));
-        }
-        let mut y = match &self.kernel {
-            Kernel::Dense(w) => match dense_rows(x, m, w)? {
-                Some(y) => y,
-                None => self.forward_as_tensor(x, m, k)?,
-            },
-            Kernel::Quantized { .. } => self.forward_as_tensor(x, m, k)?,
-        };
-        if let Some(b) = &self.bias {
-            let b = b.to_vec1::<f32>()?;
-            for row in y.chunks_exact_mut(n) {
-                row.iter_mut().zip(&b).for_each(|(y, b)| *y += b);
-            }
-        }
-        Ok(y)
+        let mut outs = Self::forward_rows_shared(&[self], x, m)?;
+        Ok(outs.pop().unwrap_or_default())
     }
 
-    /// The product through candle (`product`), for formats `gemv.rs` does not read.
-    fn forward_as_tensor(&self, x: &[f32], m: usize, k: usize) -> Result<Vec<f32>> {
-        let x = Tensor::from_slice(x, (m, k), &candle_core::Device::Cpu)?;
-        Ok(self.product(&x)?.flatten_all()?.to_vec1::<f32>()?)
+    /// `forward_rows` of several layers on the same input (q, k and v; gate and up) as one
+    /// parallel job: the row blocks of every layer are scheduled together, so the threads
+    /// meet once rather than once per layer. One output per layer, in order.
+    pub fn forward_rows_shared(layers: &[&Linear], x: &[f32], m: usize) -> Result<Vec<Vec<f32>>> {
+        use rayon::prelude::*;
+        let dims = layers
+            .iter()
+            .map(|l| l.dims())
+            .collect::<Result<Vec<_>>>()?;
+        for &(_, k) in &dims {
+            if x.len() != m * k {
+                return Err(EngineError::usage(format!(
+                    "linear layer of width {k} given {} values for {m} rows",
+                    x.len()
+                )));
+            }
+        }
+        // Dense weights are read in place: hold their storage for the whole job.
+        let storages: Vec<_> = layers
+            .iter()
+            .map(|l| match &l.kernel {
+                Kernel::Dense(w) => Some(w.storage_and_layout()),
+                Kernel::Quantized { .. } => None,
+            })
+            .collect();
+        let x_tensor = Tensor::from_slice(x, (m, dims.first().map_or(0, |d| d.1)), &Device::Cpu)?;
+        let mut tasks = Vec::new();
+        for (i, layer) in layers.iter().enumerate() {
+            let (n, k) = dims[i];
+            let dense = storages[i]
+                .as_ref()
+                .and_then(|(storage, layout)| DenseRows::of(storage, layout));
+            match (&layer.kernel, dense) {
+                (_, Some(rows)) => {
+                    let height = gemv::block_height(n, k);
+                    for first in (0..n).step_by(height) {
+                        let count = height.min(n - first);
+                        let block = rows.slice(first * k, count * k);
+                        tasks.push((i, first, count, Task::Dense(block)));
+                    }
+                }
+                (
+                    Kernel::Quantized {
+                        shards, heights, ..
+                    },
+                    None,
+                ) => {
+                    let mut first = 0;
+                    for (shard, &count) in shards.iter().zip(heights) {
+                        tasks.push((i, first, count, Task::Shard(shard)));
+                        first += count;
+                    }
+                }
+                (Kernel::Dense(_), None) => tasks.push((i, 0, n, Task::Whole(layer))),
+            }
+        }
+        let parts = tasks
+            .par_iter()
+            .map(|(i, _, count, task)| task.run(x, &x_tensor, m, *count, dims[*i].1))
+            .collect::<Result<Vec<_>>>()?;
+        let mut outs: Vec<Vec<f32>> = dims.iter().map(|&(n, _)| vec![0f32; m * n]).collect();
+        for ((i, first, count, _), part) in tasks.iter().zip(parts) {
+            let n = dims[*i].0;
+            for (r, values) in part.chunks_exact((*count).max(1)).enumerate() {
+                outs[*i][r * n + first..][..*count].copy_from_slice(values);
+            }
+        }
+        for (layer, out) in layers.iter().zip(&mut outs) {
+            if let Some(b) = &layer.bias {
+                let b = b.to_vec1::<f32>()?;
+                for row in out.chunks_exact_mut(b.len().max(1)) {
+                    row.iter_mut().zip(&b).for_each(|(y, b)| *y += b);
+                }
+            }
+        }
+        Ok(outs)
+    }
+}
+
+/// A contiguous dense CPU weight, as the slice `gemv.rs` reads.
+#[derive(Clone, Copy)]
+enum DenseRows<'a> {
+    F32(&'a [f32]),
+    F16(&'a [half::f16]),
+    Bf16(&'a [half::bf16]),
+}
+
+impl<'a> DenseRows<'a> {
+    fn of(storage: &'a candle_core::Storage, layout: &candle_core::Layout) -> Option<Self> {
+        use candle_core::{CpuStorage, Storage};
+        let (start, end) = layout.contiguous_offsets()?;
+        Some(match storage {
+            Storage::Cpu(CpuStorage::F32(v)) => Self::F32(&v[start..end]),
+            Storage::Cpu(CpuStorage::F16(v)) => Self::F16(&v[start..end]),
+            Storage::Cpu(CpuStorage::BF16(v)) => Self::Bf16(&v[start..end]),
+            _ => return None,
+        })
+    }
+
+    fn slice(self, from: usize, len: usize) -> Self {
+        match self {
+            Self::F32(v) => Self::F32(&v[from..from + len]),
+            Self::F16(v) => Self::F16(&v[from..from + len]),
+            Self::Bf16(v) => Self::Bf16(&v[from..from + len]),
+        }
+    }
+
+    fn product(self, x: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+        match self {
+            Self::F32(w) => gemv::matmul_block(x, m, w, n, k),
+            Self::F16(w) => gemv::matmul_block(x, m, w, n, k),
+            Self::Bf16(w) => gemv::matmul_block(x, m, w, n, k),
+        }
+    }
+}
+
+/// One piece of a `forward_rows_shared` job; `run` gives its (m, rows) outputs, row-major.
+enum Task<'a> {
+    Dense(DenseRows<'a>),
+    Shard(&'a QMatMul),
+    /// A weight `gemv.rs` cannot read (not on the CPU): the whole product through candle.
+    Whole(&'a Linear),
+}
+
+impl Task<'_> {
+    fn run(
+        &self,
+        x: &[f32],
+        x_tensor: &Tensor,
+        m: usize,
+        rows: usize,
+        k: usize,
+    ) -> Result<Vec<f32>> {
+        Ok(match self {
+            Task::Dense(w) => w.product(x, m, rows, k),
+            Task::Shard(shard) => shard.forward(x_tensor)?.flatten_all()?.to_vec1::<f32>()?,
+            Task::Whole(layer) => layer.product(x_tensor)?.flatten_all()?.to_vec1::<f32>()?,
+        })
     }
 }
 
@@ -335,6 +457,44 @@ mod tests {
         let one = Tensor::randn(0f32, 1.0, (1, 1, 8), &dev).unwrap();
         assert!(few_rows_product(&one, var.as_tensor()).unwrap().is_none());
         assert!(few_rows_product(&one, &w32).unwrap().is_some());
+    }
+
+    /// Layers of every format (dense f32/bf16, quantized Q8_0 cut into shards, with and
+    /// without bias) run as one shared job give each layer's own `forward`.
+    #[test]
+    fn shared_row_products_equal_each_layers_forward() {
+        let dev = Device::Cpu;
+        let k = 64;
+        let w = |n: usize| Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
+        let bias = Tensor::randn(0f32, 1.0, 100, &dev).unwrap();
+        let q8 = LinearWeight::quantize(&w(300), GgmlDType::Q8_0).unwrap();
+        let layers = [
+            Linear::new(LinearWeight::Dense(w(100)), Some(bias)).unwrap(),
+            Linear::new(q8, None).unwrap(),
+            Linear::new(
+                LinearWeight::Dense(w(2500).to_dtype(DType::BF16).unwrap()),
+                None,
+            )
+            .unwrap(),
+        ];
+        for m in [1, 3] {
+            let x = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap();
+            let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let refs: Vec<&Linear> = layers.iter().collect();
+            let shared = Linear::forward_rows_shared(&refs, &xs, m).unwrap();
+            for (layer, got) in layers.iter().zip(shared) {
+                let want = layer.forward(&x).unwrap().flatten_all().unwrap();
+                let want = want.to_vec1::<f32>().unwrap();
+                assert_eq!(got.len(), want.len());
+                let diff = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(diff < 1e-3, "{} rows, {}: {diff}", m, layer.format_name());
+            }
+        }
+        assert!(Linear::forward_rows_shared(&[&layers[0]], &[0.0; 3], 1).is_err());
     }
 
     #[test]

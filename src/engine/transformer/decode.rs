@@ -11,6 +11,7 @@ use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
 use super::super::error::{EngineError, Result};
 use super::super::gemv;
+use super::super::linear::Linear;
 use super::{Attention, Mlp, Transformer};
 
 /// At most this many sequences go through the slice path; larger batches (sweeps) gain more
@@ -71,9 +72,12 @@ impl Attention {
     ) -> Result<Vec<f32>> {
         let d = self.head_dim;
         let (heads, kv_heads) = (self.num_heads, self.num_kv_heads);
-        let mut q = self.q_proj.base.forward_rows(x, rows)?;
-        let mut k = self.k_proj.base.forward_rows(x, rows)?;
-        let v = self.v_proj.base.forward_rows(x, rows)?;
+        let projections = [&self.q_proj.base, &self.k_proj.base, &self.v_proj.base];
+        let [mut q, mut k, v]: [Vec<f32>; 3] = Linear::forward_rows_shared(&projections, x, rows)?
+            .try_into()
+            .map_err(|_| {
+                EngineError::usage("q/k/v projections gave the wrong number of outputs")
+            })?;
         // Rows are (sequence, head, d) already: one position per sequence.
         q.chunks_exact_mut(d).for_each(|h| rotate(h, cos, sin));
         k.chunks_exact_mut(d).for_each(|h| rotate(h, cos, sin));
@@ -114,8 +118,12 @@ impl Attention {
 
 impl Mlp {
     fn decode_rows(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
-        let mut gate = self.gate_proj.forward_rows(x, rows)?;
-        let up = self.up_proj.forward_rows(x, rows)?;
+        let projections = [&self.gate_proj, &self.up_proj];
+        let [mut gate, up]: [Vec<f32>; 2] = Linear::forward_rows_shared(&projections, x, rows)?
+            .try_into()
+            .map_err(|_| {
+                EngineError::usage("gate/up projections gave the wrong number of outputs")
+            })?;
         gate.iter_mut()
             .zip(&up)
             .for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
