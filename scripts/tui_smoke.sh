@@ -57,6 +57,31 @@ wait_for '\+1\.25' "the helpful slider did not move"
 tmux send-keys -t "$S" '?'
 wait_for 'Keys \(esc or \? closes\)' "no help overlay"
 tmux send-keys -t "$S" Escape
+
+# The profile picker reads the file when it opens, so profiles written now are listed: a broken
+# one (its error is one line, the old models stay) and one on other fixture models.
+cat > "$WORK/config.toml" <<EOF
+[profiles.broken]
+base = "/nowhere/model"
+[profiles.qwen]
+base = "$PWD/$M/qwen2_base"
+arms = { steer = "$PWD/$M/qwen2_arm" }
+weights = { steer = 1.5 }
+EOF
+tmux send-keys -t "$S" M
+wait_for 'Profiles \(enter loads' "no profile picker"
+screen | grep -q 'qwen2_base' || fail "the picker does not list the qwen profile"
+tmux send-keys -t "$S" Down Enter
+wait_for 'profile broken not loaded: --base /nowhere/model' "a broken profile was not reported"
+screen | grep -q '│  harmless ' || fail "the old models did not stay after a broken profile"
+tmux send-keys -t "$S" M
+wait_for 'Profiles \(enter loads' "no profile picker the second time"
+tmux send-keys -t "$S" Down Down Enter
+wait_for 'profile qwen loaded' "the qwen profile did not load"
+screen | grep -q 'qwen2_base + steer' || fail "the status line does not show the qwen models"
+screen | grep -q '+1\.50' || fail "the steer slider is not at the profile's weight"
+tmux send-keys -t "$S" r
+wait_for '(done|running).*[1-9][0-9]* tokens' "no tokens from the qwen profile"
 tmux send-keys -t "$S" q
 wait_for '^smoke\$ ?$' "the playground did not quit"
 check_cooked "after q"

@@ -14,7 +14,7 @@
 //! [presets.careful]           # weights by ARM name, saved and loaded in the playground
 //! helpful = 1.0
 //! harmless = 2.0
-//! [profiles.tulu]             # named model sets for `--profile` (not wired into the CLI yet)
+//! [profiles.tulu]             # named model sets: `--profile tulu`, or `M` in the playground
 //! base = "/models/tulu-2-7b"
 //! arms = { harmless = "/models/arm-harmless" }
 //! weights = { harmless = 1.0 }

@@ -435,3 +435,243 @@ fn keys_drive_the_real_event_loop() {
         "{screen}"
     );
 }
+
+/// A config file whose profiles use the fixture models: `qwen` (another base and ARM),
+/// `broken` (a base that is not there).
+fn profile_config(dir: &std::path::Path) -> PathBuf {
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.qwen]\nbase = {:?}\narms = {{ steer = {:?} }}\nweights = {{ steer = 1.5 }}\n\
+             [profiles.broken]\nbase = \"/nowhere/model\"\narms = {{ helpful = {:?} }}\n",
+            fixture("qwen2_base"),
+            fixture("qwen2_arm"),
+            fixture("llama_arm_helpful"),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// The session of [`session`], knowing its config file and the flags it started with.
+fn session_with_profiles(config: &std::path::Path, max_new_tokens: usize) -> Session {
+    let mut s = session(max_new_tokens);
+    s.config_path = Some(config.to_path_buf());
+    s.startup_models = Some(fixture_models(&["harmless=0.5"]));
+    s
+}
+
+/// Open the picker and load the set named `profile` (None: the startup models); wait for it.
+fn pick(s: &mut Session, profile: Option<&str>) {
+    s.dispatch(Action::OpenProfiles);
+    let row = s
+        .state
+        .model_sets()
+        .position(|set| set.profile.as_deref() == profile)
+        .unwrap_or_else(|| panic!("{profile:?} is not listed"));
+    while s.state.profile_selected > row {
+        s.dispatch(Action::ProfilePrev);
+    }
+    while s.state.profile_selected < row {
+        s.dispatch(Action::ProfileNext);
+    }
+    s.dispatch(Action::ProfileLoad);
+    assert!(s.is_loading());
+    assert!(
+        s.wait_until(WAIT, |st| st.loading.is_none()),
+        "the load did not finish"
+    );
+}
+
+fn run_to_end(s: &mut Session) -> Vec<u32> {
+    s.dispatch(Action::Run);
+    assert!(s.wait_until(WAIT, finished));
+    assert!(
+        matches!(s.state.run, RunState::Done(_)),
+        "{:?}",
+        s.state.message
+    );
+    ids(s)
+}
+
+/// Token ids of `genarm generate --json` with the config file `config`.
+fn cli_ids(config: &std::path::Path, args: &[&str]) -> Vec<u32> {
+    let out = assert_cmd::Command::cargo_bin("genarm")
+        .unwrap()
+        .env("GENARM_CONFIG", config)
+        .arg("generate")
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["type"] == "token")
+        .map(|l| l["token_id"].as_u64().unwrap() as u32)
+        .collect()
+}
+
+#[test]
+fn the_profile_picker_swaps_models_like_the_cli_and_a_broken_profile_keeps_the_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = profile_config(dir.path());
+    let mut s = session_with_profiles(&config, 8);
+    type_prompt(&mut s, "Hello there");
+    s.dispatch(Action::Back);
+    let startup_ids = run_to_end(&mut s);
+    assert_eq!(startup_ids.len(), 8);
+
+    // The picker lists the startup set and the file's profiles, by name.
+    s.dispatch(Action::OpenProfiles);
+    let listed: Vec<Option<String>> = s.state.model_sets().map(|m| m.profile.clone()).collect();
+    assert_eq!(
+        listed,
+        [None, Some("broken".to_string()), Some("qwen".to_string())]
+    );
+    s.dispatch(Action::Back);
+
+    // A broken profile: one line naming what is wrong; the old models stay and still work.
+    s.dispatch(Action::OpenProfiles);
+    s.dispatch(Action::ProfileNext);
+    s.dispatch(Action::ProfileLoad);
+    // The UI is not blocked: the status line says what is loading, keys still act.
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    terminal
+        .draw(|f| {
+            view::draw(&s.state, f);
+        })
+        .unwrap();
+    let screen = format!("{}", terminal.backend());
+    assert!(screen.contains("loading profile broken…"), "{screen}");
+    s.dispatch(Action::CursorHome);
+    assert_eq!(s.state.selected(), Some(0));
+    assert!(s.wait_until(WAIT, |st| st.loading.is_none()));
+    let message = s.state.message.clone().unwrap_or_default();
+    assert!(
+        message.starts_with("profile broken not loaded: --base /nowhere/model")
+            && !message.contains('\n'),
+        "{message}"
+    );
+    assert_eq!(s.state.profile, None);
+    assert_eq!(s.state.arm_names, ["helpful", "harmless"]);
+    assert_eq!(ids(&s), startup_ids, "the transcript stays");
+    assert_eq!(
+        run_to_end(&mut s),
+        startup_ids,
+        "the old models still generate"
+    );
+
+    // A profile gone from the file since the list was read is named with the ones there are.
+    s.dispatch(Action::OpenProfiles);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("[profiles.broken]", "[profiles.gone]"),
+    )
+    .unwrap();
+    s.dispatch(Action::ProfileNext);
+    s.dispatch(Action::ProfileLoad);
+    assert!(s.wait_until(WAIT, |st| st.loading.is_none()));
+    let message = s.state.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("--profile broken: no profile named 'broken'")
+            && message.contains("profiles: gone, qwen"),
+        "{message}"
+    );
+    assert_eq!(s.state.arm_names, ["helpful", "harmless"]);
+
+    // The qwen profile: new base and ARM, the profile's weight on the slider, chat off, the
+    // transcript cleared; then exactly the tokens `genarm generate --profile qwen` gives.
+    pick(&mut s, Some("qwen"));
+    assert_eq!(s.state.message.as_deref(), Some("profile qwen loaded"));
+    assert_eq!(s.state.profile.as_deref(), Some("qwen"));
+    assert_eq!(s.state.base_name, "qwen2_base");
+    assert_eq!(s.state.arm_names, ["steer"]);
+    assert_eq!(s.state.weights, [1.5]);
+    assert!(s.state.tokens.is_empty());
+    assert_eq!(s.state.run, RunState::Idle);
+    let qwen_ids = run_to_end(&mut s);
+    assert!(
+        s.state
+            .tokens
+            .iter()
+            .all(|t| t.record.arms.len() == 1 && t.record.arms[0].weight == 1.5)
+    );
+    let cli = cli_ids(
+        &config,
+        &[
+            "--profile",
+            "qwen",
+            "--prompt",
+            "Hello there",
+            "--max-new-tokens",
+            "8",
+        ],
+    );
+    assert_eq!(qwen_ids, cli);
+    assert_ne!(qwen_ids, startup_ids);
+
+    // Back to the startup models: the first run's tokens again.
+    pick(&mut s, None);
+    assert_eq!(
+        s.state.message.as_deref(),
+        Some("the startup models loaded")
+    );
+    assert_eq!(s.state.arm_names, ["helpful", "harmless"]);
+    assert_eq!(s.state.weights, [1.0, 0.5]);
+    assert_eq!(run_to_end(&mut s), startup_ids);
+}
+
+#[test]
+fn the_picker_works_through_keys_in_the_real_event_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = profile_config(dir.path());
+    let mut s = session_with_profiles(&config, 4);
+    s.state.prompt = "Hello there".into();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut terminal = Terminal::new(TestBackend::new(90, 28)).unwrap();
+    let press = |code| TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE));
+    // M, down twice to qwen, enter; nothing is pressed while it loads, so only the loop's
+    // wait on the load can apply it before `r` comes.
+    let script: Vec<(u64, TermEvent)> = vec![
+        (0, key('M')),
+        (0, press(KeyCode::Down)),
+        (0, press(KeyCode::Down)),
+        (0, press(KeyCode::Enter)),
+        (1500, key('r')),
+        (1500, key('q')),
+    ];
+    let input = futures::stream::unfold(script.into_iter(), |mut rest| async move {
+        let (delay, event) = rest.next()?;
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        Some((Ok(event), rest))
+    });
+    runtime
+        .block_on(app::run(
+            &mut terminal,
+            &mut s,
+            input,
+            std::future::pending(),
+        ))
+        .unwrap();
+    assert_eq!(
+        s.state.profile.as_deref(),
+        Some("qwen"),
+        "{:?}",
+        s.state.message
+    );
+    assert_eq!(s.state.arm_names, ["steer"]);
+    assert!(!s.state.tokens.is_empty(), "{:?}", s.state.message);
+    let screen = format!("{}", terminal.backend());
+    assert!(screen.contains("qwen2_base + steer"), "{screen}");
+}

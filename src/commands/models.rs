@@ -1,6 +1,6 @@
 //! Turning `--base/--arm/--weight/--dtype` into a loaded [`Guide`] and a weight vector.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
@@ -67,9 +67,30 @@ pub fn base_label(args: &ModelArgs) -> String {
         .map_or_else(|| "demo".to_string(), |p| p.display().to_string())
 }
 
-/// Load the base and every ARM, checking the flags before the (slow) loading.
+/// Load the base and every ARM, checking the flags before the (slow) loading. Notices (such as
+/// `--chat` on a model without a chat template) go to stderr.
 pub fn load_guide(args: &ModelArgs) -> Result<(Guide, Vec<f32>)> {
-    let args = &*super::profile::with_profile(args)?;
+    let loaded = load_guide_from(args, crate::config::default_path().as_deref())?;
+    for notice in &loaded.notices {
+        eprintln!("notice: {notice}");
+    }
+    Ok((loaded.guide, loaded.weights))
+}
+
+/// What [`load_guide_from`] loaded: the models, their weights, and notices for the user.
+pub struct LoadedGuide {
+    pub guide: Guide,
+    pub weights: Vec<f32>,
+    /// Things worth telling that are not errors, one line each (without a "notice:" prefix).
+    pub notices: Vec<String>,
+}
+
+/// [`load_guide`] with `--profile` read from the config file at `config`, and the notices
+/// returned instead of printed: the playground's profile picker loads through this while the
+/// terminal is in raw mode, so a profile means exactly what it means to the CLI.
+pub fn load_guide_from(args: &ModelArgs, config: Option<&Path>) -> Result<LoadedGuide> {
+    let args = &*super::profile::with_profile_in(args, config)?;
+    let mut notices = Vec::new();
     let dtype = parse_dtype(&args.dtype)?;
     if args.system.is_some() && !args.chat {
         bail!("--system is the system message of --chat; give --chat too");
@@ -106,7 +127,7 @@ pub fn load_guide(args: &ModelArgs) -> Result<(Guide, Vec<f32>)> {
     }
     let mut guide = Guide::new(base, loaded)?;
     if args.chat {
-        guide.chat = chat_prompt(&guide.base, args.system.clone())?;
+        guide.chat = chat_prompt(&guide.base, args.system.clone(), &mut notices)?;
     }
     guide.prompt_template = match (&args.prompt_template, &args.base) {
         // The chat template replaces any prompt format (clap refuses --prompt-template too).
@@ -120,11 +141,19 @@ pub fn load_guide(args: &ModelArgs) -> Result<(Guide, Vec<f32>)> {
         (None, None) => Some(crate::demo::world::prompt_for("{prompt}")),
         (None, Some(_)) => None,
     };
-    Ok((guide, weights))
+    Ok(LoadedGuide {
+        guide,
+        weights,
+        notices,
+    })
 }
 
 /// `--chat`: the base model's chat template compiled, or None with a notice when it has none.
-fn chat_prompt(base: &CausalLm, system: Option<String>) -> Result<Option<ChatPrompt>> {
+fn chat_prompt(
+    base: &CausalLm,
+    system: Option<String>,
+    notices: &mut Vec<String>,
+) -> Result<Option<ChatPrompt>> {
     match &base.tokenizer.chat_template {
         Some(template) => Ok(Some(
             ChatPrompt::new(template, system).map_err(|e| anyhow::anyhow!("--chat: {e}"))?,
@@ -135,10 +164,10 @@ fn chat_prompt(base: &CausalLm, system: Option<String>) -> Result<Option<ChatPro
             } else {
                 ""
             };
-            eprintln!(
-                "notice: --chat: {} has no chat template in its tokenizer_config.json; using the plain prompt{ignored}",
+            notices.push(format!(
+                "--chat: {} has no chat template in its tokenizer_config.json; using the plain prompt{ignored}",
                 base.display_name()
-            );
+            ));
             Ok(None)
         }
     }

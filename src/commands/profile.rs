@@ -16,13 +16,23 @@ use crate::config::{self, Profile};
 /// weights then no longer apply); `--weight` overrides a profile weight; the profile's `chat`
 /// turns `--chat` on unless `--prompt-template` asks for another format.
 pub fn with_profile(args: &ModelArgs) -> Result<Cow<'_, ModelArgs>> {
+    with_profile_in(args, config::default_path().as_deref())
+}
+
+/// [`with_profile`] reading the profile from the config file at `config` (None: the platform
+/// has no config location). The playground's profile picker loads through this, with the
+/// config file its session uses.
+pub fn with_profile_in<'a>(
+    args: &'a ModelArgs,
+    config: Option<&Path>,
+) -> Result<Cow<'a, ModelArgs>> {
     let Some(name) = &args.profile else {
         return Ok(Cow::Borrowed(args));
     };
-    let Some(path) = config::default_path() else {
+    let Some(path) = config else {
         bail!("--profile {name}: no config file location on this system; set GENARM_CONFIG");
     };
-    let profile = find(&path, name)?;
+    let profile = find(path, name)?;
     Ok(Cow::Owned(apply(args, &profile)))
 }
 

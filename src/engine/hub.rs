@@ -150,6 +150,30 @@ fn is_truthy(value: &str) -> bool {
     )
 }
 
+thread_local! {
+    /// Set while [`without_progress`] runs: downloads on this thread draw no progress bar.
+    static NO_PROGRESS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` with download progress bars off on this thread (the playground loads models while it
+/// owns the terminal, where a bar on stderr would scribble over the screen).
+pub fn without_progress<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            NO_PROGRESS.with(|p| p.set(self.0));
+        }
+    }
+    let _restore = Restore(NO_PROGRESS.with(|p| p.replace(true)));
+    f()
+}
+
+/// Whether a download may draw a progress bar: stderr is a terminal nobody else is drawing on.
+#[cfg_attr(not(feature = "download"), allow(dead_code))]
+fn show_progress() -> bool {
+    !NO_PROGRESS.with(|p| p.get()) && std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
 /// Turn a `--base`/`--arm` value into a model folder: an existing path is always a path; an
 /// `org/repo[@rev]` that is not one is a Hub id; anything else is returned as it is, for the
 /// loader to report.
@@ -340,7 +364,7 @@ mod download {
     pub fn fetch(id: &HubId, env: &HubEnv) -> Result<std::path::PathBuf, String> {
         let mut builder = ApiBuilder::from_cache(Cache::new(env.cache.clone()))
             .with_token(env.token.clone())
-            .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+            .with_progress(super::show_progress());
         if let Some(endpoint) = &env.endpoint {
             builder = builder.with_endpoint(endpoint.clone());
         }

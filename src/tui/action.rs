@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::state::{LoadedModels, ModelSet};
 use crate::engine::SamplingParams;
 use crate::engine::worker::{Command, Event};
 
@@ -47,6 +48,20 @@ pub enum Action {
     PresetNext,
     /// Put the highlighted preset's weights on the sliders.
     PresetLoad,
+
+    /// Open the profile picker (the config file's profiles are read again).
+    OpenProfiles,
+    /// The config file's profiles were read, or why not.
+    ProfilesRead(Result<Vec<ModelSet>, String>),
+    ProfilePrev,
+    ProfileNext,
+    /// Load the highlighted model set in the background (the current run stops first).
+    ProfileLoad,
+    /// A model set finished loading: the worker now runs it (Ok), or the old models stay (Err).
+    ProfileLoaded {
+        profile: Option<String>,
+        result: Result<LoadedModels, String>,
+    },
 
     /// Open the response line (score mode).
     EditResponse,
@@ -118,4 +133,9 @@ pub enum Effect {
     },
     SetWeights(Vec<f32>),
     SetSampling(SamplingParams),
+    /// Read the config file's profiles (answered by [`Action::ProfilesRead`]).
+    ReadProfiles,
+    /// Load a profile's models (None: the startup models) on a thread of its own, answered by
+    /// [`Action::ProfileLoaded`].
+    LoadModels(Option<String>),
 }

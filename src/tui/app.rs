@@ -1,6 +1,7 @@
-//! The loop: terminal input, engine events and a frame tick in one `tokio::select!`. Engine
-//! events only mark the screen dirty and are drawn on the next tick (many tokens, one frame);
-//! input is drawn at once, so keys feel immediate. Nothing here waits on the engine.
+//! The loop: terminal input, engine events (and the end of a profile load) and a frame tick in
+//! one `tokio::select!`. Engine events only mark the screen dirty and are drawn on the next tick
+//! (many tokens, one frame); input is drawn at once, so keys feel immediate. Nothing here waits
+//! on the engine or on loading models.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use ratatui::Terminal;
 use ratatui::backend::Backend;
 
 use super::action::Action;
-use super::session::Session;
+use super::session::{Incoming, Session};
 use super::view::{self, HitMap};
 
 /// 30 frames a second at most while tokens stream in.
@@ -100,17 +101,11 @@ where
                 stats.input_to_frame_ms.push(arrived.elapsed().as_secs_f64() * 1000.0);
                 dirty = false;
             }
-            event = session.next_event(), if session.engine_alive => {
-                match event {
-                    Some(event) => {
-                        session.engine_event(event);
-                        stats.engine_events += 1 + session.drain_events();
-                    }
-                    None => {
-                        session.engine_alive = false;
-                        session.state.message = Some("the engine thread has stopped".into());
-                    }
+            incoming = session.next_incoming() => {
+                if incoming == Incoming::Engine {
+                    stats.engine_events += 1;
                 }
+                stats.engine_events += session.drain_events();
                 dirty = true;
             }
             _ = tick.tick() => {

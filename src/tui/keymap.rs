@@ -48,6 +48,7 @@ const EXAMPLES: &[Mode] = &[Mode::Examples];
 const HELP: &[Mode] = &[Mode::Help];
 const PRESET_NAME: &[Mode] = &[Mode::PresetName];
 const PRESETS: &[Mode] = &[Mode::Presets];
+const PROFILES: &[Mode] = &[Mode::Profiles];
 const RESPONSE: &[Mode] = &[Mode::Response];
 const COMPARE: &[Mode] = &[Mode::Compare];
 const FRONTIER: &[Mode] = &[Mode::Frontier];
@@ -272,6 +273,14 @@ pub static BINDINGS: &[Binding] = &[
         help: "load a weight preset",
     },
     Binding {
+        name: "profiles",
+        modes: NORMAL,
+        keys: &[ch('M')],
+        action: Action::OpenProfiles,
+        hint: "models",
+        help: "switch models: a profile from the config file, or the startup models",
+    },
+    Binding {
         name: "edit",
         modes: NORMAL,
         keys: &[ch('e'), ch('/')],
@@ -466,6 +475,38 @@ pub static BINDINGS: &[Binding] = &[
     Binding {
         name: "presets-close",
         modes: PRESETS,
+        keys: &[key(KeyCode::Esc), ch('q')],
+        action: Action::Back,
+        hint: "close",
+        help: "close the list",
+    },
+    Binding {
+        name: "profiles-load",
+        modes: PROFILES,
+        keys: &[key(KeyCode::Enter)],
+        action: Action::ProfileLoad,
+        hint: "load",
+        help: "load the highlighted model set (stops the run, clears the output)",
+    },
+    Binding {
+        name: "profiles-prev",
+        modes: PROFILES,
+        keys: &[key(KeyCode::Up), ch('k')],
+        action: Action::ProfilePrev,
+        hint: "choose",
+        help: "previous model set",
+    },
+    Binding {
+        name: "profiles-next",
+        modes: PROFILES,
+        keys: &[key(KeyCode::Down), ch('j')],
+        action: Action::ProfileNext,
+        hint: "choose",
+        help: "next model set",
+    },
+    Binding {
+        name: "profiles-close",
+        modes: PROFILES,
         keys: &[key(KeyCode::Esc), ch('q')],
         action: Action::Back,
         hint: "close",

@@ -55,12 +55,9 @@ pub fn run(models: &ModelArgs, args: &PlayArgs) -> Result<()> {
     state.keymap = keymap::Keymap::with_overrides(&config.keys);
     state.theme = view::palette::Theme::from_config(&config.theme);
     state.presets = config.presets;
-    state.chat = guide
-        .base
-        .tokenizer
-        .chat_template
-        .is_some()
-        .then_some(guide.chat.is_some());
+    state.chat = session::chat_state(&guide);
+    state.startup.chat = state.chat == Some(true);
+    state.profiles = state::ModelSet::from_profiles(&config.profiles);
     state.message = config_warning;
     if let Some(prompt) = &args.prompt {
         state.prompt = prompt.clone();
@@ -69,6 +66,7 @@ pub fn run(models: &ModelArgs, args: &PlayArgs) -> Result<()> {
     let worker = Worker::spawn(guide, weights, sampling);
     let mut session = Session::new(state, worker);
     session.config_path = config_path;
+    session.startup_models = Some(models);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -301,3 +301,65 @@ fn frontier_running_and_done() {
     }
     snapshot_both_sizes("frontier", &s);
 }
+
+/// The config file's profiles for the picker snapshots: a long path, no ARMs, chat.
+fn profile_sets() -> Vec<super::state::ModelSet> {
+    use super::state::ModelSet;
+    vec![
+        ModelSet {
+            profile: Some("bare".into()),
+            base: "/models/TinyLlama-1.1B-Chat-v1.0".into(),
+            arms: vec![],
+            chat: true,
+        },
+        ModelSet {
+            profile: Some("tulu".into()),
+            base: "/home/someone/.cache/huggingface/hub/models--allenai--tulu-2-7b/snapshots/main"
+                .into(),
+            arms: vec![
+                ("helpful".into(), 1.0),
+                ("harmless".into(), 2.5),
+                ("brief".into(), -0.5),
+            ],
+            chat: true,
+        },
+    ]
+}
+
+#[test]
+fn profile_picker_loading_and_loaded() {
+    let mut s = streaming();
+    update(&mut s, Action::OpenProfiles);
+    update(&mut s, Action::ProfilesRead(Ok(profile_sets())));
+    update(&mut s, Action::ProfileNext);
+    update(&mut s, Action::ProfileNext);
+    snapshot_both_sizes("profiles", &s);
+    update(&mut s, Action::ProfileLoad);
+    snapshot_both_sizes("profile_loading", &s);
+    update(
+        &mut s,
+        Action::ProfileLoaded {
+            profile: Some("tulu".into()),
+            result: Ok(super::state::LoadedModels {
+                base_name: "tulu-2-7b".into(),
+                arm_names: vec!["helpful".into(), "harmless".into(), "brief".into()],
+                weights: vec![1.0, 2.5, -0.5],
+                chat: Some(true),
+                notices: vec![],
+            }),
+        },
+    );
+    snapshot_both_sizes("profile_loaded", &s);
+
+    // Without profiles the picker offers the startup set and says where profiles come from.
+    let mut s = empty_state();
+    update(&mut s, Action::OpenProfiles);
+    update(&mut s, Action::ProfilesRead(Ok(vec![])));
+    let (terminal, _) = render(&s, (80, 24));
+    let screen = format!("{}", terminal.backend());
+    assert!(screen.contains("• startup"), "{screen}");
+    assert!(
+        screen.contains("no [profiles.NAME] in the config file"),
+        "{screen}"
+    );
+}

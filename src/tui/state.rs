@@ -21,6 +21,8 @@ pub enum Mode {
     PresetName,
     /// The weight-preset list is open.
     Presets,
+    /// The profile picker (model sets) is open.
+    Profiles,
     /// Keys type a response to score.
     Response,
     /// Two settings side by side.
@@ -37,6 +39,7 @@ impl Mode {
         Mode::Examples,
         Mode::PresetName,
         Mode::Presets,
+        Mode::Profiles,
         Mode::Response,
         Mode::Compare,
         Mode::Frontier,
@@ -51,6 +54,7 @@ impl Mode {
             Self::Examples => "example list",
             Self::PresetName => "preset name",
             Self::Presets => "preset list",
+            Self::Profiles => "profile list",
             Self::Response => "response line",
             Self::Compare => "comparison",
             Self::Frontier => "frontier",
@@ -250,6 +254,81 @@ pub struct State {
     pub frontier: Option<Frontier>,
     /// Whether prompts go through the base model's chat template; None when it has none.
     pub chat: Option<bool>,
+
+    /// The models the session started with (first in the profile picker).
+    pub startup: ModelSet,
+    /// The config file's profiles, as last read.
+    pub profiles: Vec<ModelSet>,
+    /// Highlighted row of the picker: 0 is the startup set, then `profiles`.
+    pub profile_selected: usize,
+    /// The profile in use (None: the startup models).
+    pub profile: Option<String>,
+    /// A model set being loaded in the background: Some(profile name, or None for startup).
+    pub loading: Option<Option<String>>,
+}
+
+/// A model set the profile picker offers: the one the session started with, or a
+/// `[profiles.NAME]` of the config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSet {
+    /// The profile's name; None for the models the session started with.
+    pub profile: Option<String>,
+    /// The base as the profile names it (the startup set: the loaded base's name).
+    pub base: String,
+    /// ARM names and weights, in the order they are loaded.
+    pub arms: Vec<(String, f32)>,
+    /// Prompts go through the base model's chat template.
+    pub chat: bool,
+}
+
+impl ModelSet {
+    /// A config file profile as the picker lists it (an ARM without a weight gets 1, as in
+    /// `--profile`).
+    pub fn from_profile(name: &str, profile: &crate::config::Profile) -> Self {
+        Self {
+            profile: Some(name.to_string()),
+            base: profile.base.display().to_string(),
+            arms: profile
+                .arms
+                .keys()
+                .map(|arm| {
+                    (
+                        arm.clone(),
+                        profile.weights.get(arm).copied().unwrap_or(1.0),
+                    )
+                })
+                .collect(),
+            chat: profile.chat,
+        }
+    }
+
+    /// The config file's profiles, by name.
+    pub fn from_profiles(profiles: &BTreeMap<String, crate::config::Profile>) -> Vec<ModelSet> {
+        profiles
+            .iter()
+            .map(|(name, p)| Self::from_profile(name, p))
+            .collect()
+    }
+
+    /// "profile NAME", or "the startup models".
+    pub fn label(profile: Option<&str>) -> String {
+        match profile {
+            Some(name) => format!("profile {name}"),
+            None => "the startup models".into(),
+        }
+    }
+}
+
+/// What a finished profile load tells the state (the models themselves go to the new worker).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedModels {
+    pub base_name: String,
+    pub arm_names: Vec<String>,
+    pub weights: Vec<f32>,
+    /// As [`State::chat`]: None when the base has no chat template.
+    pub chat: Option<bool>,
+    /// Notices from loading (e.g. chat asked of a base without a template).
+    pub notices: Vec<String>,
 }
 
 /// Weights tried for each of the first two ARMs in the frontier sweep (4 × 4 settings).
@@ -339,6 +418,16 @@ impl State {
         weights: Vec<f32>,
         sampling: SamplingParams,
     ) -> Self {
+        let startup = ModelSet {
+            profile: None,
+            base: base_name.clone(),
+            arms: arm_names
+                .iter()
+                .cloned()
+                .zip(weights.iter().copied())
+                .collect(),
+            chat: false,
+        };
         Self {
             mode: Mode::Normal,
             mode_before_help: Mode::Normal,
@@ -380,7 +469,17 @@ impl State {
             comparison: None,
             frontier: None,
             chat: None,
+            startup,
+            profiles: Vec::new(),
+            profile_selected: 0,
+            profile: None,
+            loading: None,
         }
+    }
+
+    /// The picker's rows: the startup set, then the config file's profiles.
+    pub fn model_sets(&self) -> impl Iterator<Item = &ModelSet> {
+        std::iter::once(&self.startup).chain(&self.profiles)
     }
 
     /// The knobs in panel order: one weight per ARM, then the sampling settings.

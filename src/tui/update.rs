@@ -4,13 +4,20 @@
 use super::action::{Action, Effect};
 use super::state::{
     CompareSide, Comparison, EXAMPLE_PROMPTS, FRONTIER_GRID, FRONTIER_MAX_TOKENS, FRONTIER_SAMPLES,
-    Frontier, FrontierPoint, Mode, RunState, Slider, State, TEMPERATURE_RANGE, TEMPERATURE_STEP,
-    TOP_K_MAX, TOP_P_RANGE, TOP_P_STEP, TokenCell, WEIGHT_RANGE, WEIGHT_STEP,
+    Frontier, FrontierPoint, Mode, ModelSet, RunState, Slider, State, TEMPERATURE_RANGE,
+    TEMPERATURE_STEP, TOP_K_MAX, TOP_P_RANGE, TOP_P_STEP, TokenCell, WEIGHT_RANGE, WEIGHT_STEP,
 };
 use crate::engine::StopReason;
 use crate::engine::worker::{Command, Event};
 
 pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
+    if let Some(profile) = &state.loading {
+        if profiles::waits_for_loading(&action) {
+            let label = ModelSet::label(profile.as_deref());
+            state.message = Some(format!("wait: {label} is loading"));
+            return vec![];
+        }
+    }
     match action {
         Action::Quit => {
             state.quit = true;
@@ -200,6 +207,24 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::PresetLoad => {
             state.mode = Mode::Normal;
             load_preset(state)
+        }
+        Action::OpenProfiles => profiles::open(state),
+        Action::ProfilesRead(result) => {
+            profiles::read(state, result);
+            vec![]
+        }
+        Action::ProfilePrev => {
+            profiles::select(state, -1);
+            vec![]
+        }
+        Action::ProfileNext => {
+            profiles::select(state, 1);
+            vec![]
+        }
+        Action::ProfileLoad => profiles::load(state),
+        Action::ProfileLoaded { profile, result } => {
+            profiles::loaded(state, profile, result);
+            vec![]
         }
         Action::EditResponse => {
             state.mode = Mode::Response;
@@ -838,6 +863,8 @@ fn engine_event(state: &mut State, event: Event) {
         }
     }
 }
+
+mod profiles;
 
 #[cfg(test)]
 mod tests;

@@ -100,6 +100,7 @@ pub fn draw(state: &State, frame: &mut Frame) -> HitMap {
         Mode::Examples => overlay::draw_examples(state, frame, area),
         Mode::PresetName => overlay::draw_preset_name(state, frame, area),
         Mode::Presets => overlay::draw_presets(state, frame, area),
+        Mode::Profiles => overlay::draw_profiles(state, frame, area),
         Mode::Response => overlay::draw_response(state, frame, area),
         _ => {}
     }

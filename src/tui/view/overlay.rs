@@ -1,4 +1,5 @@
-//! Pop-ups drawn over the screen: the key help (from the keymap) and the example prompts.
+//! Pop-ups drawn over the screen: the key help (from the keymap), the example prompts, the
+//! weight presets and the profile picker.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
@@ -6,7 +7,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, List, ListItem, ListState, Paragraph};
 
-use crate::tui::state::{EXAMPLE_PROMPTS, Mode, State};
+use crate::tui::state::{EXAMPLE_PROMPTS, Mode, ModelSet, State};
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
@@ -25,6 +26,7 @@ pub fn draw_help(state: &State, frame: &mut Frame, area: Rect) {
         Mode::Examples => "In the example list",
         Mode::PresetName => "Naming a preset",
         Mode::Presets => "In the preset list",
+        Mode::Profiles => "In the profile list",
         Mode::Response => "On the response line (score mode)",
         Mode::Compare => "In the comparison",
         Mode::Frontier => "In the frontier",
@@ -97,6 +99,102 @@ pub fn draw_examples(state: &State, frame: &mut Frame, area: Rect) {
         .highlight_symbol("▶ ");
     let mut list_state = ListState::default().with_selected(Some(state.example_selected));
     frame.render_stateful_widget(list, popup, &mut list_state);
+}
+
+/// `text` cut to its last `width` characters, starting with "…" when cut (paths end in the
+/// part worth reading).
+fn fit_left(text: &str, width: usize) -> String {
+    let n = text.chars().count();
+    if n <= width {
+        text.to_string()
+    } else {
+        let kept: String = text.chars().skip(n + 1 - width.max(1)).collect();
+        format!("…{kept}")
+    }
+}
+
+/// "helpful ×1, harmless ×0.5": a model set's ARMs with the weights it starts them at.
+fn arms_text(set: &ModelSet) -> String {
+    if set.arms.is_empty() {
+        return "no ARMs".into();
+    }
+    set.arms
+        .iter()
+        .map(|(name, w)| format!("{name} ×{w}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The profile picker: the startup models, then each `[profiles.NAME]` of the config file, with
+/// base, ARMs (starting weights) and chat; `•` marks the set in use.
+pub fn draw_profiles(state: &State, frame: &mut Frame, area: Rect) {
+    let sets: Vec<&ModelSet> = state.model_sets().collect();
+    let names: Vec<&str> = sets
+        .iter()
+        .map(|s| s.profile.as_deref().unwrap_or("startup"))
+        .collect();
+    let note = state.profiles.is_empty();
+    let width = area.width.saturating_sub(4).min(110);
+    // Inside the borders and the "▶ " column: "• name  base  arms chat".
+    let name_w = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(16);
+    let room = (width as usize).saturating_sub(4 + 2 + name_w + 2 + 2 + 5);
+    let base_w = room * 2 / 5;
+    let arms_w = room - base_w;
+    let dim = Style::new().fg(state.theme.dim);
+    let items: Vec<ListItem> = sets
+        .iter()
+        .zip(&names)
+        .map(|(set, name)| {
+            let mark = if set.profile == state.profile {
+                "•"
+            } else {
+                " "
+            };
+            ListItem::new(Line::from(vec![
+                Span::styled(format!("{mark} "), Style::new().fg(state.theme.accent)),
+                Span::styled(
+                    format!("{:<name_w$}  ", fit(name, name_w)),
+                    Style::new().bold(),
+                ),
+                Span::raw(format!("{:<base_w$}  ", fit_left(&set.base, base_w))),
+                Span::raw(format!("{:<arms_w$} ", fit(&arms_text(set), arms_w))),
+                Span::raw(if set.chat { "chat" } else { "" }),
+            ]))
+        })
+        .collect();
+    let header = format!(
+        "    {:<name_w$}  {:<base_w$}  {:<arms_w$} {}",
+        "name", "base", "ARMs ×weight", "chat"
+    );
+    let height = sets.len() as u16 + 3 + u16::from(note);
+    let popup = centered(area, width, height);
+    frame.render_widget(Clear, popup);
+    let block = Block::bordered().title(" Profiles (enter loads, esc closes) ");
+    let inner = block.inner(popup);
+    frame.render_widget(block, popup);
+    let [header_area, list_area, note_area] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(u16::from(note)),
+    ])
+    .areas(inner);
+    frame.render_widget(Paragraph::new(header).style(dim), header_area);
+    let list = List::new(items)
+        .highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .highlight_symbol("▶ ");
+    let mut list_state = ListState::default().with_selected(Some(state.profile_selected));
+    frame.render_stateful_widget(list, list_area, &mut list_state);
+    if note {
+        frame.render_widget(
+            Paragraph::new(" no [profiles.NAME] in the config file (README: Profiles)").style(dim),
+            note_area,
+        );
+    }
 }
 
 /// "helpful 1.00  harmless 0.50", in the order given.

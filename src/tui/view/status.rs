@@ -7,7 +7,7 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::tui::state::{RunState, State};
+use crate::tui::state::{ModelSet, RunState, State};
 
 pub fn draw_status(state: &State, frame: &mut Frame, area: Rect) {
     let arms = if state.arm_names.is_empty() {
@@ -29,6 +29,12 @@ pub fn draw_status(state: &State, frame: &mut Frame, area: Rect) {
         format!(" {} ", state.run.label()),
         run_style.reversed(),
     )];
+    if let Some(profile) = &state.loading {
+        spans.push(Span::styled(
+            format!(" loading {}… │", ModelSet::label(profile.as_deref())),
+            Style::new().fg(Color::Yellow).bold(),
+        ));
+    }
     if let Some(message) = &state.message {
         let style = if state.run == RunState::Failed {
             Style::new().fg(Color::Red)
