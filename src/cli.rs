@@ -112,7 +112,8 @@ pub struct ModelArgs {
     /// activations). A GGUF model's quantized tensors are used as stored.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
-    /// tokenizer.json for a GGUF model (--base or --arm FILE.gguf) that has none beside it.
+    /// tokenizer.json for a GGUF model (--base or --arm FILE.gguf), used instead of one beside
+    /// the file or the tokenizer in its metadata.
     #[arg(long, value_name = "FILE")]
     pub tokenizer: Option<PathBuf>,
     /// Wrap prompts in this text, `{prompt}` marking where the prompt goes and `\n` a newline

@@ -3,8 +3,9 @@
 //! converter changes for Llama put back, so the same decoder runs it. Quantized tensors stay
 //! quantized (see `linear.rs`); f32/f16/bf16 ones become dense tensors of the compute dtype.
 //!
-//! The tokenizer is not rebuilt from the GGUF metadata (`tokenizer.ggml.*`): a `tokenizer.json`
-//! is needed, beside the file or named with `--tokenizer`.
+//! This module is about weights and config only. The tokenizer comes from a `tokenizer.json`
+//! beside the file or named with `--tokenizer`, else from the file's `tokenizer.ggml.*`
+//! metadata: see `gguf_tokenizer.rs` (and `CausalLm::load_gguf` for the order).
 
 use std::borrow::Cow;
 use std::collections::HashMap;

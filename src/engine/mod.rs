@@ -10,6 +10,7 @@ pub mod fastmath;
 pub mod gemv;
 pub mod generation;
 pub mod gguf;
+pub mod gguf_tokenizer;
 pub mod guidance;
 pub mod guide;
 pub mod hub;

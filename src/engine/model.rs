@@ -11,6 +11,7 @@ use super::adapter::{is_adapter_folder, merge_adapter, read_adapter_config};
 use super::config::{ModelConfig, token_ids};
 use super::error::{EngineError, Result};
 use super::gguf;
+use super::gguf_tokenizer;
 use super::linear::QuantPlan;
 use super::tokenizer::ModelTokenizer;
 use super::transformer::Transformer;
@@ -100,9 +101,9 @@ impl CausalLm {
         Self::load_with(dir, dtype, None)
     }
 
-    /// A model folder or a `.gguf` file. `tokenizer` (a tokenizer.json, or a folder holding
-    /// one) is used where the model brings none of its own: a GGUF file without a
-    /// tokenizer.json beside it.
+    /// A model folder or a `.gguf` file. For a GGUF file, `tokenizer` (a tokenizer.json, or a
+    /// folder holding one) is used first, then a tokenizer.json beside the file, then the
+    /// tokenizer its metadata describes.
     pub fn load_with(path: &Path, dtype: ComputeDtype, tokenizer: Option<&Path>) -> Result<Self> {
         if gguf::is_gguf(path) {
             return Self::load_gguf(path, dtype, tokenizer);
@@ -162,20 +163,14 @@ impl CausalLm {
         if !path.is_file() {
             return Err(EngineError::invalid(path, "no such GGUF file"));
         }
+        // A tokenizer.json beside the file or named with --tokenizer wins over the metadata.
         let beside = path.with_file_name("tokenizer.json");
-        let tokenizer_file = match tokenizer {
-            Some(t) if t.is_dir() => t.join("tokenizer.json"),
-            Some(t) => t.to_path_buf(),
-            None if beside.is_file() => beside,
-            None => {
-                return Err(EngineError::invalid(
-                    path,
-                    "no tokenizer: put its tokenizer.json beside the .gguf or pass --tokenizer \
-                     FILE (tokenizers are not rebuilt from GGUF metadata)",
-                ));
-            }
+        let tokenizer = match tokenizer {
+            Some(t) if t.is_dir() => ModelTokenizer::load_file(&t.join("tokenizer.json"))?,
+            Some(t) => ModelTokenizer::load_file(t)?,
+            None if beside.is_file() => ModelTokenizer::load_file(&beside)?,
+            None => gguf_tokenizer::load(path)?,
         };
-        let tokenizer = ModelTokenizer::load_file(&tokenizer_file)?;
         let device = Device::Cpu;
         let model = gguf::load(path, dtype.candle(), &device)?;
         let mut eos_ids = tokenizer.eos_ids.clone();

@@ -1,4 +1,5 @@
-//! A model's tokenizer with the special-token conventions from `tokenizer_config.json`.
+//! A model's tokenizer with the special-token conventions from `tokenizer_config.json` (or, for
+//! a GGUF file that carries its tokenizer as metadata, from that: see `gguf_tokenizer.rs`).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -9,13 +10,25 @@ use tokenizers::Tokenizer;
 use super::chat::ChatTemplate;
 use super::error::{EngineError, Result};
 
+/// What a tokenizer's configuration says about its special tokens, wherever it was read from
+/// (tokenizer_config.json, GGUF metadata).
+pub(super) struct Conventions {
+    pub bos_id: Option<u32>,
+    pub eos_ids: Vec<u32>,
+    /// `add_bos_token` / `add_eos_token` where the configuration sets them.
+    pub add_bos: Option<bool>,
+    pub add_eos: Option<bool>,
+    pub chat_template: Option<ChatTemplate>,
+}
+
 pub struct ModelTokenizer {
     pub inner: Tokenizer,
     pub bos_id: Option<u32>,
-    /// Ids named as eos by tokenizer_config.json (generation_config may add more).
+    /// Ids named as eos by tokenizer_config.json or the GGUF metadata (generation_config may add
+    /// more).
     pub eos_ids: Vec<u32>,
-    /// `add_bos_token` / `add_eos_token` when tokenizer_config.json sets them; None means the
-    /// tokenizer.json post-processor alone decides.
+    /// `add_bos_token` / `add_eos_token` when tokenizer_config.json (or the GGUF metadata) sets
+    /// them; None means the tokenizer's post-processor alone decides.
     add_bos: Option<bool>,
     add_eos: Option<bool>,
     special_ids: HashSet<u32>,
@@ -66,7 +79,6 @@ impl ModelTokenizer {
         apply_class_pipeline(&mut inner, &config).map_err(|e| {
             EngineError::invalid(path, format!("cannot set up the tokenizer pipeline: {e}"))
         })?;
-        let inner = inner;
         let token_of = |key: &str| -> Option<u32> {
             let content = match config.get(key)? {
                 Value::String(s) => s.as_str(),
@@ -75,6 +87,18 @@ impl ModelTokenizer {
             };
             inner.token_to_id(content)
         };
+        let conventions = Conventions {
+            bos_id: token_of("bos_token"),
+            eos_ids: token_of("eos_token").into_iter().collect(),
+            add_bos: config.get("add_bos_token").and_then(Value::as_bool),
+            add_eos: config.get("add_eos_token").and_then(Value::as_bool),
+            chat_template,
+        };
+        Ok(Self::assemble(inner, conventions))
+    }
+
+    /// A tokenizer built elsewhere (from GGUF metadata) with its special-token conventions.
+    pub(super) fn assemble(inner: Tokenizer, conventions: Conventions) -> Self {
         let len = inner
             .get_vocab(true)
             .values()
@@ -93,18 +117,18 @@ impl ModelTokenizer {
                 byte_tokens[id as usize] = true;
             }
         }
-        Ok(Self {
+        Self {
             byte_tokens,
             special_ids,
             added_ids,
-            bos_id: token_of("bos_token"),
-            eos_ids: token_of("eos_token").into_iter().collect(),
-            add_bos: config.get("add_bos_token").and_then(Value::as_bool),
-            add_eos: config.get("add_eos_token").and_then(Value::as_bool),
+            bos_id: conventions.bos_id,
+            eos_ids: conventions.eos_ids,
+            add_bos: conventions.add_bos,
+            add_eos: conventions.add_eos,
             len,
             inner,
-            chat_template,
-        })
+            chat_template: conventions.chat_template,
+        }
     }
 
     /// Token ids of a prompt, with the special tokens the model expects (BOS where the

@@ -63,6 +63,12 @@ fn gguf_name(hf: &str) -> String {
 
 /// Convert the model folder `dir` (config.json + model.safetensors) to the GGUF file `out`.
 pub fn write_gguf(dir: &Path, out: &Path, layout: GgufLayout) {
+    write_gguf_with(dir, out, layout, &[]);
+}
+
+/// [`write_gguf`] with more metadata (`tokenizer.ggml.*`, say); a key given here replaces the
+/// one `write_gguf` would write.
+pub fn write_gguf_with(dir: &Path, out: &Path, layout: GgufLayout, extra: &[(String, Value)]) {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let get = |k: &str| config[k].as_u64().unwrap() as u32;
@@ -118,6 +124,11 @@ pub fn write_gguf(dir: &Path, out: &Path, layout: GgufLayout) {
         (key("rope.freq_base"), Value::F32(theta)),
         ("tokenizer.ggml.eos_token_id".into(), Value::U32(2)),
     ];
+    let mut metadata: Vec<(String, Value)> = metadata
+        .into_iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .collect();
+    metadata.extend(extra.iter().cloned());
     let meta_refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut file = std::fs::File::create(out).unwrap();
