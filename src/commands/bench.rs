@@ -1,6 +1,8 @@
 //! `genarm bench`: prompt-processing and decoding speed, base-only and guided, each model's
 //! forward time per token, and the guidance overhead
-//! (guided step time − Σ forward times) / guided step time.
+//! (guided step time − time the forwards took) / guided step time. The models run side by
+//! side, so "time the forwards took" is the wall time of that part of the step, less than the
+//! sum of the per-model times.
 //!
 //! With `--dtypes f32,q8_0,...` the same models are loaded once per weight format and the
 //! formats compared side by side. Every run (base-only and guided, every format) is interleaved
@@ -23,6 +25,8 @@ struct Run {
     decode: Duration,
     /// Forward time per model (base first) during decoding.
     forward: Vec<Duration>,
+    /// Wall time of the forwards (the models run side by side).
+    forward_wall: Duration,
     tokens: usize,
 }
 
@@ -43,6 +47,7 @@ fn one_run(
     generation.set_ignore_eos(true);
     let prefill = started.elapsed();
     guide.take_forward_times();
+    guide.take_forward_wall_time();
     let started = Instant::now();
     let mut tokens = 0;
     while generation.stopped().is_none() {
@@ -54,6 +59,7 @@ fn one_run(
         prefill,
         decode,
         forward: guide.take_forward_times(),
+        forward_wall: guide.take_forward_wall_time(),
         tokens,
     })
 }
@@ -110,10 +116,8 @@ fn summarize(s: &Subject, prompt_tokens: usize) -> Summary {
     let pp = |r: &Run| prompt_tokens as f64 / r.prefill.as_secs_f64();
     let tg = |r: &Run| r.tokens as f64 / r.decode.as_secs_f64();
     let step_ms = |r: &Run| r.decode.as_secs_f64() * 1e3 / r.tokens as f64;
-    let overhead = |r: &Run| {
-        let fwd: f64 = r.forward.iter().map(Duration::as_secs_f64).sum();
-        (r.decode.as_secs_f64() - fwd) / r.decode.as_secs_f64()
-    };
+    let overhead =
+        |r: &Run| (r.decode.as_secs_f64() - r.forward_wall.as_secs_f64()) / r.decode.as_secs_f64();
     let models = s.guide.arms.len() + 1;
     let forward = (0..models)
         .map(|m| {

@@ -1,6 +1,6 @@
 //! A base model and its ARMs, advanced together over one shared vocabulary.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::chat::ChatPrompt;
 use super::error::{EngineError, Result};
@@ -22,6 +22,9 @@ pub struct Guide {
     /// The compiled template while the playground's chat switch is off, kept with its system
     /// message for when it is turned on again.
     parked_chat: Option<ChatPrompt>,
+    /// Wall time spent running the models (side by side) since the last
+    /// `take_forward_wall_time`.
+    forward_wall: Duration,
 }
 
 impl Guide {
@@ -55,6 +58,7 @@ impl Guide {
             prompt_template: None,
             chat: None,
             parked_chat: None,
+            forward_wall: Duration::ZERO,
         })
     }
 
@@ -143,13 +147,11 @@ impl Guide {
     /// the shared vocabulary.
     pub fn feed(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
         let vocab = self.vocab;
-        let mut out = Vec::with_capacity(1 + self.arms.len());
-        for model in self.models_mut() {
+        self.each_model(|model| {
             let mut logits = model.feed(ids)?;
             logits.truncate(vocab);
-            out.push(logits);
-        }
-        Ok(out)
+            Ok(logits)
+        })
     }
 
     /// Copy every model's cached prompt into `rows` rows; see [`Guide::feed_rows`].
@@ -161,10 +163,11 @@ impl Guide {
     /// [`Guide::feed`] gives for one sequence.
     pub fn feed_rows(&mut self, tokens: &[u32]) -> Result<Vec<Vec<Vec<f32>>>> {
         let vocab = self.vocab;
+        let per_model = self.each_model(|model| model.feed_rows(tokens))?;
         let mut rows: Vec<Vec<Vec<f32>>> =
             vec![Vec::with_capacity(1 + self.arms.len()); tokens.len()];
-        for model in self.models_mut() {
-            for (row, mut logits) in rows.iter_mut().zip(model.feed_rows(tokens)?) {
+        for logits_by_row in per_model {
+            for (row, mut logits) in rows.iter_mut().zip(logits_by_row) {
                 logits.truncate(vocab);
                 row.push(logits);
             }
@@ -175,18 +178,38 @@ impl Guide {
     /// Teacher-forced logits over `ids` for every model (one forward each): `[model][position]`.
     pub fn score_all(&mut self, ids: &[u32]) -> Result<Vec<Vec<Vec<f32>>>> {
         let vocab = self.vocab;
-        let mut out = Vec::with_capacity(1 + self.arms.len());
-        for model in self.models_mut() {
+        self.each_model(|model| {
             let mut rows = model.score_all(ids)?;
             rows.iter_mut().for_each(|r| r.truncate(vocab));
-            out.push(rows);
-        }
-        Ok(out)
+            Ok(rows)
+        })
     }
 
-    /// Forward time of each model (base first) since the last call.
+    /// Forward time of each model (base first) since the last call. The models run side by
+    /// side, so these overlap: their sum exceeds the wall time ([`Guide::take_forward_wall_time`]).
     pub fn take_forward_times(&mut self) -> Vec<Duration> {
         self.models_mut().map(|m| m.take_forward_time()).collect()
+    }
+
+    /// Wall time spent running the models since the last call.
+    pub fn take_forward_wall_time(&mut self) -> Duration {
+        std::mem::take(&mut self.forward_wall)
+    }
+
+    /// `f` on every model, results base first. The models run side by side on rayon's pool,
+    /// and their products split further wherever a thread is free: one model's forward is a
+    /// chain of products too small to keep two threads busy without waiting for each other at
+    /// every one, while three models in flight leave no thread waiting.
+    fn each_model<T: Send>(
+        &mut self,
+        f: impl Fn(&mut CausalLm) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        use rayon::prelude::*;
+        let started = Instant::now();
+        let mut models: Vec<&mut CausalLm> = self.models_mut().collect();
+        let out = rayon::scope(|_| models.par_iter_mut().map(|m| f(m)).collect());
+        self.forward_wall += started.elapsed();
+        out
     }
 
     fn models_mut(&mut self) -> impl Iterator<Item = &mut CausalLm> {
