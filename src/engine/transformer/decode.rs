@@ -4,8 +4,9 @@
 //! allocates a tensor and dispatches an op, which for one token costs as much as the
 //! arithmetic; here the same computation runs as loops over slices, and the products go to
 //! the kernels `Linear::forward_rows` picks (the same ones `forward` uses). The KV cache is
-//! the one the candle path fills, so a prompt prefilled through candle continues here, and
-//! `transformer.rs` checks that both give the same logits.
+//! the one the candle path fills, so a prompt prefilled through candle continues here; the
+//! test `slice_decoding_matches_candles_ops` in `transformer.rs` checks that both paths give
+//! the same hidden states.
 
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
