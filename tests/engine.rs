@@ -346,3 +346,28 @@ fn a_batch_refuses_bad_prompts_like_a_single_generation() {
     };
     assert!(sample_rows(&mut guide, &[1, 2], &[bad_top_p], 4).is_err());
 }
+
+/// The normalisers `feed_next` computes while the models run are each model's log-sum-exp, and
+/// a step built from them is the step `GuidedStep::new` builds from the logits alone.
+#[test]
+fn normalisers_computed_with_the_forwards_match_the_logits() {
+    use genarm::engine::guidance::GuidedStep;
+    let models = Models::new();
+    let mut guide = guide(&models);
+    let next = guide.feed_next(&[1, 5, 9, 2]).unwrap();
+    assert_eq!(next.logits.len(), 2);
+    for (logits, &lse) in next.logits.iter().zip(&next.log_sum_exp) {
+        let max = logits.iter().copied().fold(f32::MIN, f32::max) as f64;
+        let exact = max
+            + logits
+                .iter()
+                .map(|&v| (v as f64 - max).exp())
+                .sum::<f64>()
+                .ln();
+        assert!((lse as f64 - exact).abs() < 1e-4, "{lse} vs {exact}");
+    }
+    let from_next = GuidedStep::from_next(&next, &[1.5]);
+    let fresh = GuidedStep::new(&next.logits, &[1.5]);
+    assert!(max_diff(from_next.guided(), fresh.guided()) < 1e-5);
+    assert_eq!(from_next.top(5), fresh.top(5));
+}

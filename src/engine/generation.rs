@@ -6,7 +6,7 @@ use std::fmt;
 use super::detok::IncrementalDecoder;
 use super::error::{EngineError, Result};
 use super::guidance::GuidedStep;
-use super::guide::Guide;
+use super::guide::{Guide, NextLogits};
 use super::record::TokenRecord;
 use super::sampler::{Sampler, SamplingParams};
 
@@ -58,7 +58,7 @@ pub struct Generation {
     generated: Vec<u32>,
     pieces: Vec<String>,
     /// Next-token logits of every model (base first); None once stopped.
-    next_logits: Option<Vec<Vec<f32>>>,
+    next_logits: Option<NextLogits>,
     decoder: IncrementalDecoder,
     sampler: Sampler,
     max_new_tokens: usize,
@@ -82,7 +82,7 @@ impl Generation {
         params.validate()?;
         check_prompt(guide, &prompt_ids)?;
         guide.truncate(0);
-        let logits = guide.feed(&prompt_ids)?;
+        let logits = guide.feed_next(&prompt_ids)?;
         Ok(Self {
             prompt_ids,
             generated: Vec::new(),
@@ -152,7 +152,7 @@ impl Generation {
         let Some(logits) = self.next_logits.take() else {
             return Err(EngineError::usage("generation has no pending step"));
         };
-        let step = GuidedStep::new(&logits, weights);
+        let step = GuidedStep::from_next(&logits, weights);
         let token = match forced {
             Some(t) => t,
             None => self.sampler.pick(step.guided()),
@@ -188,7 +188,7 @@ impl Generation {
         )?;
         self.pieces.push(text);
         if self.stopped.is_none() {
-            self.next_logits = Some(guide.feed(&[token])?);
+            self.next_logits = Some(guide.feed_next(&[token])?);
         }
         Ok(record)
     }
@@ -216,7 +216,7 @@ impl Generation {
             .or(self.prompt_ids.last())
             .ok_or_else(|| EngineError::usage("nothing to rewind to"))?;
         guide.truncate(kept_total - 1);
-        self.next_logits = Some(guide.feed(&[last])?);
+        self.next_logits = Some(guide.feed_next(&[last])?);
         self.stopped = None;
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! log-probs of any token, the top alternatives) is derived from those without another pass.
 
 use super::fastmath;
+use super::guide::NextLogits;
 
 /// The distributions of one decoding position.
 pub struct GuidedStep<'a> {
@@ -25,30 +26,35 @@ impl<'a> GuidedStep<'a> {
     /// vocabulary length. `weights` has one entry per ARM.
     pub fn new(logits: &'a [Vec<f32>], weights: &[f32]) -> Self {
         let vocab = logits.iter().map(Vec::len).min().unwrap_or(0);
+        let normalisers: Vec<f32> = logits
+            .iter()
+            .map(|l| fastmath::log_sum_exp(&l[..vocab]))
+            .collect();
+        Self::with_normalisers(logits, &normalisers, weights)
+    }
+
+    /// [`GuidedStep::new`] for logits whose log-sum-exps are known (`Guide::feed_next`
+    /// computes them while the models run); `log_sum_exp[i]` belongs to `logits[i]`.
+    pub fn from_next(next: &'a NextLogits, weights: &[f32]) -> Self {
+        Self::with_normalisers(&next.logits, &next.log_sum_exp, weights)
+    }
+
+    fn with_normalisers(logits: &'a [Vec<f32>], log_sum_exp: &[f32], weights: &[f32]) -> Self {
+        let vocab = logits.iter().map(Vec::len).min().unwrap_or(0);
         let base_logits = &logits[0][..vocab];
         let arm_logits: Vec<&[f32]> = logits[1..].iter().map(|l| &l[..vocab]).collect();
-        let base_lse = fastmath::log_sum_exp(base_logits);
-        let arm_lse: Vec<f32> = arm_logits
-            .iter()
-            .map(|l| fastmath::log_sum_exp(l))
-            .collect();
+        let base_lse = log_sum_exp[0];
+        let arm_lse: Vec<f32> = log_sum_exp[1..].to_vec();
 
-        // combined = base_logits - base_lse + Σ w (arm_logits - arm_lse), built in one buffer.
-        let mut guided: Vec<f32> = base_logits.to_vec();
-        let mut offset = -base_lse;
+        // combined = log_softmax(base) + Σ w · log_softmax(arm), one pass per model.
+        let mut guided: Vec<f32> = base_logits.iter().map(|&b| b - base_lse).collect();
         for ((arm, &lse), &w) in arm_logits.iter().zip(&arm_lse).zip(weights) {
             if w == 0.0 {
                 continue;
             }
             for (g, &a) in guided.iter_mut().zip(arm.iter()) {
-                *g += w * a;
+                *g += w * (a - lse);
             }
-            offset -= w * lse;
-        }
-        // The constant offset does not change the normalised result, but adding it keeps the
-        // numbers in the range log_softmax would produce (and the sum exactly as the paper's).
-        for g in guided.iter_mut() {
-            *g += offset;
         }
         let lse = fastmath::log_sum_exp(&guided);
         for g in guided.iter_mut() {

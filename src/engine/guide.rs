@@ -6,6 +6,14 @@ use super::chat::ChatPrompt;
 use super::error::{EngineError, Result};
 use super::model::CausalLm;
 
+/// Every model's next-token logits (base first, cut to the shared vocabulary) with their
+/// log-sum-exp, the log-softmax normaliser: computed in the models' parallel tasks, where it
+/// costs nothing on the guided step's critical path.
+pub struct NextLogits {
+    pub logits: Vec<Vec<f32>>,
+    pub log_sum_exp: Vec<f32>,
+}
+
 pub struct Guide {
     pub base: CausalLm,
     /// (name, model) in the order given by the user.
@@ -146,11 +154,24 @@ impl Guide {
     /// Feed `ids` to every model; return each model's next-token logits (base first), cut to
     /// the shared vocabulary.
     pub fn feed(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.feed_next(ids)?.logits)
+    }
+
+    /// [`Guide::feed`] with each model's log-sum-exp.
+    pub fn feed_next(&mut self, ids: &[u32]) -> Result<NextLogits> {
         let vocab = self.vocab;
-        self.each_model(|model| {
-            let mut logits = model.feed(ids)?;
-            logits.truncate(vocab);
-            Ok(logits)
+        let (logits, log_sum_exp) = self
+            .each_model(|model| {
+                let mut logits = model.feed(ids)?;
+                logits.truncate(vocab);
+                let lse = super::fastmath::log_sum_exp(&logits);
+                Ok((logits, lse))
+            })?
+            .into_iter()
+            .unzip();
+        Ok(NextLogits {
+            logits,
+            log_sum_exp,
         })
     }
 
