@@ -371,3 +371,41 @@ fn normalisers_computed_with_the_forwards_match_the_logits() {
     assert!(max_diff(from_next.guided(), fresh.guided()) < 1e-5);
     assert_eq!(from_next.top(5), fresh.top(5));
 }
+
+/// A sweep asked to stop gives up before its next step, and one never asked finishes with the
+/// samples `sample_rows` gives.
+#[test]
+fn a_batch_can_be_stopped_between_steps() {
+    use genarm::engine::batch::{BatchRow, sample_rows, sample_rows_until};
+    use std::cell::Cell;
+    let models = Models::new();
+    let mut guide = guide(&models);
+    let rows: Vec<BatchRow> = (0..3)
+        .map(|i| BatchRow {
+            weights: vec![i as f32],
+            params: SamplingParams {
+                temperature: 1.0,
+                top_k: 0,
+                top_p: 1.0,
+                seed: i,
+            },
+        })
+        .collect();
+    let prompt = [1u32, 5, 9];
+    let asked = Cell::new(0);
+    let stop_at_third = || {
+        asked.set(asked.get() + 1);
+        asked.get() >= 3
+    };
+    let stopped = sample_rows_until(&mut guide, &prompt, &rows, 20, &stop_at_third).unwrap();
+    assert!(stopped.is_none());
+    assert_eq!(
+        asked.get(),
+        3,
+        "asked before every step, and no more after stopping"
+    );
+    // The guide is left ready for the next request.
+    let never = sample_rows_until(&mut guide, &prompt, &rows, 20, &|| false).unwrap();
+    let plain = sample_rows(&mut guide, &prompt, &rows, 20).unwrap();
+    assert_eq!(never, Some(plain));
+}

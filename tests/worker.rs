@@ -199,3 +199,31 @@ fn scoring_and_errors_come_back_as_events() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `Stop` while a sweep runs gives it up: `SweepStopped`, not its result, and the worker takes
+/// the next command. (The sweep is long enough — 64 rows of up to 2000 tokens — that Stop,
+/// repeated until an answer comes, reaches it while it runs.)
+#[test]
+fn stop_gives_up_a_running_sweep() {
+    let models = Models::new();
+    let mut worker = Worker::spawn(guide(&models, 4096), vec![1.0], SamplingParams::default());
+    worker.send(Command::Sweep {
+        prompt: "w5 w6 w7".into(),
+        settings: (0..64).map(|i| vec![i as f32 / 16.0]).collect(),
+        samples: 1,
+        max_new_tokens: 2000,
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let answer = loop {
+        worker.send(Command::Stop);
+        std::thread::sleep(Duration::from_millis(20));
+        if let Ok(e) = worker.events.try_recv() {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no answer to the sweep");
+    };
+    assert!(matches!(answer, Event::SweepStopped), "{answer:?}");
+    worker.send(generate(3));
+    let events = until_done(&mut worker);
+    assert_eq!(tokens(&events).len(), 3);
+}

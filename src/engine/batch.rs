@@ -51,15 +51,31 @@ pub fn sample_rows(
     rows: &[BatchRow],
     max_new_tokens: usize,
 ) -> Result<Vec<BatchSample>> {
+    let samples = sample_rows_until(guide, prompt_ids, rows, max_new_tokens, &|| false)?;
+    Ok(samples.unwrap_or_default())
+}
+
+/// [`sample_rows`] that asks `stop` before every decoding step and gives up (None) when it
+/// says so: the playground's frontier sweep can be cancelled this way.
+pub fn sample_rows_until(
+    guide: &mut Guide,
+    prompt_ids: &[u32],
+    rows: &[BatchRow],
+    max_new_tokens: usize,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<Vec<BatchSample>>> {
     check_prompt(guide, prompt_ids)?;
     for row in rows {
         row.params.validate()?;
     }
     let mut out = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(MAX_ROWS) {
-        out.extend(sample_chunk(guide, prompt_ids, chunk, max_new_tokens)?);
+        match sample_chunk(guide, prompt_ids, chunk, max_new_tokens, stop)? {
+            Some(samples) => out.extend(samples),
+            None => return Ok(None),
+        }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 fn sample_chunk(
@@ -67,7 +83,8 @@ fn sample_chunk(
     prompt_ids: &[u32],
     rows: &[BatchRow],
     max_new_tokens: usize,
-) -> Result<Vec<BatchSample>> {
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<Vec<BatchSample>>> {
     let arms = guide.arm_names().len();
     let mut states: Vec<RowState> = rows
         .iter()
@@ -86,6 +103,10 @@ fn sample_chunk(
     // results are ignored.
     let mut next: Vec<u32> = vec![0; rows.len()];
     while states.iter().any(|s| s.stop.is_none()) {
+        if stop() {
+            guide.truncate(0);
+            return Ok(None);
+        }
         for ((state, row), (row_logits, next)) in states
             .iter_mut()
             .zip(rows)
@@ -119,7 +140,7 @@ fn sample_chunk(
     }
     guide.truncate(0);
     let tokenizer = &guide.base.tokenizer;
-    states
+    let samples = states
         .into_iter()
         .map(|state| {
             let (mut decoder, pieces) = IncrementalDecoder::replay(tokenizer, &state.tokens)?;
@@ -131,5 +152,6 @@ fn sample_chunk(
                 stop: state.stop.unwrap_or(StopReason::MaxTokens),
             })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok(Some(samples))
 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc as events, watch};
 
-use super::batch::{BatchRow, sample_rows};
+use super::batch::{BatchRow, sample_rows_until};
 use super::error::Result;
 use super::generation::{Generation, ScoreSums, StopReason, score};
 use super::guide::Guide;
@@ -64,7 +64,8 @@ pub enum Command {
         settings: Vec<Vec<f32>>,
     },
     /// Sample `prompt` under every weight setting (`samples` each, seeds seed, seed+1, …) in
-    /// batches, and report each setting's mean Σ log π per ARM. Runs to its end (no `Stop`).
+    /// batches, and report each setting's mean Σ log π per ARM; `Stop` gives it up
+    /// (`Event::SweepStopped`).
     Sweep {
         prompt: String,
         settings: Vec<Vec<f32>>,
@@ -112,6 +113,8 @@ pub enum Event {
         settings: Vec<Vec<f32>>,
         mean_rewards: Vec<Vec<f64>>,
     },
+    /// A sweep given up because `Command::Stop` came while it ran.
+    SweepStopped,
     Error(String),
 }
 
@@ -361,7 +364,15 @@ impl EngineThread {
                         })
                     })
                     .collect();
-                let drawn = sample_rows(&mut self.guide, &prompt_ids, &rows, max_new_tokens)?;
+                self.cancel.store(false, Ordering::SeqCst);
+                let cancel = &self.cancel;
+                let stop = || cancel.load(Ordering::SeqCst);
+                let drawn =
+                    sample_rows_until(&mut self.guide, &prompt_ids, &rows, max_new_tokens, &stop)?;
+                let Some(drawn) = drawn else {
+                    self.emit(Event::SweepStopped);
+                    return Ok(());
+                };
                 let mean_rewards = drawn
                     .chunks(samples)
                     .map(|group| {

@@ -590,7 +590,7 @@ pub static BINDINGS: &[Binding] = &[
         keys: &[key(KeyCode::Esc), ch('q')],
         action: Action::Back,
         hint: "close",
-        help: "back to the playground (a running sweep finishes in the background)",
+        help: "back to the playground (a sweep still running is stopped)",
     },
     Binding {
         name: "help-close",

@@ -32,6 +32,14 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             }
             vec![]
         }
+        // Leaving a frontier that is still being swept cancels the sweep: its result would
+        // come too late to be seen, and the engine could do nothing else until then.
+        Action::Back if state.mode == Mode::Frontier && frontier_running(state) => {
+            state.mode = Mode::Normal;
+            state.frontier = None;
+            state.message = Some("frontier sweep stopped".into());
+            vec![Effect::Send(Command::Stop)]
+        }
         Action::Back if state.mode == Mode::Compare => {
             state.mode = Mode::Normal;
             match &state.comparison {
@@ -520,13 +528,17 @@ fn step(state: &mut State) -> Vec<Effect> {
     effects
 }
 
+fn frontier_running(state: &State) -> bool {
+    state.frontier.as_ref().is_some_and(|f| f.running)
+}
+
 /// Start the frontier sweep: the first two ARMs over the grid, other ARMs at their weights.
 fn open_frontier(state: &mut State) -> Vec<Effect> {
     if state.arm_names.len() < 2 {
         state.message = Some("the frontier needs two ARMs (it plots one against the other)".into());
         return vec![];
     }
-    if state.frontier.as_ref().is_some_and(|f| f.running) {
+    if frontier_running(state) {
         state.mode = Mode::Frontier;
         return vec![];
     }
@@ -846,6 +858,12 @@ fn engine_event(state: &mut State, event: Event) {
                     .collect();
                 f.running = false;
                 f.selected = 0;
+            }
+        }
+        Event::SweepStopped => {
+            // Only a frontier left while sweeping sends the stop, and leaving clears it.
+            if let Some(f) = state.frontier.as_mut() {
+                f.running = false;
             }
         }
         Event::Error(message) => {

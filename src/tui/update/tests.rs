@@ -744,7 +744,6 @@ fn the_frontier_sweeps_a_grid_of_the_first_two_arms_and_loads_a_point() {
     assert_eq!(prompt, "How do I bake bread?");
     assert!(s.frontier.as_ref().unwrap().running);
     // Opening again while it runs does not start a second sweep.
-    update(&mut s, Action::Back);
     assert!(update(&mut s, Action::OpenFrontier).is_empty());
 
     swept(&mut s);
@@ -764,6 +763,26 @@ fn the_frontier_sweeps_a_grid_of_the_first_two_arms_and_loads_a_point() {
         update(&mut s, Action::FrontierNext);
     }
     assert_eq!(s.frontier.as_ref().unwrap().selected, 15);
+}
+
+#[test]
+fn leaving_a_running_frontier_stops_its_sweep() {
+    let mut s = empty_state();
+    update(&mut s, Action::OpenFrontier);
+    let e = update(&mut s, Action::Back);
+    assert!(matches!(&e[..], [Effect::Send(Command::Stop)]), "{e:?}");
+    assert_eq!(s.mode, Mode::Normal);
+    assert!(s.frontier.is_none());
+    assert!(s.message.as_deref().unwrap().contains("stopped"));
+    // The engine's answer changes nothing more; a new frontier starts a new sweep.
+    update(&mut s, Action::Engine(Event::SweepStopped));
+    assert!(s.frontier.is_none());
+    let e = update(&mut s, Action::OpenFrontier);
+    assert!(matches!(&e[..], [Effect::Send(Command::Sweep { .. })]));
+    // Leaving a finished frontier sends nothing.
+    swept(&mut s);
+    assert!(update(&mut s, Action::Back).is_empty());
+    assert!(s.frontier.is_some());
 }
 
 #[test]
