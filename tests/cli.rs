@@ -6,28 +6,12 @@ use std::path::Path;
 use std::process::Output;
 
 use assert_cmd::Command;
-use common::{Models, copy_model, edit_json, genarm};
+use common::{Models, assert_one_line_error, copy_model, edit_json, genarm};
 use genarm::synthetic::RandomModelSpec;
 use serde_json::Value;
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// A failed run: non-zero exit, exactly one line on stderr containing every `needles`, no panic.
-fn assert_one_line_error(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, stderr: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "not one line: {stderr:?}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "missing {n:?} in {stderr:?}");
-    }
-    assert!(out.stdout.is_empty(), "stdout should be empty on error");
 }
 
 fn json_lines(out: &Output) -> Vec<Value> {

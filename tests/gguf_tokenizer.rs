@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::GgmlDType;
 use candle_core::quantized::gguf_file::{Content, Value};
 use common::gguf::{GgufLayout, write_gguf_with};
-use common::{Models, genarm};
+use common::{Models, assert_one_line_error, genarm};
 use genarm::engine::chat::ChatPrompt;
 use genarm::engine::gguf_tokenizer;
 use serde_json::Value as Json;
@@ -265,18 +265,6 @@ fn chat_uses_the_template_in_the_metadata() {
     // transformers' apply_chat_template ids for the same conversation.
     assert_eq!(ids(&start["prompt_token_ids"]), ids(&chat["ids"]));
     assert_eq!(generated.len(), 6);
-}
-
-/// Non-zero exit, one line on stderr naming every `needles`, nothing on stdout.
-fn assert_one_line_error(out: &std::process::Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr:?}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "missing {n:?} in {stderr:?}");
-    }
-    assert!(out.stdout.is_empty());
 }
 
 #[test]

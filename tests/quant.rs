@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use candle_core::quantized::GgmlDType;
 use common::gguf::{GgufLayout, write_gguf};
-use common::{Models, genarm};
+use common::{Models, assert_one_line_error, genarm};
 use genarm::engine::{CausalLm, ComputeDtype};
 use genarm::synthetic::RandomModelSpec;
 
@@ -264,18 +264,6 @@ fn a_gguf_without_llama_cpp_row_order_is_not_a_match() {
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// Non-zero exit, one line on stderr naming every `needles`, nothing on stdout.
-fn assert_one_line_error(out: &std::process::Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr:?}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "missing {n:?} in {stderr:?}");
-    }
-    assert!(out.stdout.is_empty());
 }
 
 #[test]

@@ -16,6 +16,23 @@ pub fn genarm(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// A failed run: non-zero exit, exactly one line on stderr containing every `needles`, no
+/// panic, nothing on stdout.
+pub fn assert_one_line_error(out: &std::process::Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, stderr: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "missing {n:?} in {stderr:?}");
+    }
+    assert!(out.stdout.is_empty(), "stdout should be empty on error");
+}
+
 /// A temporary folder holding random models, removed when dropped.
 pub struct Models {
     pub dir: tempfile::TempDir,
