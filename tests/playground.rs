@@ -57,6 +57,18 @@ fn session(max_new_tokens: usize) -> Session {
     session
 }
 
+/// The fixture models loaded straight into an engine, and `prompt` as the playground would
+/// tokenize it: the reference the worker's results are checked against.
+fn engine_with_prompt(prompt: &str) -> (genarm::engine::Guide, Vec<u32>) {
+    let (guide, _) = load_guide(&fixture_models(&[])).unwrap();
+    let ids = guide
+        .base
+        .tokenizer
+        .encode_prompt(&guide.format_prompt(prompt))
+        .unwrap();
+    (guide, ids)
+}
+
 fn type_prompt(s: &mut Session, text: &str) {
     s.dispatch(Action::EditPrompt);
     for c in text.chars() {
@@ -261,13 +273,7 @@ fn score_mode_scores_a_response_on_the_worker_like_the_engine() {
     assert_eq!(s.state.run, RunState::Scored, "{:?}", s.state.message);
 
     // The same scoring straight on the engine, with the weights the sliders had.
-    let args = fixture_models(&[]);
-    let (mut guide, _) = load_guide(&args).unwrap();
-    let prompt_ids = guide
-        .base
-        .tokenizer
-        .encode_prompt(&guide.format_prompt("Hello there"))
-        .unwrap();
+    let (mut guide, prompt_ids) = engine_with_prompt("Hello there");
     let response_ids = guide.base.tokenizer.encode_response(" good day").unwrap();
     let (records, sums) =
         genarm::engine::score(&mut guide, &prompt_ids, &response_ids, &[1.25, 0.5], 5).unwrap();
@@ -357,13 +363,7 @@ fn the_frontier_sweeps_on_the_worker_and_its_points_match_the_batched_engine() {
     let f = s.state.frontier.clone().unwrap();
     assert_eq!(f.points.len(), 16, "{:?}", s.state.message);
     // Each point's mean is the batched engine's Σ log π for that setting (greedy: one sample).
-    let args = fixture_models(&[]);
-    let (mut guide, _) = load_guide(&args).unwrap();
-    let prompt_ids = guide
-        .base
-        .tokenizer
-        .encode_prompt(&guide.format_prompt("Hello there"))
-        .unwrap();
+    let (mut guide, prompt_ids) = engine_with_prompt("Hello there");
     let rows: Vec<genarm::engine::batch::BatchRow> = f
         .points
         .iter()
