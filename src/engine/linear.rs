@@ -199,7 +199,6 @@ impl Linear {
                 Kernel::Quantized { .. } => None,
             })
             .collect();
-        let x_tensor = Tensor::from_slice(x, (m, dims.first().map_or(0, |d| d.1)), &Device::Cpu)?;
         let mut tasks = Vec::new();
         for (i, layer) in layers.iter().enumerate() {
             let (n, k) = dims[i];
@@ -230,9 +229,17 @@ impl Linear {
                 (Kernel::Dense(_), None) => tasks.push((i, 0, n, Task::Whole(layer))),
             }
         }
+        // candle's kernels take a tensor; the dense ones read the slice, so most decoding steps
+        // never build it.
+        let x_tensor = if tasks.iter().any(|(.., t)| !matches!(t, Task::Dense(_))) {
+            let k = dims.first().map_or(0, |d| d.1);
+            Some(Tensor::from_slice(x, (m, k), &Device::Cpu)?)
+        } else {
+            None
+        };
         let parts = tasks
             .par_iter()
-            .map(|(i, _, count, task)| task.run(x, &x_tensor, m, *count, dims[*i].1))
+            .map(|(i, _, count, task)| task.run(x, x_tensor.as_ref(), m, *count, dims[*i].1))
             .collect::<Result<Vec<_>>>()?;
         let mut outs: Vec<Vec<f32>> = dims.iter().map(|&(n, _)| vec![0f32; m * n]).collect();
         for ((i, first, count, _), part) in tasks.iter().zip(parts) {
@@ -302,15 +309,18 @@ impl Task<'_> {
     fn run(
         &self,
         x: &[f32],
-        x_tensor: &Tensor,
+        x_tensor: Option<&Tensor>,
         m: usize,
         rows: usize,
         k: usize,
     ) -> Result<Vec<f32>> {
+        let tensor = || {
+            x_tensor.ok_or_else(|| EngineError::usage("a candle kernel was given no input tensor"))
+        };
         Ok(match self {
             Task::Dense(w) => w.product(x, m, rows, k),
-            Task::Shard(shard) => shard.forward(x_tensor)?.flatten_all()?.to_vec1::<f32>()?,
-            Task::Whole(layer) => layer.product(x_tensor)?.flatten_all()?.to_vec1::<f32>()?,
+            Task::Shard(shard) => shard.forward(tensor()?)?.flatten_all()?.to_vec1::<f32>()?,
+            Task::Whole(layer) => layer.product(tensor()?)?.flatten_all()?.to_vec1::<f32>()?,
         })
     }
 }
