@@ -67,10 +67,10 @@ pub fn write_random_model(out: &Path, spec: &RandomModelSpec) -> Result<()> {
     if spec.vocab < 4 || spec.hidden == 0 || spec.heads == 0 || spec.kv_heads == 0 {
         bail!("--vocab must be at least 4, and --hidden, --heads, --kv-heads positive");
     }
-    if spec.hidden % spec.heads != 0 || spec.heads % spec.kv_heads != 0 {
+    if !spec.hidden.is_multiple_of(spec.heads) || !spec.heads.is_multiple_of(spec.kv_heads) {
         bail!("--hidden must be a multiple of --heads, and --heads a multiple of --kv-heads");
     }
-    if (spec.hidden / spec.heads) % 2 != 0 {
+    if !(spec.hidden / spec.heads).is_multiple_of(2) {
         bail!("--hidden / --heads (the head size) must be even");
     }
     if out.exists()

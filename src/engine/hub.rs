@@ -402,13 +402,13 @@ mod download {
         // Files the repository lacks are recorded as huggingface_hub does, so the next run
         // does not go looking for them again.
         for file in super::REQUIRED_MODEL_FILES {
-            if !listing.iter().any(|f| f == file) {
-                if let Some(marker) = super::no_exist_marker(&snapshot, file) {
-                    if let Some(parent) = marker.parent() {
-                        let _ = std::fs::create_dir_all(parent);
-                    }
-                    let _ = std::fs::write(marker, b"");
+            if !listing.iter().any(|f| f == file)
+                && let Some(marker) = super::no_exist_marker(&snapshot, file)
+            {
+                if let Some(parent) = marker.parent() {
+                    let _ = std::fs::create_dir_all(parent);
                 }
+                let _ = std::fs::write(marker, b"");
             }
         }
         let missing = missing_files(&snapshot).map_err(|e| e.to_string())?;

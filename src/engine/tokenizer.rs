@@ -150,10 +150,10 @@ impl ModelTokenizer {
                 _ => {}
             }
         }
-        if let (Some(true), Some(&eos)) = (self.add_eos, self.eos_ids.first()) {
-            if ids.last() != Some(&eos) {
-                ids.push(eos);
-            }
+        if let (Some(true), Some(&eos)) = (self.add_eos, self.eos_ids.first())
+            && ids.last() != Some(&eos)
+        {
+            ids.push(eos);
         }
         Ok(ids)
     }

@@ -72,10 +72,10 @@ impl KvCache {
             let new_capacity = needed.max(2 * capacity).max(64);
             let grow = |old: &Option<Tensor>| -> Result<Tensor> {
                 let fresh = Tensor::zeros((b, h, new_capacity, d), k.dtype(), k.device())?;
-                if let Some(old) = old {
-                    if self.len > 0 {
-                        fresh.slice_set(&old.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
-                    }
+                if let Some(old) = old
+                    && self.len > 0
+                {
+                    fresh.slice_set(&old.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
                 }
                 Ok(fresh)
             };

@@ -498,10 +498,10 @@ impl EngineThread {
         if self.mode == Mode::Idle {
             return;
         }
-        if let Some(g) = self.generation.as_mut() {
-            if reason == StopReason::Stop {
-                g.stop();
-            }
+        if let Some(g) = self.generation.as_mut()
+            && reason == StopReason::Stop
+        {
+            g.stop();
         }
         self.mode = Mode::Idle;
         let elapsed = self.run_started.elapsed().as_secs_f64();

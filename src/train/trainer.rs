@@ -226,7 +226,7 @@ pub fn train_arm(s: &TrainSettings) -> Result<TrainReport> {
                     epoch_acc / epoch_batches as f64,
                     rate
                 ));
-                if s.save_every > 0 && progress.steps % s.save_every as u64 == 0 {
+                if s.save_every > 0 && progress.steps.is_multiple_of(s.save_every as u64) {
                     save_checkpoint(&checkpoint_dir, &model, &optimizer, &progress)?;
                 }
                 if s.interrupt_after_steps == Some(progress.steps) {
@@ -311,10 +311,10 @@ fn validate(s: &TrainSettings) -> Result<()> {
             s.eval_split
         )));
     }
-    if let Some(l) = &s.lora {
-        if !l.alpha.is_finite() || l.alpha <= 0.0 {
-            return Err(EngineError::usage("--lora-alpha must be a positive number"));
-        }
+    if let Some(l) = &s.lora
+        && (!l.alpha.is_finite() || l.alpha <= 0.0)
+    {
+        return Err(EngineError::usage("--lora-alpha must be a positive number"));
     }
     Ok(())
 }

@@ -109,11 +109,10 @@ where
                 dirty = true;
             }
             _ = tick.tick() => {
-                if let Some(rate) = session.rate.rate() {
-                    if session.state.tokens_per_second != Some(rate) {
+                if let Some(rate) = session.rate.rate()
+                    && session.state.tokens_per_second != Some(rate) {
                         session.dispatch(Action::Measured { tokens_per_second: rate });
                     }
-                }
                 if dirty {
                     hits = draw(terminal, session, &mut stats)?;
                     dirty = false;

@@ -89,12 +89,14 @@ pub fn run(models: &ModelArgs, args: &PlayArgs) -> Result<()> {
 /// weights win.
 fn with_config_models(models: &ModelArgs, config: &crate::config::Models) -> ModelArgs {
     let mut models = models.clone();
-    if models.base.is_none() && models.arms.is_empty() && models.profile.is_none() {
-        if let Some((base, arms, weights)) = config.as_flags() {
-            models.base = Some(base);
-            models.arms = arms;
-            models.weights = weights.into_iter().chain(models.weights).collect();
-        }
+    if models.base.is_none()
+        && models.arms.is_empty()
+        && models.profile.is_none()
+        && let Some((base, arms, weights)) = config.as_flags()
+    {
+        models.base = Some(base);
+        models.arms = arms;
+        models.weights = weights.into_iter().chain(models.weights).collect();
     }
     models
 }

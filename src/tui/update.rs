@@ -11,12 +11,12 @@ use crate::engine::StopReason;
 use crate::engine::worker::{Command, Event};
 
 pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
-    if let Some(profile) = &state.loading {
-        if profiles::waits_for_loading(&action) {
-            let label = ModelSet::label(profile.as_deref());
-            state.message = Some(format!("wait: {label} is loading"));
-            return vec![];
-        }
+    if let Some(profile) = &state.loading
+        && profiles::waits_for_loading(&action)
+    {
+        let label = ModelSet::label(profile.as_deref());
+        state.message = Some(format!("wait: {label} is loading"));
+        return vec![];
     }
     match action {
         Action::Quit => {

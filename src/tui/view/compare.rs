@@ -68,11 +68,11 @@ fn draw_side(state: &State, c: &Comparison, side: usize, frame: &mut Frame, area
             if k > 0 {
                 lines.push(Line::default());
             }
-            if !piece.is_empty() {
-                if let Some(line) = lines.last_mut() {
-                    // Control characters must not reach the terminal: shown as in the output pane.
-                    line.push_span(Span::styled(super::display_text(piece, false), style));
-                }
+            if !piece.is_empty()
+                && let Some(line) = lines.last_mut()
+            {
+                // Control characters must not reach the terminal: shown as in the output pane.
+                line.push_span(Span::styled(super::display_text(piece, false), style));
             }
         }
     }
