@@ -1,7 +1,9 @@
 //! One linear layer for every weight format: dense tensors (f32, f16, bf16) through candle's
-//! matmul, block-quantized ones (Q8_0, Q4_K, Q6_K, ... read from GGUF or quantized at load)
-//! through candle's `QMatMul`, which multiplies f32 activations with the packed blocks directly.
-//! The decoder builds every projection from this type, so one model code runs all formats.
+//! matmul or `gemv.rs`, block-quantized ones (Q8_0, Q4_K, Q6_K, ... read from GGUF or quantized
+//! at load) through `qgemv.rs`'s packed tiles where this CPU has their kernels (Q4_K and Q8_0
+//! with AVX-512 VNNI), else candle's `QMatMul`; both multiply f32 activations with the blocks
+//! directly. The decoder builds every projection from this type, so one model code runs all
+//! formats.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use super::error::{EngineError, Result};
 use super::gemv;
+use super::qgemv::{self, PackedFormat, PackedWeight, QuantizedRows};
 
 /// Which block format the projections and the output layer are quantized to at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +68,11 @@ enum Kernel {
         /// The whole weight, kept only where it is not sharded (one thread).
         whole: Option<Arc<QTensor>>,
     },
+    /// Q4_K or Q8_0 in `qgemv.rs`'s tiles, for every number of rows.
+    Packed {
+        weight: Arc<PackedWeight>,
+        format: GgmlDType,
+    },
 }
 
 /// Shard heights are multiples of this, so each shard keeps candle's packed layouts (rows are
@@ -77,6 +85,10 @@ impl Linear {
         let bias = bias.map(|b| b.to_dtype(DType::F32)).transpose()?;
         let kernel = match weight {
             LinearWeight::Dense(t) => Kernel::Dense(t),
+            LinearWeight::Quantized(q) if packable(&q) => Kernel::Packed {
+                weight: Arc::new(pack(&q)?),
+                format: q.dtype(),
+            },
             LinearWeight::Quantized(q) => {
                 let dims = q.shape().dims2()?;
                 let format = q.dtype();
@@ -107,6 +119,7 @@ impl Linear {
         Ok(match &self.kernel {
             Kernel::Dense(t) => t.dims2()?,
             Kernel::Quantized { dims, .. } => *dims,
+            Kernel::Packed { weight, .. } => weight.dims(),
         })
     }
 
@@ -115,9 +128,11 @@ impl Linear {
     pub fn dense(&self, purpose: &str) -> Result<&Tensor> {
         match &self.kernel {
             Kernel::Dense(t) => Ok(t),
-            Kernel::Quantized { format, .. } => Err(EngineError::usage(format!(
-                "{purpose} needs dense weights, but this model's are quantized ({format:?})"
-            ))),
+            Kernel::Quantized { format, .. } | Kernel::Packed { format, .. } => {
+                Err(EngineError::usage(format!(
+                    "{purpose} needs dense weights, but this model's are quantized ({format:?})"
+                )))
+            }
         }
     }
 
@@ -125,7 +140,9 @@ impl Linear {
     pub fn format_name(&self) -> String {
         match &self.kernel {
             Kernel::Dense(t) => format!("{:?}", t.dtype()).to_lowercase(),
-            Kernel::Quantized { format, .. } => format!("{format:?}").to_lowercase(),
+            Kernel::Quantized { format, .. } | Kernel::Packed { format, .. } => {
+                format!("{format:?}").to_lowercase()
+            }
         }
     }
 
@@ -161,7 +178,87 @@ impl Linear {
                 };
                 y.to_dtype(dtype)?
             }
+            Kernel::Packed { weight, .. } => {
+                let (n, k) = weight.dims();
+                let xs = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                let m = xs.len() / k.max(1);
+                let y = packed_product(weight, &xs, m)?;
+                let mut dims = x.dims().to_vec();
+                if let Some(d) = dims.last_mut() {
+                    *d = n;
+                }
+                Tensor::from_vec(y, dims, x.device())?.to_dtype(x.dtype())?
+            }
         })
+    }
+}
+
+/// Whether a quantized weight goes to `qgemv.rs`: a format it packs, on the CPU, where this
+/// CPU runs its fast kernels, unless `GENARM_QUANT_KERNEL=candle` asks for candle's (to compare
+/// the two, see README "Speed").
+fn packable(q: &QTensor) -> bool {
+    let candle_asked = std::env::var("GENARM_QUANT_KERNEL").is_ok_and(|v| v == "candle");
+    packed_format(q.dtype()).is_some()
+        && q.device().is_cpu()
+        && qgemv::Isa::detect().is_fast()
+        && !candle_asked
+}
+
+fn packed_format(format: GgmlDType) -> Option<PackedFormat> {
+    match format {
+        GgmlDType::Q4K => Some(PackedFormat::Q4K),
+        GgmlDType::Q8_0 => Some(PackedFormat::Q8_0),
+        _ => None,
+    }
+}
+
+fn pack(q: &QTensor) -> Result<PackedWeight> {
+    let (rows, cols) = q.shape().dims2()?;
+    let format = packed_format(q.dtype())
+        .ok_or_else(|| EngineError::usage(format!("{:?} weights are not packed", q.dtype())))?;
+    PackedWeight::from_gguf_blocks(format, &q.data()?, rows, cols)
+}
+
+/// x · Wᵀ for the m rows of `x`, the weight's tiles cut into shards that run on rayon's pool.
+fn packed_product(weight: &PackedWeight, x: &[f32], m: usize) -> Result<Vec<f32>> {
+    use rayon::prelude::*;
+    let (n, k) = weight.dims();
+    let isa = qgemv::Isa::detect();
+    let acts = QuantizedRows::new(x, m, k, &[weight.format()])?;
+    let shards = tile_shards(weight.tile_count(), m);
+    let parts = shards
+        .par_iter()
+        .map(|tiles| weight.product(isa, &acts, tiles.clone()))
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = vec![0f32; m * n];
+    for (tiles, part) in shards.iter().zip(parts) {
+        scatter_columns(&mut out, n, tiles.start * qgemv::TILE_ROWS, &part, m);
+    }
+    Ok(out)
+}
+
+/// Tile ranges for one product's parallel tasks: one per thread for the few rows of a decoding
+/// step (more shards only add meetings; measured best), a few per thread for prompts, whose
+/// tasks are long enough to balance.
+fn tile_shards(tiles: usize, m: usize) -> Vec<std::ops::Range<usize>> {
+    let threads = rayon::current_num_threads().max(1);
+    let shards = if m <= MAX_GEMV_ROWS {
+        threads
+    } else {
+        threads * 4
+    };
+    let per_shard = tiles.div_ceil(shards).max(1);
+    (0..tiles)
+        .step_by(per_shard)
+        .map(|first| first..(first + per_shard).min(tiles))
+        .collect()
+}
+
+/// Copy `part`, m rows of some output columns from `first` on, into `out`, m rows of `n`.
+fn scatter_columns(out: &mut [f32], n: usize, first: usize, part: &[f32], m: usize) {
+    let width = part.len() / m.max(1);
+    for (r, values) in part.chunks_exact(width.max(1)).enumerate() {
+        out[r * n + first..][..width].copy_from_slice(values);
     }
 }
 
@@ -196,7 +293,7 @@ impl Linear {
             .iter()
             .map(|l| match &l.kernel {
                 Kernel::Dense(w) => Some(w.storage_and_layout()),
-                Kernel::Quantized { .. } => None,
+                Kernel::Quantized { .. } | Kernel::Packed { .. } => None,
             })
             .collect();
         let mut tasks = Vec::new();
@@ -226,12 +323,34 @@ impl Linear {
                         first += count;
                     }
                 }
+                (Kernel::Packed { weight, .. }, None) => {
+                    for tiles in tile_shards(weight.tile_count(), m) {
+                        let first = tiles.start * qgemv::TILE_ROWS;
+                        let count = (tiles.end * qgemv::TILE_ROWS).min(n) - first;
+                        tasks.push((i, first, count, Task::Packed(weight, tiles)));
+                    }
+                }
                 (Kernel::Dense(_), None) => tasks.push((i, 0, n, Task::Whole(layer))),
             }
         }
+        // The packed layers' activations, quantized once for all of them.
+        let formats: Vec<PackedFormat> = layers
+            .iter()
+            .filter_map(|l| match &l.kernel {
+                Kernel::Packed { weight, .. } => Some(weight.format()),
+                _ => None,
+            })
+            .collect();
+        let acts = if formats.is_empty() {
+            None
+        } else {
+            let k = dims.first().map_or(0, |d| d.1);
+            Some(QuantizedRows::new(x, m, k, &formats)?)
+        };
         // candle's kernels take a tensor; the dense ones read the slice, so most decoding steps
         // never build it.
-        let x_tensor = if tasks.iter().any(|(.., t)| !matches!(t, Task::Dense(_))) {
+        let needs_tensor = |t: &Task| matches!(t, Task::Shard(_) | Task::Whole(_));
+        let x_tensor = if tasks.iter().any(|(.., t)| needs_tensor(t)) {
             let k = dims.first().map_or(0, |d| d.1);
             Some(Tensor::from_slice(x, (m, k), &Device::Cpu)?)
         } else {
@@ -239,14 +358,18 @@ impl Linear {
         };
         let parts = tasks
             .par_iter()
-            .map(|(i, _, count, task)| task.run(x, x_tensor.as_ref(), m, *count, dims[*i].1))
+            .map(|(i, _, count, task)| {
+                let inputs = Inputs {
+                    x,
+                    tensor: x_tensor.as_ref(),
+                    quantized: acts.as_ref(),
+                };
+                task.run(&inputs, m, *count, dims[*i].1)
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut outs: Vec<Vec<f32>> = dims.iter().map(|&(n, _)| vec![0f32; m * n]).collect();
-        for ((i, first, count, _), part) in tasks.iter().zip(parts) {
-            let n = dims[*i].0;
-            for (r, values) in part.chunks_exact((*count).max(1)).enumerate() {
-                outs[*i][r * n + first..][..*count].copy_from_slice(values);
-            }
+        for ((i, first, _, _), part) in tasks.iter().zip(parts) {
+            scatter_columns(&mut outs[*i], dims[*i].0, *first, &part, m);
         }
         for (layer, out) in layers.iter().zip(&mut outs) {
             if let Some(b) = &layer.bias {
@@ -300,25 +423,36 @@ impl<'a> DenseRows<'a> {
 /// One piece of a `forward_rows_shared` job; `run` gives its (m, rows) outputs, row-major.
 enum Task<'a> {
     Dense(DenseRows<'a>),
+    /// Tiles of a packed quantized weight.
+    Packed(&'a PackedWeight, std::ops::Range<usize>),
     Shard(&'a QMatMul),
     /// A weight `gemv.rs` cannot read (not on the CPU): the whole product through candle.
     Whole(&'a Linear),
 }
 
+/// A job's input in the forms its tasks read: the rows, and where some task needs them, the
+/// same rows as a candle tensor and quantized for packed weights.
+struct Inputs<'a> {
+    x: &'a [f32],
+    tensor: Option<&'a Tensor>,
+    quantized: Option<&'a QuantizedRows>,
+}
+
 impl Task<'_> {
-    fn run(
-        &self,
-        x: &[f32],
-        x_tensor: Option<&Tensor>,
-        m: usize,
-        rows: usize,
-        k: usize,
-    ) -> Result<Vec<f32>> {
+    fn run(&self, inputs: &Inputs, m: usize, rows: usize, k: usize) -> Result<Vec<f32>> {
         let tensor = || {
-            x_tensor.ok_or_else(|| EngineError::usage("a candle kernel was given no input tensor"))
+            inputs
+                .tensor
+                .ok_or_else(|| EngineError::usage("a candle kernel was given no input tensor"))
         };
         Ok(match self {
-            Task::Dense(w) => w.product(x, m, rows, k),
+            Task::Dense(w) => w.product(inputs.x, m, rows, k),
+            Task::Packed(w, tiles) => {
+                let acts = inputs.quantized.ok_or_else(|| {
+                    EngineError::usage("a packed quantized weight was given no quantized input")
+                })?;
+                w.product(qgemv::Isa::detect(), acts, tiles.clone())?
+            }
             Task::Shard(shard) => shard.forward(tensor()?)?.flatten_all()?.to_vec1::<f32>()?,
             Task::Whole(layer) => layer.product(tensor()?)?.flatten_all()?.to_vec1::<f32>()?,
         })

@@ -17,6 +17,7 @@ pub mod hub;
 pub mod hub_cache;
 pub mod linear;
 pub mod model;
+pub mod qgemv;
 pub mod record;
 pub mod sampler;
 pub mod tokenizer;
