@@ -85,8 +85,8 @@ enum Tiles {
     Q8_0(Vec<TileQ8_0>),
 }
 
-/// 16 rows by 256 values of Q4_K; 2368 bytes for 4096 weights.
-#[repr(C)]
+/// 16 rows by 256 values of Q4_K; 2368 bytes for 4096 weights, a whole number of cache lines.
+#[repr(C, align(64))]
 #[derive(Clone)]
 struct TileQ4K {
     /// [group g (32)][row (16)][4 bytes]: byte j holds value 8g+j of the row in its low nibble
