@@ -1,7 +1,7 @@
 //! One linear layer for every weight format: dense tensors (f32, f16, bf16) through candle's
 //! matmul or `gemv.rs`, block-quantized ones (Q8_0, Q4_K, Q6_K, ... read from GGUF or quantized
-//! at load) through `qgemv.rs`'s packed tiles where this CPU has their kernels (Q4_K and Q8_0
-//! with AVX-512 VNNI), else candle's `QMatMul`; both multiply f32 activations with the blocks
+//! at load) through `qgemv.rs`'s packed tiles where this CPU has their kernels (Q4_K, Q6_K and
+//! Q8_0 with AVX-512 VNNI), else candle's `QMatMul`; both multiply f32 activations with the blocks
 //! directly. The decoder builds every projection from this type, so one model code runs all
 //! formats.
 
@@ -68,7 +68,7 @@ enum Kernel {
         /// The whole weight, kept only where it is not sharded (one thread).
         whole: Option<Arc<QTensor>>,
     },
-    /// Q4_K or Q8_0 in `qgemv.rs`'s tiles, for every number of rows.
+    /// Q4_K, Q6_K or Q8_0 in `qgemv.rs`'s tiles, for every number of rows.
     Packed {
         weight: Arc<PackedWeight>,
         format: GgmlDType,
@@ -207,6 +207,7 @@ fn packable(q: &QTensor) -> bool {
 fn packed_format(format: GgmlDType) -> Option<PackedFormat> {
     match format {
         GgmlDType::Q4K => Some(PackedFormat::Q4K),
+        GgmlDType::Q6K => Some(PackedFormat::Q6K),
         GgmlDType::Q8_0 => Some(PackedFormat::Q8_0),
         _ => None,
     }

@@ -1,5 +1,6 @@
 //! Products with block-quantized weights (Q4_K and Q8_0, the two formats `--dtype` quantizes
-//! to and the bulk of a GGUF Q4_K_M or Q8_0 file), in a layout of our own for AVX-512 VNNI.
+//! to, and Q6_K, which a GGUF Q4_K_M file and `--dtype q4_k` use for the output layer and some
+//! projections), in a layout of our own for AVX-512 VNNI.
 //!
 //! Why not candle's kernels: decoding reads every weight once per token, so on CPU its speed is
 //! the bytes per weight. candle's x86 Q4_K tiles keep each row's sub-block scales and mins
@@ -9,11 +10,12 @@
 //! per shard; here `QuantizedRows` is made once and shared by every layer that reads the same
 //! input (q, k and v; gate and up).
 //!
-//! Layout: the weight's rows are cut into tiles of 16 rows by one block (256 values for Q4_K,
-//! 32 for Q8_0). In a tile, four consecutive values of all 16 rows lie side by side, so one
-//! `vpdpbusd` multiplies them with four broadcast activation bytes and adds into 16 row sums.
-//! The values are unsigned (Q4_K's nibbles; Q8_0's stored with +128), as `vpdpbusd` needs; the
-//! offsets come back out through the activation blocks' sums.
+//! Layout: the weight's rows are cut into tiles of 16 rows by one block (256 values for Q4_K
+//! and Q6_K, 32 for Q8_0). In a tile, four consecutive values of all 16 rows lie side by side,
+//! so one `vpdpbusd` multiplies them with four broadcast activation bytes and adds into 16 row
+//! sums. The values are unsigned (Q4_K's nibbles, Q6_K's 6 bits before their -32, Q8_0's
+//! stored with +128), as `vpdpbusd` needs; the offsets come back out through the activation
+//! blocks' sums.
 //!
 //! `Isa::detect` picks the AVX-512 VNNI kernels at run time; the portable kernels compute the
 //! same integer sums and are the reference the tests hold the vector ones to. `Linear` packs
@@ -35,6 +37,8 @@ const QK8_0: usize = 32;
 /// 128 bytes of nibbles; Q8_0 is d (f16) and 32 signed bytes.
 const Q4K_BLOCK_BYTES: usize = 144;
 const Q8_0_BLOCK_BYTES: usize = 34;
+/// Q6_K: 128 bytes of low nibbles, 64 of 2-bit high parts, 16 signed scales, d (f16).
+const Q6K_BLOCK_BYTES: usize = 210;
 /// Activation rows that go through the weights together: each tile is read once for up to
 /// this many rows (a decoding step of several sequences, or a prompt in chunks).
 const ROWS_PER_PASS: usize = 4;
@@ -69,6 +73,7 @@ impl Isa {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PackedFormat {
     Q4K,
+    Q6K,
     Q8_0,
 }
 
@@ -82,6 +87,7 @@ pub struct PackedWeight {
 enum Tiles {
     /// tiles[t * blocks_per_row + b]
     Q4K(Vec<TileQ4K>),
+    Q6K(Vec<TileQ6K>),
     Q8_0(Vec<TileQ8_0>),
 }
 
@@ -99,6 +105,20 @@ struct TileQ4K {
     mins: [u8; 8 * TILE_ROWS],
     d: [f16; TILE_ROWS],
     dmin: [f16; TILE_ROWS],
+}
+
+/// 16 rows by 256 values of Q6_K; 3360 bytes for 4096 weights.
+#[repr(C)]
+#[derive(Clone)]
+struct TileQ6K {
+    /// The low 4 bits of the values, laid out as `TileQ4K::qs`.
+    low: [u8; QK_K / 8 * TILE_ROWS * 4],
+    /// The high 2 bits, [group pair (16)][row (16)][4 bytes]: byte j holds, from bit 0, those
+    /// of values 8g+j and 8g+j+4 of group g = 2 * pair, then of the same values of group g+1.
+    high: [u8; QK_K / 16 * TILE_ROWS * 4],
+    /// Signed scale of each 16-value sub-block, [sub-block (16)][row (16)].
+    scales: [i8; 16 * TILE_ROWS],
+    d: [f16; TILE_ROWS],
 }
 
 /// 16 rows by 32 values of Q8_0, the values stored +128; 544 bytes for 512 weights.
@@ -121,6 +141,7 @@ impl PackedWeight {
     ) -> Result<Self> {
         let (block_values, block_bytes) = match format {
             PackedFormat::Q4K => (QK_K, Q4K_BLOCK_BYTES),
+            PackedFormat::Q6K => (QK_K, Q6K_BLOCK_BYTES),
             PackedFormat::Q8_0 => (QK8_0, Q8_0_BLOCK_BYTES),
         };
         if !cols.is_multiple_of(block_values)
@@ -136,12 +157,16 @@ impl PackedWeight {
         let block = |row: usize, b: usize| {
             (row < rows).then(|| &bytes[(row * blocks + b) * block_bytes..][..block_bytes])
         };
-        let mut order = (0..tile_rows).flat_map(|t| (0..blocks).map(move |b| (t, b)));
+        let order = (0..tile_rows).flat_map(|t| (0..blocks).map(move |b| (t, b)));
         let tiles = match format {
             PackedFormat::Q4K => Tiles::Q4K(
                 order
-                    .by_ref()
                     .map(|(t, b)| TileQ4K::pack(|r| block(t * TILE_ROWS + r, b)))
+                    .collect(),
+            ),
+            PackedFormat::Q6K => Tiles::Q6K(
+                order
+                    .map(|(t, b)| TileQ6K::pack(|r| block(t * TILE_ROWS + r, b)))
                     .collect(),
             ),
             PackedFormat::Q8_0 => Tiles::Q8_0(
@@ -160,6 +185,7 @@ impl PackedWeight {
     pub fn format(&self) -> PackedFormat {
         match self.tiles {
             Tiles::Q4K(_) => PackedFormat::Q4K,
+            Tiles::Q6K(_) => PackedFormat::Q6K,
             Tiles::Q8_0(_) => PackedFormat::Q8_0,
         }
     }
@@ -213,6 +239,13 @@ impl PackedWeight {
                 let acts: Vec<&[ActQ8K]> =
                     rows.map(|r| &acts[r * blocks..(r + 1) * blocks]).collect();
                 q4k_sums(isa, &tiles[t * blocks..(t + 1) * blocks], &acts, out);
+            }
+            Tiles::Q6K(tiles) => {
+                let blocks = self.cols / QK_K;
+                let acts = x.q8k.as_deref().ok_or_else(|| missing("Q6K"))?;
+                let acts: Vec<&[ActQ8K]> =
+                    rows.map(|r| &acts[r * blocks..(r + 1) * blocks]).collect();
+                q6k_sums(isa, &tiles[t * blocks..(t + 1) * blocks], &acts, out);
             }
             Tiles::Q8_0(tiles) => {
                 let blocks = self.cols / QK8_0;
@@ -288,6 +321,46 @@ impl TileQ4K {
     }
 }
 
+impl TileQ6K {
+    fn pack<'a>(block_of_row: impl Fn(usize) -> Option<&'a [u8]>) -> Self {
+        let mut tile = TileQ6K {
+            low: [0; QK_K / 8 * TILE_ROWS * 4],
+            high: [0; QK_K / 16 * TILE_ROWS * 4],
+            scales: [0; 16 * TILE_ROWS],
+            d: [f16::ZERO; TILE_ROWS],
+        };
+        for r in 0..TILE_ROWS {
+            let Some(block) = block_of_row(r) else {
+                continue;
+            };
+            let (low, high) = (&block[..128], &block[128..192]);
+            for (sub, &scale) in block[192..208].iter().enumerate() {
+                tile.scales[sub * TILE_ROWS + r] = scale as i8;
+            }
+            tile.d[r] = read_f16(&block[208..210]);
+            // GGUF's layout, per 128-value half h: value 128h + 32c + l (c in 0..4, l in 0..32)
+            // has its low 4 bits in byte 64h + l (+ 32 for odd c), the low nibble for c < 2,
+            // and its high 2 bits at bit 2c of byte 32h + l.
+            let value = |i: usize| {
+                let (h, c, l) = (i / 128, i % 128 / 32, i % 32);
+                let byte = low[64 * h + l + 32 * (c % 2)];
+                let nibble = if c < 2 { byte & 0x0F } else { byte >> 4 };
+                let top = (high[32 * h + l] >> (2 * c)) & 3;
+                nibble | (top << 4)
+            };
+            for g in 0..QK_K / 8 {
+                for j in 0..4 {
+                    let (a, b) = (value(8 * g + j), value(8 * g + j + 4));
+                    tile.low[(g * TILE_ROWS + r) * 4 + j] = (a & 0x0F) | ((b & 0x0F) << 4);
+                    let bits = (a >> 4) | ((b >> 4) << 2);
+                    tile.high[(g / 2 * TILE_ROWS + r) * 4 + j] |= bits << (4 * (g % 2));
+                }
+            }
+        }
+        tile
+    }
+}
+
 impl TileQ8_0 {
     fn pack<'a>(block_of_row: impl Fn(usize) -> Option<&'a [u8]>) -> Self {
         // Rows past the weight's end hold value 0, i.e. 128 stored, with d = 0.
@@ -320,8 +393,10 @@ pub struct QuantizedRows {
 #[derive(Clone)]
 struct ActQ8K {
     qs: [i8; QK_K],
-    /// The sum of each 32 values, for the weights' mins.
+    /// The sum of each 32 values, for Q4_K's mins.
     sums: [i16; 8],
+    /// The sum of each 16 values, for Q6_K's -32.
+    sums16: [i16; 16],
     d: f32,
 }
 
@@ -343,8 +418,8 @@ impl QuantizedRows {
             )));
         }
         let wants = |f| formats.contains(&f);
-        let q8k = wants(PackedFormat::Q4K)
-            .then(|| blocks_of(x, cols, QK_K, "Q4K"))
+        let q8k = (wants(PackedFormat::Q4K) || wants(PackedFormat::Q6K))
+            .then(|| blocks_of(x, cols, QK_K, "Q4K/Q6K"))
             .transpose()?
             .map(|blocks| blocks.map(ActQ8K::quantize).collect());
         let q8_32 = wants(PackedFormat::Q8_0)
@@ -389,11 +464,17 @@ fn quantize_block<const N: usize>(values: &[f32]) -> ([i8; N], f32) {
 impl ActQ8K {
     fn quantize(values: &[f32]) -> Self {
         let (qs, d) = quantize_block::<QK_K>(values);
-        let mut sums = [0i16; 8];
-        for (sum, part) in sums.iter_mut().zip(qs.chunks_exact(32)) {
+        let mut sums16 = [0i16; 16];
+        for (sum, part) in sums16.iter_mut().zip(qs.chunks_exact(16)) {
             *sum = part.iter().map(|&q| q as i16).sum();
         }
-        Self { qs, sums, d }
+        let sums = std::array::from_fn(|i| sums16[2 * i] + sums16[2 * i + 1]);
+        Self {
+            qs,
+            sums,
+            sums16,
+            d,
+        }
     }
 }
 
@@ -419,6 +500,22 @@ fn q4k_sums(isa: Isa, tiles: &[TileQ4K], acts: &[&[ActQ8K]], out: &mut [[f32; TI
             }
         },
         Isa::Portable => portable::q4k_sums(tiles, acts, out),
+    }
+}
+
+fn q6k_sums(isa: Isa, tiles: &[TileQ6K], acts: &[&[ActQ8K]], out: &mut [[f32; TILE_ROWS]]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as for `q4k_sums`.
+        Isa::Avx512Vnni => unsafe {
+            match acts.len() {
+                1 => avx512::q6k_sums::<1>(tiles, acts, out),
+                2 => avx512::q6k_sums::<2>(tiles, acts, out),
+                3 => avx512::q6k_sums::<3>(tiles, acts, out),
+                _ => avx512::q6k_sums::<4>(tiles, acts, out),
+            }
+        },
+        Isa::Portable => portable::q6k_sums(tiles, acts, out),
     }
 }
 
@@ -466,6 +563,34 @@ mod portable {
                     let dmin = tile.dmin[r].to_f32() * act.d;
                     *sum = (scaled as f32).mul_add(d, *sum);
                     *sum = (-(mins as f32)).mul_add(dmin, *sum);
+                }
+            }
+        }
+    }
+
+    pub fn q6k_sums(tiles: &[TileQ6K], acts: &[&[ActQ8K]], out: &mut [[f32; TILE_ROWS]]) {
+        for (act_row, sums) in acts.iter().zip(out.iter_mut()) {
+            *sums = [0.0; TILE_ROWS];
+            for (tile, act) in tiles.iter().zip(act_row.iter()) {
+                for (r, sum) in sums.iter_mut().enumerate() {
+                    let mut scaled = 0i32;
+                    for sub in 0..16 {
+                        let mut dot = 0i32;
+                        for g in 2 * sub..2 * sub + 2 {
+                            for j in 0..4 {
+                                let low = tile.low[(g * TILE_ROWS + r) * 4 + j] as i32;
+                                let high = tile.high[(g / 2 * TILE_ROWS + r) * 4 + j] as i32;
+                                let high = high >> (4 * (g % 2));
+                                let a = (low & 0x0F) | ((high & 3) << 4);
+                                let b = (low >> 4) | (((high >> 2) & 3) << 4);
+                                dot += a * act.qs[8 * g + j] as i32;
+                                dot += b * act.qs[8 * g + j + 4] as i32;
+                            }
+                        }
+                        let dot = dot - 32 * act.sums16[sub] as i32;
+                        scaled += dot * tile.scales[sub * TILE_ROWS + r] as i32;
+                    }
+                    *sum = (scaled as f32).mul_add(tile.d[r].to_f32() * act.d, *sum);
                 }
             }
         }
@@ -580,6 +705,95 @@ mod avx512 {
         }
     }
 
+    /// `portable::q6k_sums` for M activation rows, each with one block per tile.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn q6k_sums<const M: usize>(
+        tiles: &[TileQ6K],
+        acts: &[&[ActQ8K]],
+        out: &mut [[f32; TILE_ROWS]],
+    ) {
+        let nibble = _mm512_set1_epi8(0x0F);
+        let top = _mm512_set1_epi8(0x30);
+        let mut acc = [_mm512_setzero_ps(); M];
+        for (b, tile) in tiles.iter().enumerate() {
+            let act: [&ActQ8K; M] = std::array::from_fn(|m| &acts[m][b]);
+            let mut scaled = [_mm512_setzero_si512(); M];
+            // One sub-block of 16 values is two groups, whose high bits share one vector.
+            for sub in 0..16 {
+                // SAFETY: sub-block `sub` reads groups 2sub and 2sub+1 of `low` (32 groups of
+                // 64 bytes) and pair `sub` of `high` (16 pairs of 64 bytes).
+                let (w0, w1, h) = unsafe {
+                    (
+                        _mm512_loadu_si512(tile.low.as_ptr().add(2 * sub * 64).cast()),
+                        _mm512_loadu_si512(tile.low.as_ptr().add((2 * sub + 1) * 64).cast()),
+                        _mm512_loadu_si512(tile.high.as_ptr().add(sub * 64).cast()),
+                    )
+                };
+                // Bits 4-5 of each byte: the high parts moved over the nibbles they complete.
+                let values = [
+                    _mm512_or_si512(
+                        _mm512_and_si512(w0, nibble),
+                        _mm512_and_si512(_mm512_slli_epi16::<4>(h), top),
+                    ),
+                    _mm512_or_si512(
+                        _mm512_and_si512(_mm512_srli_epi16::<4>(w0), nibble),
+                        _mm512_and_si512(_mm512_slli_epi16::<2>(h), top),
+                    ),
+                    _mm512_or_si512(_mm512_and_si512(w1, nibble), _mm512_and_si512(h, top)),
+                    _mm512_or_si512(
+                        _mm512_and_si512(_mm512_srli_epi16::<4>(w1), nibble),
+                        _mm512_and_si512(_mm512_srli_epi16::<2>(h), top),
+                    ),
+                ];
+                // SAFETY: 16 scale bytes per sub-block, 16 sub-blocks.
+                let scale = unsafe {
+                    _mm512_cvtepi8_epi32(_mm_loadu_si128(
+                        tile.scales.as_ptr().add(sub * TILE_ROWS).cast(),
+                    ))
+                };
+                for m in 0..M {
+                    let first = 16 * sub;
+                    // SAFETY: first + 16 <= 256.
+                    let (a0, a1) = unsafe {
+                        (
+                            _mm512_dpbusd_epi32(
+                                _mm512_setzero_si512(),
+                                values[0],
+                                broadcast4(&act[m].qs, first),
+                            ),
+                            _mm512_dpbusd_epi32(
+                                _mm512_setzero_si512(),
+                                values[1],
+                                broadcast4(&act[m].qs, first + 4),
+                            ),
+                        )
+                    };
+                    // SAFETY: as above.
+                    let (a0, a1) = unsafe {
+                        (
+                            _mm512_dpbusd_epi32(a0, values[2], broadcast4(&act[m].qs, first + 8)),
+                            _mm512_dpbusd_epi32(a1, values[3], broadcast4(&act[m].qs, first + 12)),
+                        )
+                    };
+                    let offset = _mm512_set1_epi32(32 * act[m].sums16[sub] as i32);
+                    let dot = _mm512_sub_epi32(_mm512_add_epi32(a0, a1), offset);
+                    scaled[m] = _mm512_add_epi32(scaled[m], _mm512_mullo_epi32(dot, scale));
+                }
+            }
+            // SAFETY: 16 f16 scales.
+            let d = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(tile.d.as_ptr().cast())) };
+            for m in 0..M {
+                let da = _mm512_set1_ps(act[m].d);
+                let scaled = _mm512_cvtepi32_ps(scaled[m]);
+                acc[m] = _mm512_fmadd_ps(scaled, _mm512_mul_ps(d, da), acc[m]);
+            }
+        }
+        for m in 0..M {
+            // SAFETY: 16 floats per output row.
+            unsafe { _mm512_storeu_ps(out[m].as_mut_ptr(), acc[m]) };
+        }
+    }
+
     /// `portable::q8_0_sums` for M activation rows, each with one block per tile.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn q8_0_sums<const M: usize>(
@@ -638,6 +852,7 @@ mod tests {
         let q = QTensor::quantize(w, format).unwrap();
         let ours = match format {
             GgmlDType::Q4K => PackedFormat::Q4K,
+            GgmlDType::Q6K => PackedFormat::Q6K,
             _ => PackedFormat::Q8_0,
         };
         let weight = PackedWeight::from_gguf_blocks(ours, &q.data().unwrap(), rows, cols).unwrap();
@@ -674,14 +889,19 @@ mod tests {
         v.iter().fold(0f32, |m, x| m.max(x.abs()))
     }
 
-    /// Both formats, row counts that do not fill the last tile, 1 to 6 activation rows (two
+    /// All three formats, row counts that do not fill the last tile, 1 to 6 activation rows (two
     /// passes when over 4), whole and partial tile ranges: the portable kernels equal the
     /// dequantized product up to the activations' 8-bit rounding, and the vector kernels (when
     /// this CPU has them) equal the portable ones.
     #[test]
     fn packed_products_match_the_dequantized_weights() {
         let isa = Isa::detect();
-        for (format, cols) in [(GgmlDType::Q4K, 512), (GgmlDType::Q8_0, 96)] {
+        let formats = [
+            (GgmlDType::Q4K, 512),
+            (GgmlDType::Q6K, 512),
+            (GgmlDType::Q8_0, 96),
+        ];
+        for (format, cols) in formats {
             for rows in [16, 40] {
                 let w = random(rows, cols, rows as u64);
                 let (weight, dense) = packed(format, &w);
