@@ -76,6 +76,16 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     f32::dot(Kernel::detect(), a, b)
 }
 
+/// out += a · x, elementwise (attention's weighted sum of value vectors).
+pub fn add_scaled(out: &mut [f32], a: f32, x: &[f32]) {
+    match Kernel::detect() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `detect` chose this kernel only after finding avx2 and fma.
+        Kernel::Avx2 { .. } => unsafe { avx2::add_scaled(out, a, x) },
+        Kernel::Portable => out.iter_mut().zip(x).for_each(|(o, x)| *o += a * x),
+    }
+}
+
 /// Which implementation of the dot products this CPU runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
@@ -211,6 +221,25 @@ mod avx2 {
 
     dot_fn!(dot_f32, "avx2,fma", f32, |v: f32| v, |p| _mm256_loadu_ps(p));
 
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn add_scaled(out: &mut [f32], a: f32, x: &[f32]) {
+        let n = out.len().min(x.len());
+        let body = n - n % 8;
+        let av = _mm256_set1_ps(a);
+        for i in (0..body).step_by(8) {
+            // SAFETY: i + 8 <= body <= n, and both slices hold at least n elements.
+            unsafe {
+                let o = out.as_mut_ptr().add(i);
+                let sum =
+                    _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(o));
+                _mm256_storeu_ps(o, sum);
+            }
+        }
+        for (o, x) in out[body..n].iter_mut().zip(&x[body..n]) {
+            *o += a * x;
+        }
+    }
+
     // bf16 is the top half of an f32: widen to 32 bits and shift into place.
     dot_fn!(dot_bf16, "avx2,fma", half::bf16, half::bf16::to_f32, |p| {
         _mm256_castsi256_ps(_mm256_slli_epi32(
@@ -291,6 +320,20 @@ mod tests {
             let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
             let exact = wb.iter().map(|v| v.to_f32()).collect();
             check(matmul_rows(&x, m, &wb, n, k), exact, "bf16");
+        }
+    }
+
+    #[test]
+    fn add_scaled_adds_a_multiple_with_tails() {
+        for len in [1, 8, 13, 64, 67] {
+            let x = data(len, 5);
+            let start = data(len, 6);
+            let mut out = start.clone();
+            add_scaled(&mut out, -0.75, &x);
+            for i in 0..len {
+                let want = start[i] + -0.75 * x[i];
+                assert!((out[i] - want).abs() < 1e-6, "len {len}, element {i}");
+            }
         }
     }
 

@@ -108,8 +108,7 @@ impl Attention {
                 softmax_in_place(visible);
                 let o = &mut out[(r * heads + h) * d..][..d];
                 for (j, &p) in (first..total).zip(visible.iter()) {
-                    let value = values.vector(r, g, j, d);
-                    o.iter_mut().zip(value).for_each(|(o, v)| *o += p * v);
+                    gemv::add_scaled(o, p, values.vector(r, g, j, d));
                 }
             }
         }
