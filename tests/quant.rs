@@ -316,6 +316,69 @@ fn a_gguf_base_guided_by_safetensors_arms() {
     assert_eq!(tokens(&from_gguf), tokens(&at_load));
 }
 
+/// `bench` says what each model of each `--dtypes` row stores: quantize-at-load follows the
+/// format's plan (Q4_K keeps the output layer in Q6_K, as llama.cpp's Q4_K_M does), and a GGUF
+/// file keeps its own formats whatever the row.
+#[test]
+fn bench_reports_the_formats_each_model_stores() {
+    let models = Models::new();
+    let base = models.with_spec("base", spec("llama", 1, false));
+    let arm_source = models.with_spec("arm", spec("llama", 2, false));
+    let arm = write(
+        &models,
+        &arm_source,
+        "arm-gguf",
+        layout(GgmlDType::Q8_0, "llama"),
+    );
+    let arm_flag = format!("a={}", p(&arm));
+    let out = genarm(&[
+        "bench",
+        "--base",
+        p(&base),
+        "--arm",
+        &arm_flag,
+        "--tokenizer",
+        p(&arm_source.join("tokenizer.json")),
+        "--dtypes",
+        "f32,q8_0,q4_k",
+        "--prompt-tokens",
+        "4",
+        "--decode-tokens",
+        "2",
+        "--repeats",
+        "1",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let formats: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["dtype"].as_str().unwrap(),
+                r["weight_formats"]["base"].as_str().unwrap(),
+                r["weight_formats"]["a"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        formats,
+        [
+            ("f32", "f32", "q8_0"),
+            ("q8_0", "q8_0", "q8_0"),
+            ("q4_k", "q4_k+q6_k", "q8_0"),
+        ]
+    );
+}
+
 #[test]
 fn bad_gguf_input_gives_one_line_naming_the_file() {
     let models = Models::new();

@@ -207,6 +207,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let report = json!({
                 "base": base_label, "arms": names,
                 "dtype": s.dtype, "threads": threads, "vocab": vocab,
+                "weight_formats": formats_map(&model_names, &s.guide),
                 "prompt_tokens": args.prompt_tokens, "decode_tokens": args.decode_tokens,
                 "repeats": args.repeats,
                 "base_only": {"prompt_tokens_per_second": m.base_pp,
@@ -263,5 +264,25 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .collect();
         writeln!(out, "{}", per_model.join(", "))?;
     }
+    // What each --dtypes row really stores: a GGUF file keeps its own formats, and q4_k keeps
+    // the output layer in q6_k.
+    for s in &subjects {
+        let weights: Vec<String> = model_names
+            .iter()
+            .zip(s.guide.weight_formats())
+            .map(|(n, f)| format!("{n} {f}"))
+            .collect();
+        writeln!(out, "formats of {}: {}", s.dtype, weights.join(", "))?;
+    }
     Ok(())
+}
+
+/// {model name: its weight formats}, for the JSON report.
+fn formats_map(model_names: &[String], guide: &Guide) -> serde_json::Value {
+    model_names
+        .iter()
+        .zip(guide.weight_formats())
+        .map(|(n, f)| (n.clone(), json!(f)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }

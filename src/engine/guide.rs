@@ -135,6 +135,14 @@ impl Guide {
         self.max_context
     }
 
+    /// Each model's weight formats (`CausalLm::weight_formats`), the base's first.
+    pub fn weight_formats(&self) -> Vec<String> {
+        std::iter::once(&self.base)
+            .chain(self.arms.iter().map(|(_, m)| m))
+            .map(|m| m.weight_formats())
+            .collect()
+    }
+
     pub fn arm_names(&self) -> Vec<String> {
         self.arms.iter().map(|(n, _)| n.clone()).collect()
     }

@@ -136,12 +136,18 @@ impl Linear {
         }
     }
 
-    /// The storage format, for reports ("f32", "q8_0", ...).
+    /// The storage format, for reports, spelled as `--dtype` and llama.cpp spell them ("f32",
+    /// "q8_0", "q4_k", ...).
     pub fn format_name(&self) -> String {
         match &self.kernel {
             Kernel::Dense(t) => format!("{:?}", t.dtype()).to_lowercase(),
             Kernel::Quantized { format, .. } | Kernel::Packed { format, .. } => {
-                format!("{format:?}").to_lowercase()
+                let name = format!("{format:?}").to_lowercase();
+                // candle's "q4k" is the K-quant llama.cpp calls "q4_k".
+                match name.strip_suffix('k') {
+                    Some(stem) if !stem.contains('_') => format!("{stem}_k"),
+                    _ => name,
+                }
             }
         }
     }

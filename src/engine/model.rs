@@ -249,6 +249,12 @@ impl CausalLm {
         std::mem::take(&mut self.forward_time)
     }
 
+    /// The storage formats of the weight matrices, e.g. "q4_k+q6_k" (see
+    /// `Transformer::weight_formats`).
+    pub fn weight_formats(&self) -> String {
+        self.net.weight_formats()
+    }
+
     /// A short name for messages: the Hub id of a cached snapshot, else the folder's last
     /// component.
     pub fn display_name(&self) -> String {

@@ -164,6 +164,31 @@ pub struct Transformer {
 }
 
 impl Transformer {
+    /// The storage formats of the matrices (projections and output layer), each once, in the
+    /// order met: "f32", or "q4_k+q6_k" for a GGUF Q4_K_M file.
+    pub fn weight_formats(&self) -> String {
+        let mut names: Vec<String> = Vec::new();
+        let layers = self.blocks.iter().flat_map(|b| {
+            let (a, m) = (&b.attention, &b.mlp);
+            [
+                &a.q_proj.base,
+                &a.k_proj.base,
+                &a.v_proj.base,
+                &a.o_proj.base,
+                &m.gate_proj,
+                &m.up_proj,
+                &m.down_proj,
+            ]
+        });
+        for layer in layers.chain([&self.lm_head]) {
+            let name = layer.format_name();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names.join("+")
+    }
+
     /// A model with the dense weights of `w` (training, and decoding in f32/f16/bf16).
     pub fn load(cfg: &ModelConfig, w: &Weights, device: &Device) -> Result<Self> {
         Self::load_with(cfg, w, device, None)
