@@ -1,7 +1,7 @@
 //! One linear layer for every weight format: dense tensors (f32, f16, bf16) through candle's
 //! matmul or `gemv.rs`, block-quantized ones (Q8_0, Q4_K, Q6_K, ... read from GGUF or quantized
 //! at load) through `qgemv.rs`'s packed tiles where this CPU has their kernels (Q4_K, Q6_K and
-//! Q8_0 with AVX-512 VNNI), else candle's `QMatMul`; both multiply f32 activations with the blocks
+//! Q8_0 with AVX-512 VNNI or AVX2), else candle's `QMatMul`; both multiply f32 activations with the blocks
 //! directly. The decoder builds every projection from this type, so one model code runs all
 //! formats.
 

@@ -1,6 +1,6 @@
 //! Products with block-quantized weights (Q4_K and Q8_0, the two formats `--dtype` quantizes
 //! to, and Q6_K, which a GGUF Q4_K_M file and `--dtype q4_k` use for the output layer and some
-//! projections), in a layout of our own for AVX-512 VNNI.
+//! projections), in a layout of our own for AVX-512 VNNI and AVX2.
 //!
 //! Why not candle's kernels: decoding reads every weight once per token, so on CPU its speed is
 //! the bytes per weight. candle's x86 Q4_K tiles keep each row's sub-block scales and mins
@@ -15,11 +15,11 @@
 //! so one `vpdpbusd` multiplies them with four broadcast activation bytes and adds into 16 row
 //! sums. The values are unsigned (Q4_K's nibbles, Q6_K's 6 bits before their -32, Q8_0's
 //! stored with +128), as `vpdpbusd` needs; the offsets come back out through the activation
-//! blocks' sums.
+//! blocks' sums. The AVX2 kernels read the same tiles as two halves of 8 rows.
 //!
-//! `Isa::detect` picks the AVX-512 VNNI kernels at run time; the portable kernels compute the
-//! same integer sums and are the reference the tests hold the vector ones to. `Linear` packs
-//! weights only where the fast kernels run, and leaves other CPUs to candle's own kernels.
+//! `Isa::detect` picks the AVX-512 VNNI kernels at run time, else the AVX2 ones; the portable
+//! kernels compute the same integer sums and are the reference the tests hold the vector ones
+//! to. `Linear` packs weights only where fast kernels run, and leaves other CPUs to candle's.
 
 use std::ops::Range;
 
@@ -49,18 +49,57 @@ pub enum Isa {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx512Vnni,
+    /// AVX2 with FMA and F16C: most x86_64 CPUs without AVX-512 VNNI (Haswell on, Zen 1 to 3).
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
 }
 
 impl Isa {
-    pub fn detect() -> Self {
+    /// Every kernel set, the fastest first.
+    const PREFERENCE: &[Isa] = &[
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vnni")
-        {
-            return Self::Avx512Vnni;
+        Isa::Avx512Vnni,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2,
+        Isa::Portable,
+    ];
+
+    /// The fastest kernel set this CPU runs.
+    pub fn detect() -> Self {
+        Self::PREFERENCE
+            .iter()
+            .copied()
+            .find(|isa| isa.runs_here())
+            .unwrap_or(Self::Portable)
+    }
+
+    /// Every kernel set this CPU runs, the fastest first: the tests hold each to the portable one.
+    #[cfg(test)]
+    fn available() -> Vec<Self> {
+        Self::PREFERENCE
+            .iter()
+            .copied()
+            .filter(|isa| isa.runs_here())
+            .collect()
+    }
+
+    /// Whether this CPU has every feature the kernel set's `target_feature`s enable.
+    fn runs_here(self) -> bool {
+        match self {
+            Self::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512Vnni => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                    && std::arch::is_x86_feature_detected!("f16c")
+            }
         }
-        Self::Portable
     }
 
     /// Whether packing pays off: the portable kernels are a reference, slower than candle's.
@@ -147,6 +186,35 @@ struct TileQ8_0 {
     d: [f16; TILE_ROWS],
 }
 
+/// Run kernel `$kernel` (`q4k_sums`, `q6k_sums` or `q8_0_sums`) of the chosen set for one to
+/// four activation rows; the row count is a const generic, so each count keeps its sums in
+/// registers.
+macro_rules! run_kernel {
+    ($isa:expr, $kernel:ident, $tiles:expr, $acts:expr, $out:expr) => {{
+        let (tiles, acts, out) = ($tiles, $acts, $out);
+        macro_rules! by_rows {
+            ($set:ident) => {
+                match acts.len() {
+                    1 => $set::$kernel::<1>(tiles, acts, out),
+                    2 => $set::$kernel::<2>(tiles, acts, out),
+                    3 => $set::$kernel::<3>(tiles, acts, out),
+                    _ => $set::$kernel::<4>(tiles, acts, out),
+                }
+            };
+        }
+        match $isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `product` checked that this CPU runs the set (`Isa::runs_here`) and gave
+            // every row one activation block per tile.
+            Isa::Avx512Vnni => unsafe { by_rows!(avx512) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { by_rows!(avx2) },
+            Isa::Portable => portable::$kernel(tiles, acts, out),
+        }
+    }};
+}
+
 impl PackedWeight {
     /// Pack GGUF-layout blocks (`QTensor::data`) of a (rows, cols) weight; rows past the end of
     /// the last tile are zeros.
@@ -215,6 +283,11 @@ impl PackedWeight {
     /// Rows `16 * tiles.start ..` (up to the weight's last row) of x · Wᵀ, as (m, rows)
     /// row-major, for the m activation rows of `x`.
     pub fn product(&self, isa: Isa, x: &QuantizedRows, tiles: Range<usize>) -> Result<Vec<f32>> {
+        if !isa.runs_here() {
+            return Err(EngineError::usage(format!(
+                "this CPU cannot run the {isa:?} kernels"
+            )));
+        }
         let first_row = tiles.start * TILE_ROWS;
         let end_row = (tiles.end * TILE_ROWS).min(self.rows);
         if tiles.end > self.tile_count() || x.cols != self.cols {
@@ -255,21 +328,39 @@ impl PackedWeight {
                 let acts = x.q8k.as_deref().ok_or_else(|| missing("Q4K"))?;
                 let acts: Vec<&[ActQ8K]> =
                     rows.map(|r| &acts[r * blocks..(r + 1) * blocks]).collect();
-                q4k_sums(isa, &tiles[t * blocks..(t + 1) * blocks], &acts, out);
+                run_kernel!(
+                    isa,
+                    q4k_sums,
+                    &tiles[t * blocks..(t + 1) * blocks],
+                    &acts,
+                    out
+                );
             }
             Tiles::Q6K(tiles) => {
                 let blocks = self.cols / QK_K;
                 let acts = x.q8k.as_deref().ok_or_else(|| missing("Q6K"))?;
                 let acts: Vec<&[ActQ8K]> =
                     rows.map(|r| &acts[r * blocks..(r + 1) * blocks]).collect();
-                q6k_sums(isa, &tiles[t * blocks..(t + 1) * blocks], &acts, out);
+                run_kernel!(
+                    isa,
+                    q6k_sums,
+                    &tiles[t * blocks..(t + 1) * blocks],
+                    &acts,
+                    out
+                );
             }
             Tiles::Q8_0(tiles) => {
                 let blocks = self.cols / QK8_0;
                 let acts = x.q8_32.as_deref().ok_or_else(|| missing("Q8_0"))?;
                 let acts: Vec<&[ActQ8_32]> =
                     rows.map(|r| &acts[r * blocks..(r + 1) * blocks]).collect();
-                q8_0_sums(isa, &tiles[t * blocks..(t + 1) * blocks], &acts, out);
+                run_kernel!(
+                    isa,
+                    q8_0_sums,
+                    &tiles[t * blocks..(t + 1) * blocks],
+                    &acts,
+                    out
+                );
             }
         }
         Ok(())
@@ -501,55 +592,6 @@ impl ActQ8_32 {
         let (qs, d) = quantize_block::<QK8_0>(values);
         let sum = qs.iter().map(|&q| q as i32).sum();
         Self { qs, sum, d }
-    }
-}
-
-fn q4k_sums(isa: Isa, tiles: &[TileQ4K], acts: &[&[ActQ8K]], out: &mut [[f32; TILE_ROWS]]) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::detect` found avx512f, avx512bw and avx512vnni; `product` gave one
-        // activation block per tile to every row.
-        Isa::Avx512Vnni => unsafe {
-            match acts.len() {
-                1 => avx512::q4k_sums::<1>(tiles, acts, out),
-                2 => avx512::q4k_sums::<2>(tiles, acts, out),
-                3 => avx512::q4k_sums::<3>(tiles, acts, out),
-                _ => avx512::q4k_sums::<4>(tiles, acts, out),
-            }
-        },
-        Isa::Portable => portable::q4k_sums(tiles, acts, out),
-    }
-}
-
-fn q6k_sums(isa: Isa, tiles: &[TileQ6K], acts: &[&[ActQ8K]], out: &mut [[f32; TILE_ROWS]]) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as for `q4k_sums`.
-        Isa::Avx512Vnni => unsafe {
-            match acts.len() {
-                1 => avx512::q6k_sums::<1>(tiles, acts, out),
-                2 => avx512::q6k_sums::<2>(tiles, acts, out),
-                3 => avx512::q6k_sums::<3>(tiles, acts, out),
-                _ => avx512::q6k_sums::<4>(tiles, acts, out),
-            }
-        },
-        Isa::Portable => portable::q6k_sums(tiles, acts, out),
-    }
-}
-
-fn q8_0_sums(isa: Isa, tiles: &[TileQ8_0], acts: &[&[ActQ8_32]], out: &mut [[f32; TILE_ROWS]]) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as for `q4k_sums`.
-        Isa::Avx512Vnni => unsafe {
-            match acts.len() {
-                1 => avx512::q8_0_sums::<1>(tiles, acts, out),
-                2 => avx512::q8_0_sums::<2>(tiles, acts, out),
-                3 => avx512::q8_0_sums::<3>(tiles, acts, out),
-                _ => avx512::q8_0_sums::<4>(tiles, acts, out),
-            }
-        },
-        Isa::Portable => portable::q8_0_sums(tiles, acts, out),
     }
 }
 
@@ -861,6 +903,283 @@ mod avx512 {
     }
 }
 
+/// The AVX2 kernels: the same tiles, each 64-byte group taken as two 256-bit halves of 8 rows
+/// (bytes 0..32 are rows 0..8, bytes 32..64 rows 8..16). Without `vpdpbusd`, a group is
+/// `vpmaddubsw` (pairs of u8 × i8 products into i16) and `vpmaddwd` (pairs of i16 into i32).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    /// Four activation bytes from `at`, in every 32-bit lane.
+    #[inline(always)]
+    unsafe fn broadcast4(qs: &[i8], at: usize) -> __m256i {
+        debug_assert!(at + 4 <= qs.len());
+        // SAFETY: the callers' offsets stay within the block (`at + 4 <= qs.len()`), and call
+        // this only from functions that enable avx2.
+        unsafe { _mm256_set1_epi32(std::ptr::read_unaligned(qs.as_ptr().add(at).cast::<i32>())) }
+    }
+
+    /// `portable::q4k_sums` for M activation rows, each with one block per tile.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn q4k_sums<const M: usize>(
+        tiles: &[TileQ4K],
+        acts: &[&[ActQ8K]],
+        out: &mut [[f32; TILE_ROWS]],
+    ) {
+        let nibble = _mm256_set1_epi8(0x0F);
+        // acc[half][m]: the f32 sums of rows 8·half..8·half+8.
+        let mut acc = [[_mm256_setzero_ps(); M]; 2];
+        for (b, tile) in tiles.iter().enumerate() {
+            let act: [&ActQ8K; M] = std::array::from_fn(|m| &acts[m][b]);
+            for (half, acc) in acc.iter_mut().enumerate() {
+                let mut scaled = [_mm256_setzero_si256(); M];
+                for sub in 0..8 {
+                    // The sub-block's products summed in i16: a `maddubs` lane is at most
+                    // 2·15·127 = 3810 in magnitude (it cannot saturate) and a sub-block adds 8
+                    // of them (4 groups, low and high nibbles), at most 30480 < 32767.
+                    let mut dot = [_mm256_setzero_si256(); M];
+                    for g in sub * 4..sub * 4 + 4 {
+                        // SAFETY: group g's 64 bytes lie within `qs` (32 groups of 64).
+                        let w = unsafe {
+                            _mm256_loadu_si256(tile.qs.as_ptr().add(g * 64 + 32 * half).cast())
+                        };
+                        let lo = _mm256_and_si256(w, nibble);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(w), nibble);
+                        for m in 0..M {
+                            // SAFETY: 8g + 8 <= 256.
+                            let (x_lo, x_hi) = unsafe {
+                                (
+                                    broadcast4(&act[m].qs, 8 * g),
+                                    broadcast4(&act[m].qs, 8 * g + 4),
+                                )
+                            };
+                            let both = _mm256_add_epi16(
+                                _mm256_maddubs_epi16(lo, x_lo),
+                                _mm256_maddubs_epi16(hi, x_hi),
+                            );
+                            dot[m] = _mm256_add_epi16(dot[m], both);
+                        }
+                    }
+                    // Each row's scale in both i16 halves of its lane: one `madd` adds the
+                    // row's two i16 sums and scales them (at most 60960 · 63 per sub-block).
+                    // SAFETY: 16 scale bytes per sub-block, 8 sub-blocks; 8 read from 8·half.
+                    let scale = unsafe {
+                        _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                            tile.scales.as_ptr().add(sub * TILE_ROWS + 8 * half).cast(),
+                        ))
+                    };
+                    let scale = _mm256_or_si256(scale, _mm256_slli_epi32::<16>(scale));
+                    for m in 0..M {
+                        scaled[m] = _mm256_add_epi32(scaled[m], _mm256_madd_epi16(dot[m], scale));
+                    }
+                }
+                let mut mins = [_mm256_setzero_si256(); M];
+                for pair in 0..4 {
+                    // SAFETY: 32 min bytes per pair of sub-blocks (16 rows × 2), 4 pairs; the
+                    // half's 8 rows are 16 of them from 16·half.
+                    let widened = unsafe {
+                        _mm256_cvtepu8_epi16(_mm_loadu_si128(
+                            tile.mins.as_ptr().add(pair * 32 + 16 * half).cast(),
+                        ))
+                    };
+                    for m in 0..M {
+                        let sums = &act[m].sums[2 * pair..2 * pair + 2];
+                        let both = (sums[0] as u16 as u32 | ((sums[1] as u16 as u32) << 16)) as i32;
+                        let products = _mm256_madd_epi16(widened, _mm256_set1_epi32(both));
+                        mins[m] = _mm256_add_epi32(mins[m], products);
+                    }
+                }
+                // SAFETY: 16 f16 scales each; 8 read from 8·half.
+                let (d, dmin) = unsafe {
+                    (
+                        _mm256_cvtph_ps(_mm_loadu_si128(tile.d.as_ptr().add(8 * half).cast())),
+                        _mm256_cvtph_ps(_mm_loadu_si128(tile.dmin.as_ptr().add(8 * half).cast())),
+                    )
+                };
+                for m in 0..M {
+                    let da = _mm256_set1_ps(act[m].d);
+                    let sum = &mut acc[m];
+                    let scaled = _mm256_cvtepi32_ps(scaled[m]);
+                    *sum = _mm256_fmadd_ps(scaled, _mm256_mul_ps(d, da), *sum);
+                    let mins = _mm256_cvtepi32_ps(mins[m]);
+                    *sum = _mm256_fnmadd_ps(mins, _mm256_mul_ps(dmin, da), *sum);
+                }
+            }
+        }
+        for (half, acc) in acc.iter().enumerate() {
+            for m in 0..M {
+                // SAFETY: 16 floats per output row, 8 written from 8·half.
+                unsafe { _mm256_storeu_ps(out[m].as_mut_ptr().add(8 * half), acc[m]) };
+            }
+        }
+    }
+
+    /// `portable::q6k_sums` for M activation rows, each with one block per tile.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn q6k_sums<const M: usize>(
+        tiles: &[TileQ6K],
+        acts: &[&[ActQ8K]],
+        out: &mut [[f32; TILE_ROWS]],
+    ) {
+        let nibble = _mm256_set1_epi8(0x0F);
+        let top = _mm256_set1_epi8(0x30);
+        let low_half = _mm256_set1_epi32(0xFFFF);
+        // acc[half][m]: the f32 sums of rows 8·half..8·half+8.
+        let mut acc = [[_mm256_setzero_ps(); M]; 2];
+        for (b, tile) in tiles.iter().enumerate() {
+            let act: [&ActQ8K; M] = std::array::from_fn(|m| &acts[m][b]);
+            for (half, acc) in acc.iter_mut().enumerate() {
+                let mut scaled = [_mm256_setzero_si256(); M];
+                let mut offsets = [_mm256_setzero_si256(); M];
+                for sub in 0..16 {
+                    let bytes = tile.body[sub].as_ptr();
+                    // SAFETY: a sub-block's 192 bytes are its two groups' low bits and their
+                    // high bits, 64 bytes each; this half's rows are 32 of each from 32·half.
+                    let (w0, w1, h) = unsafe {
+                        (
+                            _mm256_loadu_si256(bytes.add(32 * half).cast()),
+                            _mm256_loadu_si256(bytes.add(64 + 32 * half).cast()),
+                            _mm256_loadu_si256(bytes.add(128 + 32 * half).cast()),
+                        )
+                    };
+                    // As in the AVX-512 kernel: the high parts moved over their nibbles.
+                    let values = [
+                        _mm256_or_si256(
+                            _mm256_and_si256(w0, nibble),
+                            _mm256_and_si256(_mm256_slli_epi16::<4>(h), top),
+                        ),
+                        _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16::<4>(w0), nibble),
+                            _mm256_and_si256(_mm256_slli_epi16::<2>(h), top),
+                        ),
+                        _mm256_or_si256(_mm256_and_si256(w1, nibble), _mm256_and_si256(h, top)),
+                        _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16::<4>(w1), nibble),
+                            _mm256_and_si256(_mm256_srli_epi16::<2>(h), top),
+                        ),
+                    ];
+                    // The rows' signed scales, as i32 and in both i16 halves of each lane.
+                    // SAFETY: 16 scale bytes per sub-block, 16 sub-blocks; 8 read from 8·half.
+                    let scale = unsafe {
+                        _mm256_cvtepi8_epi32(_mm_loadl_epi64(
+                            tile.scales.as_ptr().add(sub * TILE_ROWS + 8 * half).cast(),
+                        ))
+                    };
+                    let scale_both = _mm256_or_si256(
+                        _mm256_and_si256(scale, low_half),
+                        _mm256_slli_epi32::<16>(scale),
+                    );
+                    for m in 0..M {
+                        let first = 16 * sub;
+                        // A `maddubs` lane is at most 2·63·127 = 16002: two of them still fit
+                        // an i16, so the four are summed in two pairs.
+                        // SAFETY: first + 16 <= 256.
+                        let x: [__m256i; 4] = std::array::from_fn(|i| unsafe {
+                            broadcast4(&act[m].qs, first + 4 * i)
+                        });
+                        let pair01 = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(values[0], x[0]),
+                            _mm256_maddubs_epi16(values[1], x[1]),
+                        );
+                        let pair23 = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(values[2], x[2]),
+                            _mm256_maddubs_epi16(values[3], x[3]),
+                        );
+                        let dot = _mm256_add_epi32(
+                            _mm256_madd_epi16(pair01, scale_both),
+                            _mm256_madd_epi16(pair23, scale_both),
+                        );
+                        scaled[m] = _mm256_add_epi32(scaled[m], dot);
+                        // scale · (sum of the 16 activations), for the values' -32: the sum
+                        // in the low i16 of each lane meets the scale there, the scale's sign
+                        // bits in the high i16 meet 0.
+                        let sum = _mm256_set1_epi32(act[m].sums16[sub] as u16 as i32);
+                        offsets[m] = _mm256_add_epi32(offsets[m], _mm256_madd_epi16(scale, sum));
+                    }
+                }
+                // SAFETY: 16 f16 scales; 8 read from 8·half.
+                let d = unsafe {
+                    _mm256_cvtph_ps(_mm_loadu_si128(tile.d.as_ptr().add(8 * half).cast()))
+                };
+                for m in 0..M {
+                    let total = _mm256_sub_epi32(scaled[m], _mm256_slli_epi32::<5>(offsets[m]));
+                    let da = _mm256_set1_ps(act[m].d);
+                    acc[m] =
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(total), _mm256_mul_ps(d, da), acc[m]);
+                }
+            }
+        }
+        for (half, acc) in acc.iter().enumerate() {
+            for m in 0..M {
+                // SAFETY: 16 floats per output row, 8 written from 8·half.
+                unsafe { _mm256_storeu_ps(out[m].as_mut_ptr().add(8 * half), acc[m]) };
+            }
+        }
+    }
+
+    /// `portable::q8_0_sums` for M activation rows, each with one block per tile.
+    ///
+    /// The stored bytes (value + 128, up to 255) would overflow `maddubs`'s i16 pairs (2 · 255 ·
+    /// 127), so the value itself is used, signed: its magnitude times the activation with its
+    /// sign, at most 2 · 128 · 127 = 32512. No +128 offset to take out, the same integer sums.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn q8_0_sums<const M: usize>(
+        tiles: &[TileQ8_0],
+        acts: &[&[ActQ8_32]],
+        out: &mut [[f32; TILE_ROWS]],
+    ) {
+        let flip = _mm256_set1_epi8(i8::MIN);
+        let ones = _mm256_set1_epi16(1);
+        // acc[half][m]: the f32 sums of rows 8·half..8·half+8.
+        let mut acc = [[_mm256_setzero_ps(); M]; 2];
+        for (b, tile) in tiles.iter().enumerate() {
+            let act: [&ActQ8_32; M] = std::array::from_fn(|m| &acts[m][b]);
+            let mut dot = [[_mm256_setzero_si256(); M]; 2];
+            for g in 0..QK8_0 / 4 {
+                // SAFETY: 4g + 4 <= 32.
+                let x: [__m256i; M] =
+                    std::array::from_fn(|m| unsafe { broadcast4(&act[m].qs, 4 * g) });
+                for (half, dot) in dot.iter_mut().enumerate() {
+                    // SAFETY: group g's 64 bytes lie within `qs` (8 groups of 64).
+                    let stored = unsafe {
+                        _mm256_loadu_si256(tile.qs.as_ptr().add(g * 64 + 32 * half).cast())
+                    };
+                    // value = stored − 128, whose i8 bits are stored ^ 0x80; its magnitude as
+                    // u8 (−128 gives 0x80, i.e. 128).
+                    let value = _mm256_xor_si256(stored, flip);
+                    let magnitude = _mm256_sign_epi8(value, value);
+                    for m in 0..M {
+                        // The activation (−127..=127, so negating it cannot wrap) with the
+                        // value's sign, or 0 where the value is 0.
+                        let signed = _mm256_sign_epi8(x[m], value);
+                        let pairs = _mm256_maddubs_epi16(magnitude, signed);
+                        let sum = &mut dot[m];
+                        *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(pairs, ones));
+                    }
+                }
+            }
+            for (half, (acc, dot)) in acc.iter_mut().zip(&dot).enumerate() {
+                // SAFETY: 16 f16 scales; 8 read from 8·half.
+                let d = unsafe {
+                    _mm256_cvtph_ps(_mm_loadu_si128(tile.d.as_ptr().add(8 * half).cast()))
+                };
+                for m in 0..M {
+                    let da = _mm256_set1_ps(act[m].d);
+                    let dot = _mm256_cvtepi32_ps(dot[m]);
+                    acc[m] = _mm256_fmadd_ps(dot, _mm256_mul_ps(d, da), acc[m]);
+                }
+            }
+        }
+        for (half, acc) in acc.iter().enumerate() {
+            for m in 0..M {
+                // SAFETY: 16 floats per output row, 8 written from 8·half.
+                unsafe { _mm256_storeu_ps(out[m].as_mut_ptr().add(8 * half), acc[m]) };
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -911,11 +1230,12 @@ mod tests {
 
     /// All three formats, row counts that do not fill the last tile, 1 to 6 activation rows (two
     /// passes when over 4), whole and partial tile ranges: the portable kernels equal the
-    /// dequantized product up to the activations' 8-bit rounding, and the vector kernels (when
-    /// this CPU has them) equal the portable ones.
+    /// dequantized product up to the activations' 8-bit rounding, and every vector kernel set
+    /// this CPU runs (AVX-512 VNNI, AVX2) equals the portable one.
     #[test]
     fn packed_products_match_the_dequantized_weights() {
-        let isa = Isa::detect();
+        let isas = Isa::available();
+        assert_eq!(isas[0], Isa::detect());
         let formats = [
             (GgmlDType::Q4K, 512),
             (GgmlDType::Q6K, 512),
@@ -942,20 +1262,111 @@ mod tests {
                         worst < 0.01 * max_abs(&want),
                         "{format:?} {rows}x{cols} m={m}: {worst}"
                     );
-                    let fast = weight.product(isa, &acts, all).unwrap();
-                    for (a, b) in fast.iter().zip(&portable) {
-                        assert!(
-                            (a - b).abs() <= 1e-5 * b.abs().max(1.0),
-                            "{isa:?}: {a} vs {b}"
-                        );
-                    }
-                    // The second tile alone: rows 16.. of the product.
-                    let tail = weight.product(isa, &acts, 1..weight.tile_count()).unwrap();
-                    let width = rows - 16;
-                    for r in 0..m {
-                        assert_eq!(tail[r * width..][..width], fast[r * rows + 16..][..width]);
+                    for &isa in &isas {
+                        let fast = weight.product(isa, &acts, all.clone()).unwrap();
+                        for (a, b) in fast.iter().zip(&portable) {
+                            assert!(
+                                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                                "{isa:?} {format:?} {rows}x{cols} m={m}: {a} vs {b}"
+                            );
+                        }
+                        // The second tile alone: rows 16.. of the product.
+                        let tail = weight.product(isa, &acts, 1..weight.tile_count()).unwrap();
+                        let width = rows - 16;
+                        for r in 0..m {
+                            assert_eq!(tail[r * width..][..width], fast[r * rows + 16..][..width]);
+                        }
                     }
                 }
+            }
+        }
+    }
+
+    /// The extremes the vector kernels' i16 sums are sized for (Q4_K nibbles of 15 with scales
+    /// and mins of 63, Q6_K values of 63 and 0 with scales of -128 and 127, Q8_0 values of -128
+    /// and 127, activations of ±127): every kernel set this CPU runs gives the portable
+    /// kernels' sums exactly.
+    #[test]
+    fn extreme_values_give_the_portable_sums() {
+        let one = f16::ONE.to_le_bytes();
+        let rows = 20;
+        let q4k_block = |r: usize| {
+            let mut block = vec![0u8; Q4K_BLOCK_BYTES];
+            block[0..2].copy_from_slice(&one);
+            block[2..4].copy_from_slice(&one);
+            for (i, byte) in block[4..].iter_mut().enumerate() {
+                *byte = match r % 4 {
+                    0 => 0xFF,
+                    1 => 0xF0,
+                    2 => 0x0F,
+                    _ => (i * 37 + r * 11) as u8,
+                };
+            }
+            block
+        };
+        // Q6_K: all values 63 or 0 (-32 after the offset) with scales of -128 and 127.
+        let q6k_block = |r: usize| {
+            let mut block = vec![0u8; Q6K_BLOCK_BYTES];
+            let (bits, scale) = match r % 4 {
+                0 => (0xFF, 0x80),
+                1 => (0x00, 0x7F),
+                2 => (0xFF, 0x7F),
+                _ => (0, 0),
+            };
+            for (i, byte) in block[..208].iter_mut().enumerate() {
+                *byte = match (r % 4, i) {
+                    (3, _) => (i * 37 + r * 11) as u8,
+                    (_, 0..192) => bits,
+                    _ => scale,
+                };
+            }
+            block[208..].copy_from_slice(&one);
+            block
+        };
+        let q8_0_block = |r: usize| {
+            let mut block = vec![0u8; Q8_0_BLOCK_BYTES];
+            block[0..2].copy_from_slice(&one);
+            for (i, byte) in block[2..].iter_mut().enumerate() {
+                *byte = match r % 4 {
+                    0 => 0x80,
+                    1 => 0x7F,
+                    2 => [0x80, 0x7F][i % 2],
+                    _ => (i * 37 + r * 11) as u8,
+                };
+            }
+            block
+        };
+        let act_rows = |cols: usize| -> Vec<f32> {
+            let patterns: [fn(usize) -> f32; 4] = [
+                |_| 1.0,
+                |_| -1.0,
+                |i| if i % 2 == 0 { 1.0 } else { -1.0 },
+                |i| if i % 3 == 0 { -1.0 } else { 0.5 },
+            ];
+            patterns.iter().flat_map(|p| (0..cols).map(p)).collect()
+        };
+        let formats = [
+            (PackedFormat::Q4K, 512),
+            (PackedFormat::Q6K, 512),
+            (PackedFormat::Q8_0, 64),
+        ];
+        for (format, cols) in formats {
+            let (size, block): (usize, &dyn Fn(usize) -> Vec<u8>) = match format {
+                PackedFormat::Q4K => (QK_K, &q4k_block),
+                PackedFormat::Q6K => (QK_K, &q6k_block),
+                PackedFormat::Q8_0 => (QK8_0, &q8_0_block),
+            };
+            let bytes: Vec<u8> = (0..rows)
+                .flat_map(|r| (0..cols / size).flat_map(move |_| block(r)))
+                .collect();
+            let weight = PackedWeight::from_gguf_blocks(format, &bytes, rows, cols).unwrap();
+            let x = act_rows(cols);
+            let acts = QuantizedRows::new(&x, 4, cols, &[format]).unwrap();
+            let all = 0..weight.tile_count();
+            let portable = weight.product(Isa::Portable, &acts, all.clone()).unwrap();
+            for isa in Isa::available() {
+                let fast = weight.product(isa, &acts, all.clone()).unwrap();
+                assert_eq!(fast, portable, "{isa:?} {format:?}");
             }
         }
     }
