@@ -14,6 +14,7 @@
 #   REPEATS  repeats per run (median inside)  [3]
 #   PROMPT_TOKENS / DECODE_TOKENS             [64 / 64]
 #   OUT      folder for the raw JSON          [a new mktemp folder]
+#   GGUF_TOO also run genarm on the q8_0 and q4_k_m GGUF files themselves [1] (GGUF_TOO= to skip)
 #   CLOOP    the C loop binary (guided_loop.c); run after the Python loop in every round
 #            when it exists, to show what the Python layer costs [/tmp/guided_loop_c]
 #            (CLOOP= to skip)
@@ -30,6 +31,7 @@ PROMPT_TOKENS="${PROMPT_TOKENS:-64}"
 DECODE_TOKENS="${DECODE_TOKENS:-64}"
 OUT="${OUT:-$(mktemp -d /tmp/llamacpp_bar.XXXXXX)}"
 CLOOP="${CLOOP-/tmp/guided_loop_c}"
+GGUF_TOO="${GGUF_TOO-1}"
 mkdir -p "$OUT"
 
 for f in f32 f16 q8_0 q4_k_m; do
@@ -52,6 +54,18 @@ for r in $(seq 1 "$ROUNDS"); do
   (cd "$MODELS" && RAYON_NUM_THREADS="$THREADS" "$GENARM" bench --base m1 --arm a=m2 --arm b=m3 \
       --dtypes f32,f16,q8_0,q4_k --prompt-tokens "$PROMPT_TOKENS" --decode-tokens "$DECODE_TOKENS" \
       --repeats "$REPEATS" --json) | tee "$OUT/genarm.$r.jsonl" | "$PY" "$here/table.py" genarm
+  # genarm reading llama.cpp's own files too (Q4_K_M keeps some tensors in Q6_K), so the
+  # quantized rows compare the same bytes; the table tags each line with the file's format.
+  if [ -n "$GGUF_TOO" ]; then
+    echo "=== round $r/$ROUNDS: genarm bench on the GGUF files   load average before: $(loadavg)"
+    : > "$OUT/genarm_gguf.$r.jsonl"
+    for f in q8_0 q4_k_m; do
+      (cd "$MODELS" && RAYON_NUM_THREADS="$THREADS" "$GENARM" bench --base "$GGUF/m1-$f.gguf" \
+          --arm "a=$GGUF/m2-$f.gguf" --arm "b=$GGUF/m3-$f.gguf" --tokenizer m1/tokenizer.json \
+          --prompt-tokens "$PROMPT_TOKENS" --decode-tokens "$DECODE_TOKENS" --repeats "$REPEATS" --json) \
+        | sed "s/^{/{\"format\":\"$f\",/" | tee -a "$OUT/genarm_gguf.$r.jsonl" | "$PY" "$here/table.py" genarm
+    done
+  fi
   echo "=== round $r/$ROUNDS: llama.cpp loop   load average before: $(loadavg)"
   "$PY" "$here/guided_loop.py" --gguf-dir "$GGUF" --base m1 --arm m2 --arm m3 \
       --formats f32,f16,q8_0,q4_k_m --prompt-tokens "$PROMPT_TOKENS" --decode-tokens "$DECODE_TOKENS" \

@@ -36,7 +36,7 @@ def one(kind, rows):
 def summary(out, rounds):
     rounds = int(rounds)
     per = {}  # (side, fmt) -> (guided list, base list)
-    for side in ("genarm", "llamacpp", "llamacpp_c"):
+    for side in ("genarm", "genarm_gguf", "llamacpp", "llamacpp_c"):
         for r in range(1, rounds + 1):
             try:
                 rows = read(f"{out}/{side}.{r}.jsonl")
@@ -50,11 +50,14 @@ def summary(out, rounds):
     m = statistics.median
     cell = lambda xs: ("/".join(f"{x:.0f}" for x in xs) + " -> " + f"{m(xs):.1f}") if xs else "-"
     has_c = any(k[0] == "llamacpp_c" for k in per)
+    has_gguf = any(k[0] == "genarm_gguf" for k in per)
     for kind, idx in (("guided (base + ARMs)", 0), ("base-only", 1)):
         print(f"decode tokens/s, {kind}: each round, then -> the median of the rounds")
         head = f"{'format':<7} {'genarm':>24} {'llama.cpp (Python)':>24} {'ratio':>6}"
         if has_c:
             head += f" {'llama.cpp (C)':>24} {'ratio':>6}"
+        if has_gguf:
+            head += f" {'genarm on the GGUF':>24} {'vs Py':>6} {'vs C':>6}"
         print(head)
         for fmt in ("f32", "f16", "q8_0", "q4_k_m"):
             g = per.get(("genarm", fmt), ([], []))[idx]
@@ -66,6 +69,9 @@ def summary(out, rounds):
             line = f"{fmt:<7} {cell(g):>24} {cell(lp):>24} {ratio(g, lp)}"
             if has_c:
                 line += f" {cell(lc):>24} {ratio(g, lc)}"
+            if has_gguf:
+                gg = per.get(("genarm_gguf", fmt), ([], []))[idx]
+                line += f" {cell(gg):>24} {ratio(gg, lp)} {ratio(gg, lc)}"
             print(line)
         print()
     print("ratio = genarm / llama.cpp (above 1: genarm faster)")
