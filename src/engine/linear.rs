@@ -1,9 +1,9 @@
 //! One linear layer for every weight format: dense tensors (f32, f16, bf16) through candle's
 //! matmul or `gemv.rs`, block-quantized ones (Q8_0, Q4_K, Q6_K, ... read from GGUF or quantized
 //! at load) through `qgemv.rs`'s packed tiles where this CPU has their kernels (Q4_K, Q6_K and
-//! Q8_0 with AVX-512 VNNI or AVX2), else candle's `QMatMul`; both multiply f32 activations with the blocks
-//! directly. The decoder builds every projection from this type, so one model code runs all
-//! formats.
+//! Q8_0 with AVX-512 VNNI or AVX2), else candle's `QMatMul`; both multiply f32 activations with
+//! the blocks directly. The decoder builds every projection from this type, so one model code
+//! runs all formats.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -188,7 +188,9 @@ impl Linear {
                 let (n, k) = weight.dims();
                 let xs = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
                 let m = xs.len() / k.max(1);
-                let y = packed_product(weight, &xs, m)?;
+                let y = Self::products_shared(&[self], &xs, m)?
+                    .pop()
+                    .unwrap_or_default();
                 let mut dims = x.dims().to_vec();
                 if let Some(d) = dims.last_mut() {
                     *d = n;
@@ -224,24 +226,6 @@ fn pack(q: &QTensor) -> Result<PackedWeight> {
     let format = packed_format(q.dtype())
         .ok_or_else(|| EngineError::usage(format!("{:?} weights are not packed", q.dtype())))?;
     PackedWeight::from_gguf_blocks(format, &q.data()?, rows, cols)
-}
-
-/// x · Wᵀ for the m rows of `x`, the weight's tiles cut into shards that run on rayon's pool.
-fn packed_product(weight: &PackedWeight, x: &[f32], m: usize) -> Result<Vec<f32>> {
-    use rayon::prelude::*;
-    let (n, k) = weight.dims();
-    let isa = qgemv::Isa::detect();
-    let acts = QuantizedRows::new(x, m, k, &[weight.format()])?;
-    let shards = tile_shards(weight.tile_count(), m);
-    let parts = shards
-        .par_iter()
-        .map(|tiles| weight.product(isa, &acts, tiles.clone()))
-        .collect::<Result<Vec<_>>>()?;
-    let mut out = vec![0f32; m * n];
-    for (tiles, part) in shards.iter().zip(parts) {
-        scatter_columns(&mut out, n, tiles.start * qgemv::TILE_ROWS, &part, m);
-    }
-    Ok(out)
 }
 
 /// Tile ranges for one product's parallel tasks: one per thread for the few rows of a decoding
@@ -282,6 +266,20 @@ impl Linear {
     /// parallel job: the row blocks of every layer are scheduled together, so the threads
     /// meet once rather than once per layer. One output per layer, in order.
     pub fn forward_rows_shared(layers: &[&Linear], x: &[f32], m: usize) -> Result<Vec<Vec<f32>>> {
+        let mut outs = Self::products_shared(layers, x, m)?;
+        for (layer, out) in layers.iter().zip(&mut outs) {
+            if let Some(b) = &layer.bias {
+                let b = b.to_vec1::<f32>()?;
+                for row in out.chunks_exact_mut(b.len().max(1)) {
+                    row.iter_mut().zip(&b).for_each(|(y, b)| *y += b);
+                }
+            }
+        }
+        Ok(outs)
+    }
+
+    /// x·Wᵀ of each layer, without the biases, as one parallel job (see `forward_rows_shared`).
+    fn products_shared(layers: &[&Linear], x: &[f32], m: usize) -> Result<Vec<Vec<f32>>> {
         use rayon::prelude::*;
         let dims = layers
             .iter()
@@ -377,14 +375,6 @@ impl Linear {
         let mut outs: Vec<Vec<f32>> = dims.iter().map(|&(n, _)| vec![0f32; m * n]).collect();
         for ((i, first, _, _), part) in tasks.iter().zip(parts) {
             scatter_columns(&mut outs[*i], dims[*i].0, *first, &part, m);
-        }
-        for (layer, out) in layers.iter().zip(&mut outs) {
-            if let Some(b) = &layer.bias {
-                let b = b.to_vec1::<f32>()?;
-                for row in out.chunks_exact_mut(b.len().max(1)) {
-                    row.iter_mut().zip(&b).for_each(|(y, b)| *y += b);
-                }
-            }
         }
         Ok(outs)
     }
@@ -646,6 +636,59 @@ mod tests {
             }
         }
         assert!(Linear::forward_rows_shared(&[&layers[0]], &[0.0; 3], 1).is_err());
+    }
+
+    /// Quantized layers (packed where this CPU runs `qgemv.rs`, else candle's) against their
+    /// own dequantized weights, for a decoding step's few rows and a prompt's many (several
+    /// passes of 4 rows, more shards), with a bias and a row count that leaves the last tile
+    /// part empty.
+    #[test]
+    fn quantized_layers_match_their_dequantized_weights_for_any_row_count() {
+        use rand::{Rng, SeedableRng};
+        let dev = Device::Cpu;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut normal = |shape: &[usize], scale: f32| {
+            let len = shape.iter().product();
+            // Sums of uniforms: roughly normal, without a distributions crate.
+            let values: Vec<f32> = (0..len)
+                .map(|_| scale * (0..4).map(|_| rng.random_range(-1.0f32..1.0)).sum::<f32>())
+                .collect();
+            Tensor::from_vec(values, shape, &dev).unwrap()
+        };
+        let (n, k) = (40, 512);
+        let w = normal(&[n, k], 1.0);
+        // A large bias, so one left out would show above the activations' rounding.
+        let bias = normal(&[n], 20.0);
+        let max = |t: Tensor| {
+            t.abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        for format in [GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::Q8_0] {
+            let q = Arc::new(QTensor::quantize(&w, format).unwrap());
+            let dense = q.dequantize(&dev).unwrap();
+            let layer = Linear::new(LinearWeight::Quantized(q), Some(bias.clone())).unwrap();
+            for m in [1, 3, 21] {
+                let x = normal(&[1, m, k], 1.0);
+                let got = layer.forward(&x).unwrap();
+                let want = x
+                    .matmul(&dense.t().unwrap().unsqueeze(0).unwrap())
+                    .unwrap()
+                    .broadcast_add(&bias)
+                    .unwrap();
+                assert_eq!(got.dims(), &[1, m, n]);
+                let diff = max((got - &want).unwrap());
+                // Each activation is rounded to 8 bits of its block's largest magnitude (at
+                // most the row's), so off by at most max|x|/254; an output by that times the
+                // sum of its row's |weights| (plus f32 rounding).
+                let step = max(x.clone()) / 254.0;
+                let bound = step * max(dense.abs().unwrap().sum(1).unwrap()) + 1e-3;
+                assert!(diff <= bound, "{format:?}, {m} rows: {diff} > {bound}");
+            }
+        }
     }
 
     #[test]
