@@ -322,49 +322,43 @@ impl PackedWeight {
         rows: Range<usize>,
         out: &mut [[f32; TILE_ROWS]],
     ) -> Result<()> {
+        let count = rows.len();
         match &self.tiles {
             Tiles::Q4K(tiles) => {
                 let blocks = self.cols / QK_K;
                 let acts = x.q8k.as_deref().ok_or_else(|| missing("Q4K"))?;
-                let acts: Vec<&[ActQ8K]> =
-                    rows.map(|r| &acts[r * blocks..(r + 1) * blocks]).collect();
-                run_kernel!(
-                    isa,
-                    q4k_sums,
-                    &tiles[t * blocks..(t + 1) * blocks],
-                    &acts,
-                    out
-                );
+                let acts = row_blocks(acts, blocks, rows);
+                let tiles = &tiles[t * blocks..(t + 1) * blocks];
+                run_kernel!(isa, q4k_sums, tiles, &acts[..count], out);
             }
             Tiles::Q6K(tiles) => {
                 let blocks = self.cols / QK_K;
                 let acts = x.q8k.as_deref().ok_or_else(|| missing("Q6K"))?;
-                let acts: Vec<&[ActQ8K]> =
-                    rows.map(|r| &acts[r * blocks..(r + 1) * blocks]).collect();
-                run_kernel!(
-                    isa,
-                    q6k_sums,
-                    &tiles[t * blocks..(t + 1) * blocks],
-                    &acts,
-                    out
-                );
+                let acts = row_blocks(acts, blocks, rows);
+                let tiles = &tiles[t * blocks..(t + 1) * blocks];
+                run_kernel!(isa, q6k_sums, tiles, &acts[..count], out);
             }
             Tiles::Q8_0(tiles) => {
                 let blocks = self.cols / QK8_0;
                 let acts = x.q8_32.as_deref().ok_or_else(|| missing("Q8_0"))?;
-                let acts: Vec<&[ActQ8_32]> =
-                    rows.map(|r| &acts[r * blocks..(r + 1) * blocks]).collect();
-                run_kernel!(
-                    isa,
-                    q8_0_sums,
-                    &tiles[t * blocks..(t + 1) * blocks],
-                    &acts,
-                    out
-                );
+                let acts = row_blocks(acts, blocks, rows);
+                let tiles = &tiles[t * blocks..(t + 1) * blocks];
+                run_kernel!(isa, q8_0_sums, tiles, &acts[..count], out);
             }
         }
         Ok(())
     }
+}
+
+/// The activation blocks of each row in `rows` (at most `ROWS_PER_PASS`; the array's unused
+/// entries repeat the last row), in an array rather than a Vec: this runs once per tile row
+/// and pass, thousands of times per token.
+fn row_blocks<T>(acts: &[T], blocks: usize, rows: Range<usize>) -> [&[T]; ROWS_PER_PASS] {
+    let last = rows.end.saturating_sub(1);
+    std::array::from_fn(|i| {
+        let r = (rows.start + i).min(last);
+        &acts[r * blocks..(r + 1) * blocks]
+    })
 }
 
 fn missing(format: &str) -> EngineError {
