@@ -412,6 +412,20 @@ impl Comparison {
 }
 
 impl State {
+    /// The status line's badge, and whether the engine is busy. A comparison or a frontier
+    /// sweep leaves `run` idle (there is no one generation to continue), so while one is being
+    /// generated the badge says that rather than "idle".
+    pub fn activity(&self) -> (String, bool) {
+        if self.frontier.as_ref().is_some_and(|f| f.running) {
+            return ("sweeping".into(), true);
+        }
+        if self.comparison.as_ref().is_some_and(|c| c.running()) && self.run == RunState::Idle {
+            return ("comparing".into(), true);
+        }
+        let busy = matches!(self.run, RunState::Running | RunState::Starting);
+        (self.run.label(), busy)
+    }
+
     pub fn new(
         base_name: String,
         arm_names: Vec<String>,

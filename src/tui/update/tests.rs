@@ -650,11 +650,14 @@ fn compare_runs_base_only_against_the_current_weights_and_finds_the_divergence()
         "a token the finished side never made differs"
     );
     assert!(!c.differs(0, 3));
+    // The status badge says what the engine is busy with, not the idle generation state.
+    assert_eq!(s.activity(), ("comparing".to_string(), true));
     // Stop while running goes to the engine; closing stops too.
     assert_eq!(commands(&update(&mut s, Action::Stop)), vec!["Send(Stop)"]);
     update(&mut s, compare_done(1));
     let c = s.comparison.clone().unwrap();
     assert!(!c.running());
+    assert_eq!(s.activity(), ("idle".to_string(), false));
     assert_eq!(c.sides[1].tokens_per_second, Some(21.0));
     assert!(
         update(&mut s, Action::Stop).is_empty(),
@@ -769,8 +772,10 @@ fn the_frontier_sweeps_a_grid_of_the_first_two_arms_and_loads_a_point() {
 fn leaving_a_running_frontier_stops_its_sweep() {
     let mut s = empty_state();
     update(&mut s, Action::OpenFrontier);
+    assert_eq!(s.activity(), ("sweeping".to_string(), true));
     let e = update(&mut s, Action::Back);
     assert!(matches!(&e[..], [Effect::Send(Command::Stop)]), "{e:?}");
+    assert_eq!(s.activity(), ("idle".to_string(), false));
     assert_eq!(s.mode, Mode::Normal);
     assert!(s.frontier.is_none());
     assert!(s.message.as_deref().unwrap().contains("stopped"));

@@ -18,17 +18,15 @@ pub fn draw_status(state: &State, frame: &mut Frame, area: Rect) {
     let speed = state
         .tokens_per_second
         .map_or("– tok/s".to_string(), |t| format!("{t:.1} tok/s"));
+    let (activity, busy) = state.activity();
     let run_style = match state.run {
-        RunState::Running | RunState::Starting => Style::new().fg(Color::Green).bold(),
+        _ if busy => Style::new().fg(Color::Green).bold(),
         RunState::Paused => Style::new().fg(Color::Yellow).bold(),
         RunState::Failed => Style::new().fg(Color::Red).bold(),
         _ => Style::new().bold(),
     };
     // The message comes first: on a narrow screen it is what must not be cut off.
-    let mut spans = vec![Span::styled(
-        format!(" {} ", state.run.label()),
-        run_style.reversed(),
-    )];
+    let mut spans = vec![Span::styled(format!(" {activity} "), run_style.reversed())];
     if let Some(profile) = &state.loading {
         spans.push(Span::styled(
             format!(" loading {}… │", ModelSet::label(profile.as_deref())),
