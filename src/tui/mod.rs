@@ -57,6 +57,7 @@ pub fn run(models: &ModelArgs, args: &PlayArgs) -> Result<()> {
     state.presets = config.presets;
     state.chat = session::chat_state(&guide);
     state.startup.chat = state.chat == Some(true);
+    state.startup_profile = models.profile.clone();
     state.profiles = state::ModelSet::from_profiles(&config.profiles);
     state.message = config_warning;
     if let Some(prompt) = &args.prompt {

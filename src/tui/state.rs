@@ -257,6 +257,8 @@ pub struct State {
 
     /// The models the session started with (first in the profile picker).
     pub startup: ModelSet,
+    /// The profile those came from (`--profile NAME`), flags given beside it applied.
+    pub startup_profile: Option<String>,
     /// The config file's profiles, as last read.
     pub profiles: Vec<ModelSet>,
     /// Highlighted row of the picker: 0 is the startup set, then `profiles`.
@@ -484,10 +486,22 @@ impl State {
             frontier: None,
             chat: None,
             startup,
+            startup_profile: None,
             profiles: Vec::new(),
             profile_selected: 0,
             profile: None,
             loading: None,
+        }
+    }
+
+    /// A picker row's name: the profile's, or "startup", with the profile the session started
+    /// from in brackets (the row of that profile may differ: flags given beside `--profile`
+    /// win, and the file may have changed since).
+    pub fn set_name(&self, set: &ModelSet) -> String {
+        match (&set.profile, &self.startup_profile) {
+            (Some(name), _) => name.clone(),
+            (None, Some(from)) => format!("startup ({from})"),
+            (None, None) => "startup".into(),
         }
     }
 

@@ -902,6 +902,18 @@ fn the_profile_picker_opens_on_the_set_in_use_and_reads_the_profiles_again() {
 }
 
 #[test]
+fn the_startup_row_names_the_profile_the_session_started_from() {
+    let mut s = empty_state();
+    s.profiles = profile_sets();
+    let names = |s: &State| s.model_sets().map(|m| s.set_name(m)).collect::<Vec<_>>();
+    assert_eq!(names(&s), ["startup", "qwen", "tulu"]);
+    // `genarm --profile qwen`: the startup row says so (flags beside it may differ from the
+    // file's qwen row, so that row is not the one marked in use).
+    s.startup_profile = Some("qwen".into());
+    assert_eq!(names(&s), ["startup (qwen)", "qwen", "tulu"]);
+}
+
+#[test]
 fn choosing_a_profile_stops_the_run_and_loads_it_in_the_background() {
     let mut s = state_with_tokens(6);
     assert_eq!(s.run, RunState::Running);

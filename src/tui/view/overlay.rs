@@ -129,10 +129,7 @@ fn arms_text(set: &ModelSet) -> String {
 /// base, ARMs (starting weights) and chat; `•` marks the set in use.
 pub fn draw_profiles(state: &State, frame: &mut Frame, area: Rect) {
     let sets: Vec<&ModelSet> = state.model_sets().collect();
-    let names: Vec<&str> = sets
-        .iter()
-        .map(|s| s.profile.as_deref().unwrap_or("startup"))
-        .collect();
+    let names: Vec<String> = sets.iter().map(|s| state.set_name(s)).collect();
     let note = state.profiles.is_empty();
     let width = area.width.saturating_sub(4).min(110);
     // Inside the borders and the "▶ " column: "• name  base  arms chat".
