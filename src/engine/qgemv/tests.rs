@@ -1,0 +1,203 @@
+use super::*;
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+
+fn packed(format: GgmlDType, w: &Tensor) -> (PackedWeight, Vec<f32>) {
+    let (rows, cols) = w.dims2().unwrap();
+    let q = QTensor::quantize(w, format).unwrap();
+    let ours = match format {
+        GgmlDType::Q4K => PackedFormat::Q4K,
+        GgmlDType::Q6K => PackedFormat::Q6K,
+        _ => PackedFormat::Q8_0,
+    };
+    let weight = PackedWeight::from_gguf_blocks(ours, &q.data().unwrap(), rows, cols).unwrap();
+    // candle's dequantization: an independent reading of the GGUF block layout.
+    let dequantized = q.dequantize(&Device::Cpu).unwrap();
+    let values = dequantized.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    (weight, values)
+}
+
+fn random(rows: usize, cols: usize, seed: u64) -> Tensor {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let v: Vec<f32> = (0..rows * cols)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+}
+
+/// Products of dequantized weights with unquantized activations, in f64.
+fn reference(w: &[f32], x: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+    let mut y = vec![0f32; m * n];
+    for r in 0..m {
+        for j in 0..n {
+            let dot: f64 = (0..k)
+                .map(|i| w[j * k + i] as f64 * x[r * k + i] as f64)
+                .sum();
+            y[r * n + j] = dot as f32;
+        }
+    }
+    y
+}
+
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0f32, |m, x| m.max(x.abs()))
+}
+
+/// All three formats, row counts that do not fill the last tile, 1 to 6 activation rows (two
+/// passes when over 4), whole and partial tile ranges: the portable kernels equal the
+/// dequantized product up to the activations' 8-bit rounding, and every vector kernel set
+/// this CPU runs (AVX-512 VNNI, AVX2) equals the portable one.
+#[test]
+fn packed_products_match_the_dequantized_weights() {
+    let isas = Isa::available();
+    assert_eq!(isas[0], Isa::detect());
+    let formats = [
+        (GgmlDType::Q4K, 512),
+        (GgmlDType::Q6K, 512),
+        (GgmlDType::Q8_0, 96),
+    ];
+    for (format, cols) in formats {
+        for rows in [16, 40] {
+            let w = random(rows, cols, rows as u64);
+            let (weight, dense) = packed(format, &w);
+            for m in [1, 3, 6] {
+                let x: Vec<f32> = random(m, cols, 7 + m as u64)
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                let acts = QuantizedRows::new(&x, m, cols, &[weight.format()]).unwrap();
+                let all = 0..weight.tile_count();
+                let portable = weight.product(Isa::Portable, &acts, all.clone()).unwrap();
+                let want = reference(&dense, &x, m, rows, cols);
+                let error = portable.iter().zip(&want).map(|(a, b)| (a - b).abs());
+                let worst = error.fold(0f32, f32::max);
+                // 8-bit activations: each value off by up to half a step of amax/127.
+                assert!(
+                    worst < 0.01 * max_abs(&want),
+                    "{format:?} {rows}x{cols} m={m}: {worst}"
+                );
+                for &isa in &isas {
+                    let fast = weight.product(isa, &acts, all.clone()).unwrap();
+                    for (a, b) in fast.iter().zip(&portable) {
+                        assert!(
+                            (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                            "{isa:?} {format:?} {rows}x{cols} m={m}: {a} vs {b}"
+                        );
+                    }
+                    // The second tile alone: rows 16.. of the product.
+                    let tail = weight.product(isa, &acts, 1..weight.tile_count()).unwrap();
+                    let width = rows - 16;
+                    for r in 0..m {
+                        assert_eq!(tail[r * width..][..width], fast[r * rows + 16..][..width]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The extremes the vector kernels' i16 sums are sized for (Q4_K nibbles of 15 with scales
+/// and mins of 63, Q6_K values of 63 and 0 with scales of -128 and 127, Q8_0 values of -128
+/// and 127, activations of ±127): every kernel set this CPU runs gives the portable
+/// kernels' sums exactly.
+#[test]
+fn extreme_values_give_the_portable_sums() {
+    let one = f16::ONE.to_le_bytes();
+    let rows = 20;
+    let q4k_block = |r: usize| {
+        let mut block = vec![0u8; Q4K_BLOCK_BYTES];
+        block[0..2].copy_from_slice(&one);
+        block[2..4].copy_from_slice(&one);
+        for (i, byte) in block[4..].iter_mut().enumerate() {
+            *byte = match r % 4 {
+                0 => 0xFF,
+                1 => 0xF0,
+                2 => 0x0F,
+                _ => (i * 37 + r * 11) as u8,
+            };
+        }
+        block
+    };
+    // Q6_K: all values 63 or 0 (-32 after the offset) with scales of -128 and 127.
+    let q6k_block = |r: usize| {
+        let mut block = vec![0u8; Q6K_BLOCK_BYTES];
+        let (bits, scale) = match r % 4 {
+            0 => (0xFF, 0x80),
+            1 => (0x00, 0x7F),
+            2 => (0xFF, 0x7F),
+            _ => (0, 0),
+        };
+        for (i, byte) in block[..208].iter_mut().enumerate() {
+            *byte = match (r % 4, i) {
+                (3, _) => (i * 37 + r * 11) as u8,
+                (_, 0..192) => bits,
+                _ => scale,
+            };
+        }
+        block[208..].copy_from_slice(&one);
+        block
+    };
+    let q8_0_block = |r: usize| {
+        let mut block = vec![0u8; Q8_0_BLOCK_BYTES];
+        block[0..2].copy_from_slice(&one);
+        for (i, byte) in block[2..].iter_mut().enumerate() {
+            *byte = match r % 4 {
+                0 => 0x80,
+                1 => 0x7F,
+                2 => [0x80, 0x7F][i % 2],
+                _ => (i * 37 + r * 11) as u8,
+            };
+        }
+        block
+    };
+    let act_rows = |cols: usize| -> Vec<f32> {
+        let patterns: [fn(usize) -> f32; 4] = [
+            |_| 1.0,
+            |_| -1.0,
+            |i| if i % 2 == 0 { 1.0 } else { -1.0 },
+            |i| if i % 3 == 0 { -1.0 } else { 0.5 },
+        ];
+        patterns.iter().flat_map(|p| (0..cols).map(p)).collect()
+    };
+    let formats = [
+        (PackedFormat::Q4K, 512),
+        (PackedFormat::Q6K, 512),
+        (PackedFormat::Q8_0, 64),
+    ];
+    for (format, cols) in formats {
+        let (size, block): (usize, &dyn Fn(usize) -> Vec<u8>) = match format {
+            PackedFormat::Q4K => (QK_K, &q4k_block),
+            PackedFormat::Q6K => (QK_K, &q6k_block),
+            PackedFormat::Q8_0 => (QK8_0, &q8_0_block),
+        };
+        let bytes: Vec<u8> = (0..rows)
+            .flat_map(|r| (0..cols / size).flat_map(move |_| block(r)))
+            .collect();
+        let weight = PackedWeight::from_gguf_blocks(format, &bytes, rows, cols).unwrap();
+        let x = act_rows(cols);
+        let acts = QuantizedRows::new(&x, 4, cols, &[format]).unwrap();
+        let all = 0..weight.tile_count();
+        let portable = weight.product(Isa::Portable, &acts, all.clone()).unwrap();
+        for isa in Isa::available() {
+            let fast = weight.product(isa, &acts, all.clone()).unwrap();
+            assert_eq!(fast, portable, "{isa:?} {format:?}");
+        }
+    }
+}
+
+#[test]
+fn bad_shapes_are_errors() {
+    assert!(PackedWeight::from_gguf_blocks(PackedFormat::Q4K, &[0; 143], 1, 256).is_err());
+    assert!(PackedWeight::from_gguf_blocks(PackedFormat::Q8_0, &[0; 34], 1, 48).is_err());
+    let w = PackedWeight::from_gguf_blocks(PackedFormat::Q8_0, &[0; 68], 2, 32).unwrap();
+    let x = QuantizedRows::new(&[0.5; 64], 2, 32, &[PackedFormat::Q8_0]).unwrap();
+    assert!(w.product(Isa::Portable, &x, 0..2).is_err());
+    let other = QuantizedRows::new(&[0.5; 64], 1, 64, &[PackedFormat::Q8_0]).unwrap();
+    assert!(w.product(Isa::Portable, &other, 0..1).is_err());
+    let q4 = QuantizedRows::new(&[0.5; 32], 1, 32, &[PackedFormat::Q4K]);
+    assert!(q4.is_err());
+    let unasked = QuantizedRows::new(&[0.5; 32], 1, 32, &[]).unwrap();
+    assert!(w.product(Isa::Portable, &unasked, 0..1).is_err());
+}
