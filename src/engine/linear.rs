@@ -1,6 +1,6 @@
 //! One linear layer for every weight format: dense tensors (f32, f16, bf16) through candle's
 //! matmul or `gemv.rs`, block-quantized ones (Q8_0, Q4_K, Q6_K, ... read from GGUF or quantized
-//! at load) through `qgemv.rs`'s packed tiles where this CPU has their kernels (Q4_K, Q6_K and
+//! at load) through `qgemv`'s packed tiles where this CPU has their kernels (Q4_K, Q6_K and
 //! Q8_0 with AVX-512 VNNI or AVX2), else candle's `QMatMul`; both multiply f32 activations with
 //! the blocks directly. The decoder builds every projection from this type, so one model code
 //! runs all formats.
@@ -68,7 +68,7 @@ enum Kernel {
         /// The whole weight, kept only where it is not sharded (one thread).
         whole: Option<Arc<QTensor>>,
     },
-    /// Q4_K, Q6_K or Q8_0 in `qgemv.rs`'s tiles, for every number of rows.
+    /// Q4_K, Q6_K or Q8_0 in `qgemv`'s tiles, for every number of rows.
     Packed {
         weight: Arc<PackedWeight>,
         format: GgmlDType,
@@ -201,7 +201,7 @@ impl Linear {
     }
 }
 
-/// Whether a quantized weight goes to `qgemv.rs`: a format it packs, on the CPU, where this
+/// Whether a quantized weight goes to `qgemv`: a format it packs, on the CPU, where this
 /// CPU runs its fast kernels, unless `GENARM_QUANT_KERNEL=candle` asks for candle's (to compare
 /// the two, see README "Speed").
 fn packable(q: &QTensor) -> bool {
@@ -638,7 +638,7 @@ mod tests {
         assert!(Linear::forward_rows_shared(&[&layers[0]], &[0.0; 3], 1).is_err());
     }
 
-    /// Quantized layers (packed where this CPU runs `qgemv.rs`, else candle's) against their
+    /// Quantized layers (packed where this CPU runs `qgemv`, else candle's) against their
     /// own dequantized weights, for a decoding step's few rows and a prompt's many (several
     /// passes of 4 rows, more shards), with a bias and a row count that leaves the last tile
     /// part empty.
