@@ -259,10 +259,12 @@ mod avx2 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn reference(x: &[f32], m: usize, w: &[f32], n: usize, k: usize) -> Vec<f32> {
+    /// x (m, k) · wᵀ (w: n rows of k) in f64, rounded to f32 at the end: the reference for the
+    /// products here and for `qgemv`'s (with its dequantized weights).
+    pub(crate) fn reference(x: &[f32], m: usize, w: &[f32], n: usize, k: usize) -> Vec<f32> {
         let mut y = vec![0f32; m * n];
         for r in 0..m {
             for j in 0..n {

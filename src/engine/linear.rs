@@ -548,6 +548,16 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
+    /// The largest magnitude in a tensor.
+    fn max_abs(t: &Tensor) -> f32 {
+        t.abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
     #[test]
     fn few_row_products_match_candles_matmul_in_every_dense_format() {
         for dtype in [DType::F32, DType::F16, DType::BF16] {
@@ -562,14 +572,6 @@ mod tests {
             .to_dtype(dtype)
             .unwrap();
         let as_f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
-        let max_abs = |t: Tensor| {
-            t.abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
         for shape in [(1, 1, 96), (2, 3, 96)] {
             let x = Tensor::randn(0f32, 1.0, shape, &dev)
                 .unwrap()
@@ -579,11 +581,11 @@ mod tests {
             let slow = dense_matmul(&x, &w).unwrap();
             assert_eq!(fast.dims(), slow.dims());
             assert_eq!(fast.dtype(), dtype);
-            let diff = max_abs((as_f32(&fast) - as_f32(&slow)).unwrap());
+            let diff = max_abs(&(as_f32(&fast) - as_f32(&slow)).unwrap());
             // Half formats round the result (a bf16's last place is 1/128 of the value), and
             // candle may round partial sums too; f32 differs only in summation order.
             let relative = if dtype == DType::F32 { 1e-5 } else { 2e-2 };
-            let tolerance = relative * max_abs(as_f32(&slow));
+            let tolerance = relative * max_abs(&as_f32(&slow));
             assert!(diff < tolerance, "{dtype:?} {shape:?}: {diff}");
         }
     }
@@ -659,14 +661,6 @@ mod tests {
         let w = normal(&[n, k], 1.0);
         // A large bias, so one left out would show above the activations' rounding.
         let bias = normal(&[n], 20.0);
-        let max = |t: Tensor| {
-            t.abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
         for format in [GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::Q8_0] {
             let q = Arc::new(QTensor::quantize(&w, format).unwrap());
             let dense = q.dequantize(&dev).unwrap();
@@ -680,12 +674,12 @@ mod tests {
                     .broadcast_add(&bias)
                     .unwrap();
                 assert_eq!(got.dims(), &[1, m, n]);
-                let diff = max((got - &want).unwrap());
+                let diff = max_abs(&(got - &want).unwrap());
                 // Each activation is rounded to 8 bits of its block's largest magnitude (at
                 // most the row's), so off by at most max|x|/254; an output by that times the
                 // sum of its row's |weights| (plus f32 rounding).
-                let step = max(x.clone()) / 254.0;
-                let bound = step * max(dense.abs().unwrap().sum(1).unwrap()) + 1e-3;
+                let step = max_abs(&x) / 254.0;
+                let bound = step * max_abs(&dense.abs().unwrap().sum(1).unwrap()) + 1e-3;
                 assert!(diff <= bound, "{format:?}, {m} rows: {diff} > {bound}");
             }
         }

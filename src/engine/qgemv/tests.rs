@@ -1,4 +1,5 @@
 use super::*;
+use crate::engine::gemv::tests::reference;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 
@@ -24,20 +25,6 @@ fn random(rows: usize, cols: usize, seed: u64) -> Tensor {
         .map(|_| rng.random_range(-1.0..1.0))
         .collect();
     Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
-}
-
-/// Products of dequantized weights with unquantized activations, in f64.
-fn reference(w: &[f32], x: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
-    let mut y = vec![0f32; m * n];
-    for r in 0..m {
-        for j in 0..n {
-            let dot: f64 = (0..k)
-                .map(|i| w[j * k + i] as f64 * x[r * k + i] as f64)
-                .sum();
-            y[r * n + j] = dot as f32;
-        }
-    }
-    y
 }
 
 fn max_abs(v: &[f32]) -> f32 {
@@ -70,7 +57,7 @@ fn packed_products_match_the_dequantized_weights() {
                 let acts = QuantizedRows::new(&x, m, cols, &[weight.format()]).unwrap();
                 let all = 0..weight.tile_count();
                 let portable = weight.product(Isa::Portable, &acts, all.clone()).unwrap();
-                let want = reference(&dense, &x, m, rows, cols);
+                let want = reference(&x, m, &dense, rows, cols);
                 let error = portable.iter().zip(&want).map(|(a, b)| (a - b).abs());
                 let worst = error.fold(0f32, f32::max);
                 // 8-bit activations: each value off by up to half a step of amax/127.
