@@ -109,7 +109,7 @@ pub fn session_stem(unix_seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::record::ArmTerm;
+    use crate::engine::decode::record::ArmTerm;
 
     fn record(index: usize, text: &str) -> TokenRecord {
         TokenRecord {

@@ -242,7 +242,7 @@ fn write_files(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Result
 
 /// Copy tokenizer files from `from`; return (bos, eos) ids, checking the vocabulary fits.
 fn copy_tokenizer(from: &Path, to: &Path, vocab: usize) -> Result<(u32, u32)> {
-    let tokenizer = crate::engine::tokenizer::ModelTokenizer::load(from)?;
+    let tokenizer = crate::engine::formats::tokenizer::ModelTokenizer::load(from)?;
     if tokenizer.len > vocab {
         bail!(
             "the tokenizer in {} has {} tokens, more than the model's {vocab}",

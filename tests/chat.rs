@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::{Models, edit_json, genarm};
-use genarm::engine::chat::{ChatPrompt, ChatTemplate};
+use genarm::engine::formats::chat::{ChatPrompt, ChatTemplate};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {

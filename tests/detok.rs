@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use genarm::engine::detok::IncrementalDecoder;
-use genarm::engine::tokenizer::ModelTokenizer;
+use genarm::engine::decode::detok::IncrementalDecoder;
+use genarm::engine::formats::tokenizer::ModelTokenizer;
 
 fn tokenizer(model: &str) -> ModelTokenizer {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -260,7 +260,7 @@ fn long_inputs_fed_in_chunks_agree_with_token_by_token_feeding() {
 
 #[test]
 fn a_batch_of_rows_samples_what_each_row_would_alone() {
-    use genarm::engine::batch::{BatchRow, sample_rows};
+    use genarm::engine::decode::batch::{BatchRow, sample_rows};
     let models = Models::new();
     let base = load(&models.llama("base", 1));
     let arms = vec![
@@ -320,7 +320,7 @@ fn a_batch_of_rows_samples_what_each_row_would_alone() {
 
 #[test]
 fn a_batch_refuses_bad_prompts_like_a_single_generation() {
-    use genarm::engine::batch::{BatchRow, sample_rows};
+    use genarm::engine::decode::batch::{BatchRow, sample_rows};
     let models = Models::new();
     let mut guide = guide(&models);
     let row = BatchRow {
@@ -351,7 +351,7 @@ fn a_batch_refuses_bad_prompts_like_a_single_generation() {
 /// a step built from them is the step `GuidedStep::new` builds from the logits alone.
 #[test]
 fn normalisers_computed_with_the_forwards_match_the_logits() {
-    use genarm::engine::guidance::GuidedStep;
+    use genarm::engine::decode::guidance::GuidedStep;
     let models = Models::new();
     let mut guide = guide(&models);
     let next = guide.feed_next(&[1, 5, 9, 2]).unwrap();
@@ -376,7 +376,7 @@ fn normalisers_computed_with_the_forwards_match_the_logits() {
 /// samples `sample_rows` gives.
 #[test]
 fn a_batch_can_be_stopped_between_steps() {
-    use genarm::engine::batch::{BatchRow, sample_rows, sample_rows_until};
+    use genarm::engine::decode::batch::{BatchRow, sample_rows, sample_rows_until};
     use std::cell::Cell;
     let models = Models::new();
     let mut guide = guide(&models);

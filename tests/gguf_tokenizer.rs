@@ -20,8 +20,8 @@ use candle_core::quantized::GgmlDType;
 use candle_core::quantized::gguf_file::{Content, Value};
 use common::gguf::{GgufLayout, write_gguf_with};
 use common::{Models, assert_one_line_error, genarm};
-use genarm::engine::chat::ChatPrompt;
-use genarm::engine::gguf_tokenizer;
+use genarm::engine::formats::chat::ChatPrompt;
+use genarm::engine::formats::gguf_tokenizer;
 use serde_json::Value as Json;
 
 /// GGUF metadata entries, in the order written.

@@ -8,7 +8,7 @@ use std::process::Output;
 
 use assert_cmd::Command;
 use common::{Models, edit_json};
-use genarm::engine::hub::{HubEnv, HubId, resolve, resolve_model_in};
+use genarm::engine::formats::hub::{HubEnv, HubId, resolve, resolve_model_in};
 use genarm::synthetic::RandomModelSpec;
 use serde_json::Value;
 

@@ -8,7 +8,7 @@ use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use genarm::cli::ModelArgs;
 use genarm::commands::models::load_guide;
 use genarm::engine::SamplingParams;
-use genarm::engine::worker::Worker;
+use genarm::engine::decode::worker::Worker;
 use genarm::tui::action::Action;
 use genarm::tui::app;
 use genarm::tui::session::Session;
@@ -364,15 +364,16 @@ fn the_frontier_sweeps_on_the_worker_and_its_points_match_the_batched_engine() {
     assert_eq!(f.points.len(), 16, "{:?}", s.state.message);
     // Each point's mean is the batched engine's Σ log π for that setting (greedy: one sample).
     let (mut guide, prompt_ids) = engine_with_prompt("Hello there");
-    let rows: Vec<genarm::engine::batch::BatchRow> = f
+    let rows: Vec<genarm::engine::decode::batch::BatchRow> = f
         .points
         .iter()
-        .map(|p| genarm::engine::batch::BatchRow {
+        .map(|p| genarm::engine::decode::batch::BatchRow {
             weights: p.weights.clone(),
             params: SamplingParams::default(),
         })
         .collect();
-    let samples = genarm::engine::batch::sample_rows(&mut guide, &prompt_ids, &rows, 8).unwrap();
+    let samples =
+        genarm::engine::decode::batch::sample_rows(&mut guide, &prompt_ids, &rows, 8).unwrap();
     for (point, sample) in f.points.iter().zip(&samples) {
         assert_eq!(point.mean_rewards, sample.arm_logprobs);
     }

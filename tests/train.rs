@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use common::Models;
-use genarm::engine::transformer::LORA_TARGETS;
+use genarm::engine::model::transformer::LORA_TARGETS;
 use genarm::engine::{CausalLm, ComputeDtype};
 use genarm::synthetic::RandomModelSpec;
 use genarm::train::loss::{EncodedPair, make_batch, sequence_logprobs};

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use genarm::engine::tokenizer::ModelTokenizer;
+use genarm::engine::formats::tokenizer::ModelTokenizer;
 use genarm::engine::{CausalLm, ComputeDtype, Generation, Guide, SamplingParams};
 use genarm::train::corpus::read_documents;
 use genarm::train::lm::{LmSettings, train_lm};

@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Models;
-use genarm::engine::worker::{Command, Event, Worker};
+use genarm::engine::decode::worker::{Command, Event, Worker};
 use genarm::engine::{CausalLm, ComputeDtype, Generation, Guide, SamplingParams, StopReason};
 
 fn guide(models: &Models, context: usize) -> Guide {

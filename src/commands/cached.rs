@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use crate::cli::ModelsArgs;
 use crate::config::{self, Profile};
-use crate::engine::hub::HubEnv;
-use crate::engine::hub_cache::{CachedModel, human_size, list};
+use crate::engine::formats::hub::HubEnv;
+use crate::engine::formats::hub_cache::{CachedModel, human_size, list};
 
 pub fn run(args: &ModelsArgs) -> Result<()> {
     let cache = args

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 
 use crate::cli::ModelArgs;
-use crate::engine::chat::ChatPrompt;
-use crate::engine::hub::resolve_model;
+use crate::engine::formats::chat::ChatPrompt;
+use crate::engine::formats::hub::resolve_model;
 use crate::engine::{CausalLm, ComputeDtype, Guide, validate_weights};
 
 /// Split `NAME=VALUE`, naming the flag when the shape is wrong.

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::cli::TrainArmArgs;
-use crate::engine::transformer::LORA_TARGETS;
+use crate::engine::model::transformer::LORA_TARGETS;
 use crate::train::model::LoraSettings;
 use crate::train::{TrainSettings, train_arm};
 

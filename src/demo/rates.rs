@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::classify::{Verdict, classify};
 use super::world::{RequestClass, Style, World, prompt_for};
-use crate::engine::batch::{BatchRow, sample_rows};
+use crate::engine::decode::batch::{BatchRow, sample_rows};
 use crate::engine::{Generation, Guide, Result, SamplingParams};
 
 /// A prompt to sample; `topic` is set for demo requests (so responses can be classified).
@@ -120,7 +120,7 @@ pub fn evaluate(
 }
 
 /// [`evaluate`] for every weight setting of `grid` at once: each prompt's samples under all
-/// settings are decoded as one batch (see [`crate::engine::batch`]), which draws the same
+/// settings are decoded as one batch (see [`crate::engine::decode::batch`]), which draws the same
 /// samples as evaluating each setting alone, at a fraction of the cost. `progress` is called
 /// once per prompt with the number of samples it finished.
 pub fn evaluate_grid(

@@ -1,33 +1,19 @@
 //! Models and guided decoding; no UI.
+//!
+//! - `model/`: what a model is once loaded (configuration, weights, layers, decoding step).
+//! - `formats/`: the files models come in (GGUF, tokenizers, chat templates, Hub cache, adapters).
+//! - `kernels/`: hand-written CPU kernels (crate-private).
+//! - `decode/`: guided decoding (guide, guidance, sampling, generation, batches, records, worker).
 
-pub mod adapter;
-pub mod batch;
-pub mod chat;
-pub mod config;
-pub mod detok;
+pub mod decode;
 pub mod error;
-pub mod fastmath;
-pub mod gemv;
-pub mod generation;
-pub mod gguf;
-pub mod gguf_tokenizer;
-pub mod guidance;
-pub mod guide;
-pub mod hub;
-pub mod hub_cache;
-pub mod linear;
+pub mod formats;
+pub(crate) mod kernels;
 pub mod model;
-pub mod qgemv;
-pub mod record;
-pub mod sampler;
-pub mod tokenizer;
-pub mod transformer;
-pub mod weights;
-pub mod worker;
 
+pub use decode::generation::{Generation, ScoreSums, StopReason, score, validate_weights};
+pub use decode::guide::Guide;
+pub use decode::record::TokenRecord;
+pub use decode::sampler::SamplingParams;
 pub use error::{EngineError, Result};
-pub use generation::{Generation, ScoreSums, StopReason, score, validate_weights};
-pub use guide::Guide;
-pub use model::{CausalLm, ComputeDtype};
-pub use record::TokenRecord;
-pub use sampler::SamplingParams;
+pub use model::causal_lm::{CausalLm, ComputeDtype};

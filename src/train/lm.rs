@@ -14,8 +14,8 @@ use serde::Serialize;
 use super::corpus::read_documents;
 use super::model::TrainableModel;
 use super::optim::{AdamW, learning_rate};
-use crate::engine::tokenizer::ModelTokenizer;
-use crate::engine::transformer::Transformer;
+use crate::engine::formats::tokenizer::ModelTokenizer;
+use crate::engine::model::transformer::Transformer;
 use crate::engine::{EngineError, Result};
 use crate::synthetic::{RandomModelSpec, write_random_model};
 

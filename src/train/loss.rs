@@ -8,7 +8,7 @@
 use candle_core::{D, DType, Device, Tensor};
 
 use crate::engine::Result;
-use crate::engine::transformer::Transformer;
+use crate::engine::model::transformer::Transformer;
 
 /// A tokenized pair: prompt ids and the two responses' ids.
 #[derive(Debug, Clone)]

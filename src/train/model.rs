@@ -10,10 +10,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use crate::engine::config::ModelConfig;
-use crate::engine::tokenizer::ModelTokenizer;
-use crate::engine::transformer::Transformer;
-use crate::engine::weights::Weights;
+use crate::engine::formats::tokenizer::ModelTokenizer;
+use crate::engine::model::config::ModelConfig;
+use crate::engine::model::transformer::Transformer;
+use crate::engine::model::weights::Weights;
 use crate::engine::{EngineError, Result};
 
 /// Files copied unchanged from the starting model into a trained one.

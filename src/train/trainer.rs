@@ -16,7 +16,7 @@ use super::data::{Objective, PreferencePair, read_preferences};
 use super::loss::{EncodedPair, genarm_loss, make_batch, sequence_logprobs};
 use super::model::{LoraSettings, TrainableModel, save_safetensors, write_atomically};
 use super::optim::{AdamW, learning_rate};
-use crate::engine::tokenizer::ModelTokenizer;
+use crate::engine::formats::tokenizer::ModelTokenizer;
 use crate::engine::{EngineError, Result};
 
 #[derive(Debug, Clone)]

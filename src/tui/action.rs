@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::state::{LoadedModels, ModelSet};
 use crate::engine::SamplingParams;
-use crate::engine::worker::{Command, Event};
+use crate::engine::decode::worker::{Command, Event};
 
 #[derive(Debug, Clone)]
 pub enum Action {

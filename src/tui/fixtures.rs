@@ -2,8 +2,8 @@
 
 use super::state::State;
 use crate::engine::SamplingParams;
-use crate::engine::record::{Alternative, ArmTerm, TokenRecord};
-use crate::engine::worker::Event;
+use crate::engine::decode::record::{Alternative, ArmTerm, TokenRecord};
+use crate::engine::decode::worker::Event;
 
 pub const TEXTS: &[&str] = &[
     "Sure", ",", " here", " is", " a", " safe", "\n", "answer", "\t", ":", " ", "bread", "",

@@ -27,7 +27,7 @@ pub use args::PlayArgs;
 use crate::cli::ModelArgs;
 use crate::commands::models::load_guide;
 use crate::engine::SamplingParams;
-use crate::engine::worker::Worker;
+use crate::engine::decode::worker::Worker;
 use session::Session;
 use state::State;
 

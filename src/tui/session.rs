@@ -15,8 +15,8 @@ use super::update::update;
 use crate::cli::ModelArgs;
 use crate::commands::models::{LoadedGuide, load_guide_from};
 use crate::engine::Guide;
-use crate::engine::hub::without_progress;
-use crate::engine::worker::{Event, Worker};
+use crate::engine::decode::worker::{Event, Worker};
+use crate::engine::formats::hub::without_progress;
 
 /// Tokens per second as seen by the UI: tokens received since the current run started.
 #[derive(Debug, Default)]

@@ -79,7 +79,7 @@ fn editing_prompt_and_an_error() {
     update(&mut s, Action::EditPrompt);
     update(
         &mut s,
-        Action::Engine(crate::engine::worker::Event::Error(
+        Action::Engine(crate::engine::decode::worker::Event::Error(
             "prompt is longer than the context window".into(),
         )),
     );
@@ -215,7 +215,7 @@ fn score_mode_response_line_and_scored_records() {
         .collect();
     update(
         &mut s,
-        Action::Engine(crate::engine::worker::Event::Scored {
+        Action::Engine(crate::engine::decode::worker::Event::Scored {
             prompt_ids: vec![1, 2],
             records,
             sums: crate::engine::ScoreSums {
@@ -232,7 +232,7 @@ fn score_mode_response_line_and_scored_records() {
 #[test]
 fn comparison_side_by_side() {
     use crate::engine::StopReason;
-    use crate::engine::worker::Event;
+    use crate::engine::decode::worker::Event;
     let mut s = empty_state();
     update(&mut s, Action::CompareBaseline);
     for (side, texts) in [
@@ -271,7 +271,7 @@ fn comparison_side_by_side() {
 
 #[test]
 fn frontier_running_and_done() {
-    use crate::engine::worker::Event;
+    use crate::engine::decode::worker::Event;
     let mut s = empty_state();
     s.sampling.temperature = 1.0;
     update(&mut s, Action::OpenFrontier);

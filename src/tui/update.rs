@@ -8,7 +8,7 @@ use super::state::{
     TEMPERATURE_STEP, TOP_K_MAX, TOP_P_RANGE, TOP_P_STEP, TokenCell, WEIGHT_RANGE, WEIGHT_STEP,
 };
 use crate::engine::StopReason;
-use crate::engine::worker::{Command, Event};
+use crate::engine::decode::worker::{Command, Event};
 
 pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     if let Some(profile) = &state.loading

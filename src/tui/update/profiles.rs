@@ -4,7 +4,7 @@
 
 use super::super::action::{Action, Effect};
 use super::super::state::{Lens, LoadedModels, Mode, ModelSet, RunState, State};
-use crate::engine::worker::Command;
+use crate::engine::decode::worker::Command;
 
 /// Actions that would give the engine work, refused while a model set loads: the worker they
 /// would reach is about to be replaced.

@@ -4,10 +4,10 @@
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-use super::detok::IncrementalDecoder;
-use super::error::Result;
-use super::guidance::GuidedStep;
-use super::tokenizer::ModelTokenizer;
+use crate::engine::decode::detok::IncrementalDecoder;
+use crate::engine::decode::guidance::GuidedStep;
+use crate::engine::error::Result;
+use crate::engine::formats::tokenizer::ModelTokenizer;
 
 /// One ARM's part in a token's score.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,8 +16,8 @@
 //! same but fails outright on invalid byte sequences, which random and badly steered models do
 //! produce; here such bytes come out as U+FFFD, as a full decode shows them.
 
-use super::error::{EngineError, Result};
-use super::tokenizer::ModelTokenizer;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::formats::tokenizer::ModelTokenizer;
 
 /// Tokens of context decoded before the anchor (more when they decode to nothing).
 const MAX_CONTEXT: usize = 4;

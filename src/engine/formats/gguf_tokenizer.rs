@@ -47,9 +47,9 @@ use tokenizers::{
     Tokenizer,
 };
 
-use super::chat::ChatTemplate;
-use super::error::{EngineError, Result};
-use super::tokenizer::{Conventions, ModelTokenizer};
+use crate::engine::error::{EngineError, Result};
+use crate::engine::formats::chat::ChatTemplate;
+use crate::engine::formats::tokenizer::{Conventions, ModelTokenizer};
 
 /// Llama 3's split ("llama-bpe" in llama.cpp): like GPT-2's, but digits in runs of up to three,
 /// case-insensitive contractions and newlines kept apart.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::error::{EngineError, Result};
-use super::hub::missing_files;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::formats::hub::missing_files;
 
 /// One `models--org--repo` folder of the cache.
 #[derive(Debug, Clone, Serialize)]

@@ -19,9 +19,9 @@ use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device, Tensor};
 use serde_json::json;
 
-use super::config::ModelConfig;
-use super::error::{EngineError, Result};
-use super::weights::Weights;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::model::config::ModelConfig;
+use crate::engine::model::weights::Weights;
 
 /// Whether `path` names a GGUF file (rather than a model folder).
 pub fn is_gguf(path: &Path) -> bool {

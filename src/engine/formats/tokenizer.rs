@@ -7,8 +7,8 @@ use std::path::Path;
 use serde_json::Value;
 use tokenizers::Tokenizer;
 
-use super::chat::ChatTemplate;
-use super::error::{EngineError, Result};
+use crate::engine::error::{EngineError, Result};
+use crate::engine::formats::chat::ChatTemplate;
 
 /// What a tokenizer's configuration says about its special tokens, wherever it was read from
 /// (tokenizer_config.json, GGUF metadata).

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 
-use super::error::{EngineError, Result};
-use super::hub::{self, HubEnv, HubId};
-use super::weights::Weights;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::formats::hub::{self, HubEnv, HubId};
+use crate::engine::model::weights::Weights;
 
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
 

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::chat::ChatPrompt;
-use super::error::{EngineError, Result};
-use super::model::CausalLm;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::formats::chat::ChatPrompt;
+use crate::engine::model::causal_lm::CausalLm;
 
 /// Every model's next-token logits (base first, cut to the shared vocabulary) with their
 /// log-sum-exp, the log-softmax normaliser: computed in the models' parallel tasks, where it
@@ -172,7 +172,7 @@ impl Guide {
             .each_model(|model| {
                 let mut logits = model.feed(ids)?;
                 logits.truncate(vocab);
-                let lse = super::fastmath::log_sum_exp(&logits);
+                let lse = crate::engine::kernels::fastmath::log_sum_exp(&logits);
                 Ok((logits, lse))
             })?
             .into_iter()

@@ -1,5 +1,5 @@
 //! Models named by Hugging Face Hub id (`org/repo`, `org/repo@revision`), resolved to a snapshot
-//! folder of the standard Hub cache, so the folder loader ([`super::model::CausalLm::load`])
+//! folder of the standard Hub cache, so the folder loader ([`crate::engine::model::causal_lm::CausalLm::load`])
 //! takes them unchanged.
 //!
 //! Offline first: a snapshot that already holds the files a model needs is used without any
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::error::{EngineError, Result};
+use crate::engine::error::{EngineError, Result};
 
 /// Files fetched when the repository has them, besides the weights.
 const MODEL_FILES: [&str; 6] = [

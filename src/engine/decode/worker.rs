@@ -17,12 +17,12 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc as events, watch};
 
-use super::batch::{BatchRow, sample_rows_until};
-use super::error::Result;
-use super::generation::{Generation, ScoreSums, StopReason, score};
-use super::guide::Guide;
-use super::record::TokenRecord;
-use super::sampler::SamplingParams;
+use crate::engine::decode::batch::{BatchRow, sample_rows_until};
+use crate::engine::decode::generation::{Generation, ScoreSums, StopReason, score};
+use crate::engine::decode::guide::Guide;
+use crate::engine::decode::record::TokenRecord;
+use crate::engine::decode::sampler::SamplingParams;
+use crate::engine::error::Result;
 
 #[derive(Debug, Clone)]
 pub enum Command {

@@ -9,10 +9,10 @@
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::Embedding;
 
-use super::config::{ModelConfig, RopeScaling};
-use super::error::{EngineError, Result};
-use super::linear::{Linear, QuantPlan};
-use super::weights::Weights;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::model::config::{ModelConfig, RopeScaling};
+use crate::engine::model::linear::{Linear, QuantPlan};
+use crate::engine::model::weights::Weights;
 
 mod decode;
 
@@ -234,7 +234,7 @@ impl Transformer {
                     &format!("{p}.self_attn.o_proj"),
                     h,
                     q_dim,
-                    ab && cfg.architecture != super::config::Architecture::Qwen2,
+                    ab && cfg.architecture != crate::engine::model::config::Architecture::Qwen2,
                 )?,
                 num_heads: cfg.num_attention_heads,
                 num_kv_heads: cfg.num_key_value_heads,

@@ -7,8 +7,8 @@
 //! Each model's normaliser is computed once; every number a record needs (base, ARM and guided
 //! log-probs of any token, the top alternatives) is derived from those without another pass.
 
-use super::fastmath;
-use super::guide::NextLogits;
+use crate::engine::decode::guide::NextLogits;
+use crate::engine::kernels::fastmath;
 
 /// The distributions of one decoding position.
 pub struct GuidedStep<'a> {

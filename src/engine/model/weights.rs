@@ -12,8 +12,8 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 
-use super::error::{EngineError, Result};
-use super::linear::{Linear, LinearWeight};
+use crate::engine::error::{EngineError, Result};
+use crate::engine::model::linear::{Linear, LinearWeight};
 
 /// All tensors of one model, by their Hugging Face names.
 pub struct Weights {

@@ -25,7 +25,7 @@ use std::ops::Range;
 
 use half::f16;
 
-use super::error::{EngineError, Result};
+use crate::engine::error::{EngineError, Result};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;

@@ -8,12 +8,12 @@
 //! seed (same guided distribution, same random stream, same stop rules); only the batched
 //! matrix products may round differently in the last bits.
 
-use super::detok::IncrementalDecoder;
-use super::error::Result;
-use super::generation::{StopReason, check_prompt};
-use super::guidance::GuidedStep;
-use super::guide::Guide;
-use super::sampler::{Sampler, SamplingParams};
+use crate::engine::decode::detok::IncrementalDecoder;
+use crate::engine::decode::generation::{StopReason, check_prompt};
+use crate::engine::decode::guidance::GuidedStep;
+use crate::engine::decode::guide::Guide;
+use crate::engine::decode::sampler::{Sampler, SamplingParams};
+use crate::engine::error::Result;
 
 /// The most rows decoded in one batch; beyond this the work is bound by arithmetic, not by
 /// reading weights, and batching gains nothing more.

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::error::EngineError;
+use crate::engine::error::EngineError;
 
 /// The architectures this engine runs, as named in `config.json`'s `architectures`.
 pub const SUPPORTED_ARCHITECTURES: &[&str] =

@@ -3,12 +3,12 @@
 
 use std::fmt;
 
-use super::detok::IncrementalDecoder;
-use super::error::{EngineError, Result};
-use super::guidance::GuidedStep;
-use super::guide::{Guide, NextLogits};
-use super::record::TokenRecord;
-use super::sampler::{Sampler, SamplingParams};
+use crate::engine::decode::detok::IncrementalDecoder;
+use crate::engine::decode::guidance::GuidedStep;
+use crate::engine::decode::guide::{Guide, NextLogits};
+use crate::engine::decode::record::TokenRecord;
+use crate::engine::decode::sampler::{Sampler, SamplingParams};
+use crate::engine::error::{EngineError, Result};
 
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

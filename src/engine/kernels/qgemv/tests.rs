@@ -1,5 +1,5 @@
 use super::*;
-use crate::engine::gemv::tests::reference;
+use crate::engine::kernels::gemv::tests::reference;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 

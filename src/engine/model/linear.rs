@@ -11,9 +11,9 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
-use super::error::{EngineError, Result};
-use super::gemv;
-use super::qgemv::{self, PackedFormat, PackedWeight, QuantizedRows};
+use crate::engine::error::{EngineError, Result};
+use crate::engine::kernels::gemv;
+use crate::engine::kernels::qgemv::{self, PackedFormat, PackedWeight, QuantizedRows};
 
 /// Which block format the projections and the output layer are quantized to at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

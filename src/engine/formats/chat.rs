@@ -11,7 +11,7 @@ use minijinja::value::{Kwargs, Serde, Value};
 use minijinja::{Environment, Error, ErrorKind};
 use serde_json::Value as Json;
 
-use super::error::{EngineError, Result};
+use crate::engine::error::{EngineError, Result};
 
 /// A model's chat template as found on disk, not yet compiled: a model whose template is broken
 /// still loads, and only `--chat` reports the problem.

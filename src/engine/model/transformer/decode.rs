@@ -10,10 +10,10 @@
 
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
-use super::super::error::{EngineError, Result};
-use super::super::gemv;
-use super::super::linear::Linear;
 use super::{Attention, Mlp, Transformer};
+use crate::engine::error::{EngineError, Result};
+use crate::engine::kernels::gemv;
+use crate::engine::model::linear::Linear;
 
 /// At most this many sequences go through the slice path; larger batches (sweeps) gain more
 /// from candle's gemm, which reuses each weight tile across rows.

@@ -4,8 +4,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::error::{EngineError, Result};
-use super::fastmath;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::kernels::fastmath;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SamplingParams {

@@ -7,15 +7,15 @@ use std::time::{Duration, Instant};
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Tensor};
 
-use super::adapter::{is_adapter_folder, merge_adapter, read_adapter_config};
-use super::config::{ModelConfig, token_ids};
-use super::error::{EngineError, Result};
-use super::gguf;
-use super::gguf_tokenizer;
-use super::linear::QuantPlan;
-use super::tokenizer::ModelTokenizer;
-use super::transformer::Transformer;
-use super::weights::Weights;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::formats::adapter::{is_adapter_folder, merge_adapter, read_adapter_config};
+use crate::engine::formats::gguf;
+use crate::engine::formats::gguf_tokenizer;
+use crate::engine::formats::tokenizer::ModelTokenizer;
+use crate::engine::model::config::{ModelConfig, token_ids};
+use crate::engine::model::linear::QuantPlan;
+use crate::engine::model::transformer::Transformer;
+use crate::engine::model::weights::Weights;
 
 /// Weight format and compute precision, chosen with `--dtype`: dense f32/f16/bf16 weights
 /// computed in that precision, or weights quantized at load (Q8_0, Q4_K) with f32 activations.
@@ -258,7 +258,7 @@ impl CausalLm {
     /// A short name for messages: the Hub id of a cached snapshot, else the folder's last
     /// component.
     pub fn display_name(&self) -> String {
-        if let Some(id) = super::hub::repo_id_of_snapshot(&self.dir) {
+        if let Some(id) = crate::engine::formats::hub::repo_id_of_snapshot(&self.dir) {
             return id;
         }
         self.dir

@@ -1,0 +1,7 @@
+//! The model itself: configuration, weights by name, linear layers of every format, the transformer and its decoding step, and the loaded causal LM.
+
+pub mod causal_lm;
+pub mod config;
+pub mod linear;
+pub mod transformer;
+pub mod weights;
