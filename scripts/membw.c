@@ -1,4 +1,4 @@
-// Memory read bandwidth probe for README "Quantized and half-precision decoding":
+// Memory read bandwidth probe for docs/performance.md ("Guided decoding against llama.cpp"):
 // gcc -O3 -march=native -fopenmp scripts/membw.c -o /tmp/membw && /tmp/membw (needs AVX).
 // Memory read bandwidth: sum a 1 GiB float array with T threads, best of 5 passes.
 #include <stdio.h>
