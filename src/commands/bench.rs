@@ -16,8 +16,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::models::{load_guide, parse_dtype};
 use crate::cli::BenchArgs;
+use crate::cli::model_flags::{self, load_guide, parse_dtype};
 use crate::engine::{Generation, Guide, SamplingParams};
 
 struct Run {
@@ -189,7 +189,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let model_names: Vec<String> = std::iter::once("base".to_string())
         .chain(names.clone())
         .collect();
-    let base_label = super::models::base_label(&args.models);
+    let base_label = model_flags::base_label(&args.models);
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

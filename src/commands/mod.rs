@@ -4,8 +4,6 @@ pub mod bench;
 pub mod cached;
 pub mod demo;
 pub mod generate;
-pub mod models;
-pub mod profile;
 pub mod random_model;
 pub mod score;
 pub mod sweep;
