@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         Some(Command::TrainTokenizer(args)) => commands::train_lm::run_tokenizer(args),
         Some(Command::Demo(command)) => commands::demo::run(command),
         Some(Command::Sweep(args)) => commands::sweep::run(args),
-        Some(Command::Models(args)) => commands::cached::run(args),
+        Some(Command::Models(args)) => commands::models::run(args),
         // No subcommand: the playground, on the embedded demo unless --base is given.
         None => play(&cli.play),
     };
