@@ -178,4 +178,40 @@ mod tests {
             assert!(err.contains("--weight"), "{bad:?}: {err}");
         }
     }
+
+    #[test]
+    fn a_model_that_fails_to_load_is_named_by_its_role() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/parity/models/llama_base");
+        let spec = ModelSpec {
+            base: Some(missing.clone()),
+            ..ModelSpec::default()
+        };
+        let err = load_guide(&spec, None).err().unwrap();
+        assert!(
+            matches!(
+                &err,
+                LoadError::Model {
+                    role: Role::Base,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("--base "), "{err}");
+
+        let spec = ModelSpec {
+            base: Some(fixture),
+            arms: vec![("helpful".into(), missing)],
+            ..ModelSpec::default()
+        };
+        let err = load_guide(&spec, None).err().unwrap();
+        assert!(
+            matches!(&err, LoadError::Model { role: Role::Arm(name), .. } if name == "helpful"),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("--arm helpful: "), "{err}");
+    }
 }
