@@ -1,4 +1,7 @@
-//! Command-line definitions.
+//! Command-line definitions; [`model_flags`] turns the model flags into a spec for the loading
+//! layer.
+
+pub mod model_flags;
 
 use std::path::PathBuf;
 
@@ -15,7 +18,21 @@ pub struct Cli {
     pub command: Option<Command>,
     /// With no subcommand: `--base PATH [--arm NAME=PATH]...` opens the playground.
     #[command(flatten)]
-    pub play: crate::tui::PlayArgs,
+    pub play: PlayArgs,
+}
+
+/// The playground's flags, given on the top-level command (`genarm --base PATH --arm NAME=PATH`).
+#[derive(Args, Debug, Clone)]
+pub struct PlayArgs {
+    /// The models, as the headless commands take them (no --base: the embedded demo).
+    #[command(flatten)]
+    pub models: ModelArgs,
+    /// Most tokens one run generates in the playground.
+    #[arg(long, default_value_t = 256)]
+    pub max_new_tokens: usize,
+    /// Prompt to start with.
+    #[arg(long)]
+    pub prompt: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

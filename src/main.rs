@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use genarm::cli::{Cli, Command};
+use genarm::cli::{Cli, Command, PlayArgs};
 use genarm::commands;
 
 fn main() -> ExitCode {
@@ -38,9 +38,9 @@ fn main() -> ExitCode {
         Some(Command::TrainTokenizer(args)) => commands::train_lm::run_tokenizer(args),
         Some(Command::Demo(command)) => commands::demo::run(command),
         Some(Command::Sweep(args)) => commands::sweep::run(args),
-        Some(Command::Models(args)) => commands::cached::run(args),
+        Some(Command::Models(args)) => commands::models::run(args),
         // No subcommand: the playground, on the embedded demo unless --base is given.
-        None => genarm::tui::run(&cli.play.models, &cli.play),
+        None => play(&cli.play),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,6 +52,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The playground, its flags turned into a model spec and its own settings.
+fn play(args: &PlayArgs) -> anyhow::Result<()> {
+    let models = args.models.to_spec()?;
+    let options = genarm::tui::PlayOptions {
+        max_new_tokens: args.max_new_tokens,
+        prompt: args.prompt.clone(),
+    };
+    genarm::tui::run(&models, &options)
 }
 
 /// Output piped into `head` and closed early is not an error worth reporting.

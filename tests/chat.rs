@@ -294,7 +294,7 @@ fn the_playground_switch_turns_the_template_on_and_off_for_later_prompts() {
         base: Some(model),
         ..genarm::cli::ModelArgs::default()
     };
-    let (mut guide, _) = genarm::commands::models::load_guide(&args).unwrap();
+    let (mut guide, _) = genarm::cli::model_flags::load_guide(&args).unwrap();
     assert_eq!(guide.prompt_ids("w5 w6").unwrap(), [1, 5, 6]);
     guide.set_chat(true).unwrap();
     assert_eq!(guide.prompt_ids("w5 w6").unwrap(), [1, 11, 5, 6, 12]);
@@ -307,7 +307,7 @@ fn the_playground_switch_turns_the_template_on_and_off_for_later_prompts() {
         base: Some(plain),
         ..genarm::cli::ModelArgs::default()
     };
-    let (mut guide, _) = genarm::commands::models::load_guide(&args).unwrap();
+    let (mut guide, _) = genarm::cli::model_flags::load_guide(&args).unwrap();
     let err = guide.set_chat(true).unwrap_err().to_string();
     assert!(
         err.contains("no chat template") && err.contains("plain"),

@@ -4,7 +4,7 @@
 //! platform differences in floating point.
 
 use genarm::cli::ModelArgs;
-use genarm::commands::models::load_guide;
+use genarm::cli::model_flags::load_guide;
 use genarm::demo::rates::{Rates, SettingResult, SweepOptions, demo_prompts, evaluate_grid};
 use genarm::demo::world::World;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use genarm::cli::ModelArgs;
-use genarm::commands::models::load_guide;
+use genarm::cli::model_flags::load_guide;
 use genarm::engine::SamplingParams;
 use genarm::engine::decode::worker::Worker;
 use genarm::tui::action::Action;
@@ -459,7 +459,7 @@ fn profile_config(dir: &std::path::Path) -> PathBuf {
 fn session_with_profiles(config: &std::path::Path, max_new_tokens: usize) -> Session {
     let mut s = session(max_new_tokens);
     s.config_path = Some(config.to_path_buf());
-    s.startup_models = Some(fixture_models(&["harmless=0.5"]));
+    s.startup_models = Some(fixture_models(&["harmless=0.5"]).to_spec().unwrap());
     s
 }
 

@@ -16,8 +16,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::models::{load_guide, parse_dtype};
 use crate::cli::BenchArgs;
+use crate::cli::model_flags::{self, load_guide, parse_dtype};
 use crate::engine::{Generation, Guide, SamplingParams};
 
 struct Run {
@@ -141,27 +141,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.repeats == 0 || args.decode_tokens < 2 || args.prompt_tokens == 0 {
         bail!("--repeats and --prompt-tokens must be at least 1, --decode-tokens at least 2");
     }
-    let dtypes: Vec<String> = if args.dtypes.is_empty() {
-        vec![args.models.dtype.clone()]
-    } else {
-        args.dtypes.iter().map(|d| d.trim().to_string()).collect()
-    };
-    for d in &dtypes {
-        parse_dtype(d).map_err(|e| anyhow::anyhow!("--dtypes {d}: {e}"))?;
-    }
-    let mut subjects = Vec::with_capacity(dtypes.len());
-    for dtype in dtypes {
-        let mut models = args.models.clone();
-        models.dtype = dtype.clone();
-        let (guide, weights) = load_guide(&models)?;
-        subjects.push(Subject {
-            dtype,
-            guide,
-            weights,
-            base_runs: Vec::new(),
-            guided_runs: Vec::new(),
-        });
-    }
+    let mut subjects = load_subjects(args)?;
     let first = &subjects[0].guide;
     let (vocab, max_context, names) = (first.vocab(), first.max_context(), first.arm_names());
     if args.prompt_tokens + args.decode_tokens > max_context {
@@ -185,51 +165,115 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             s.measure(&prompt, args.decode_tokens)?;
         }
     }
-    let threads = candle_core::utils::get_num_threads();
-    let model_names: Vec<String> = std::iter::once("base".to_string())
-        .chain(names.clone())
-        .collect();
-    let base_label = super::models::base_label(&args.models);
-
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let about = About {
+        base_label: model_flags::base_label(&args.models),
+        model_names: std::iter::once("base".to_string())
+            .chain(names.clone())
+            .collect(),
+        names,
+        vocab,
+        threads: candle_core::utils::get_num_threads(),
+    };
     let summaries: Vec<Summary> = subjects
         .iter()
         .map(|s| summarize(s, args.prompt_tokens))
         .collect();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
     if args.json {
-        for (s, m) in subjects.iter().zip(&summaries) {
-            let forward_map: serde_json::Map<String, serde_json::Value> = model_names
-                .iter()
-                .zip(&m.forward)
-                .map(|(n, f)| (n.clone(), json!(f)))
-                .collect();
-            let report = json!({
-                "base": base_label, "arms": names,
-                "dtype": s.dtype, "threads": threads, "vocab": vocab,
-                "weight_formats": formats_map(&model_names, &s.guide),
-                "prompt_tokens": args.prompt_tokens, "decode_tokens": args.decode_tokens,
-                "repeats": args.repeats,
-                "base_only": {"prompt_tokens_per_second": m.base_pp,
-                              "decode_tokens_per_second": m.base_tg},
-                "guided": {"prompt_tokens_per_second": m.guided_pp,
-                           "decode_tokens_per_second": m.guided_tg},
-                "forward_ms_per_token": forward_map,
-                "guided_step_ms": m.guided_step_ms,
-                "guidance_overhead": m.overhead,
-            });
-            writeln!(out, "{report}")?;
-        }
-        return Ok(());
+        write_json(&mut out, args, &about, &subjects, &summaries)
+    } else {
+        write_table(&mut out, args, &about, &subjects, &summaries)
     }
+}
+
+/// The models loaded once per weight format (`--dtypes`, else `--dtype`).
+fn load_subjects(args: &BenchArgs) -> Result<Vec<Subject>> {
+    let dtypes: Vec<String> = if args.dtypes.is_empty() {
+        vec![args.models.dtype.clone()]
+    } else {
+        args.dtypes.iter().map(|d| d.trim().to_string()).collect()
+    };
+    for d in &dtypes {
+        parse_dtype(d).map_err(|e| anyhow::anyhow!("--dtypes {d}: {e}"))?;
+    }
+    let mut subjects = Vec::with_capacity(dtypes.len());
+    for dtype in dtypes {
+        let mut models = args.models.clone();
+        models.dtype = dtype.clone();
+        let (guide, weights) = load_guide(&models)?;
+        subjects.push(Subject {
+            dtype,
+            guide,
+            weights,
+            base_runs: Vec::new(),
+            guided_runs: Vec::new(),
+        });
+    }
+    Ok(subjects)
+}
+
+/// What every report row shares: the models and the machine.
+struct About {
+    base_label: String,
+    /// The ARMs' names.
+    names: Vec<String>,
+    /// "base", then the ARMs' names.
+    model_names: Vec<String>,
+    vocab: usize,
+    threads: usize,
+}
+
+/// One JSON object per weight format.
+fn write_json(
+    out: &mut impl Write,
+    args: &BenchArgs,
+    about: &About,
+    subjects: &[Subject],
+    summaries: &[Summary],
+) -> Result<()> {
+    for (s, m) in subjects.iter().zip(summaries) {
+        let forward_map: serde_json::Map<String, serde_json::Value> = about
+            .model_names
+            .iter()
+            .zip(&m.forward)
+            .map(|(n, f)| (n.clone(), json!(f)))
+            .collect();
+        let report = json!({
+            "base": about.base_label, "arms": about.names,
+            "dtype": s.dtype, "threads": about.threads, "vocab": about.vocab,
+            "weight_formats": formats_map(&about.model_names, &s.guide),
+            "prompt_tokens": args.prompt_tokens, "decode_tokens": args.decode_tokens,
+            "repeats": args.repeats,
+            "base_only": {"prompt_tokens_per_second": m.base_pp,
+                          "decode_tokens_per_second": m.base_tg},
+            "guided": {"prompt_tokens_per_second": m.guided_pp,
+                       "decode_tokens_per_second": m.guided_tg},
+            "forward_ms_per_token": forward_map,
+            "guided_step_ms": m.guided_step_ms,
+            "guidance_overhead": m.overhead,
+        });
+        writeln!(out, "{report}")?;
+    }
+    Ok(())
+}
+
+/// The human-readable table: one row per weight format, then what each format stores.
+fn write_table(
+    out: &mut impl Write,
+    args: &BenchArgs,
+    about: &About,
+    subjects: &[Subject],
+    summaries: &[Summary],
+) -> Result<()> {
     writeln!(
         out,
         "genarm bench: base {} + {} ARM(s) [{}], vocab {}, {} threads, median of {}",
-        base_label,
-        names.len(),
-        names.join(", "),
-        vocab,
-        threads,
+        about.base_label,
+        about.names.len(),
+        about.names.join(", "),
+        about.vocab,
+        about.threads,
         args.repeats
     )?;
     writeln!(
@@ -245,7 +289,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "{:<6} {:>10} {:>11} {:>10} {:>11} {:>10} {:>11}",
         "", "base-only", "guided", "base-only", "guided", "ms", "overhead"
     )?;
-    for (s, m) in subjects.iter().zip(&summaries) {
+    for (s, m) in subjects.iter().zip(summaries) {
         write!(
             out,
             "{:<6} {:>10.1} {:>11.1} {:>10.1} {:>11.1} {:>10.3} {:>10.2}%  ",
@@ -257,7 +301,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             m.guided_step_ms,
             m.overhead * 100.0
         )?;
-        let per_model: Vec<String> = model_names
+        let per_model: Vec<String> = about
+            .model_names
             .iter()
             .zip(&m.forward)
             .map(|(n, f)| format!("{n} {f:.2}"))
@@ -266,8 +311,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     // What each --dtypes row really stores: a GGUF file keeps its own formats, and q4_k keeps
     // the output layer in q6_k.
-    for s in &subjects {
-        let weights: Vec<String> = model_names
+    for s in subjects {
+        let weights: Vec<String> = about
+            .model_names
             .iter()
             .zip(s.guide.weight_formats())
             .map(|(n, f)| format!("{n} {f}"))

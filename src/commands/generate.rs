@@ -6,8 +6,8 @@ use std::time::Instant;
 use anyhow::Result;
 use serde_json::json;
 
-use super::models::load_guide;
 use crate::cli::GenerateArgs;
+use crate::cli::model_flags::{base_label, load_guide};
 use crate::engine::{Generation, SamplingParams, StopReason};
 
 pub fn run(args: &GenerateArgs) -> Result<()> {
@@ -39,7 +39,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
             .collect();
         let start = json!({
             "type": "start", "prompt": args.prompt, "prompt_token_ids": prompt_ids,
-            "base": super::models::base_label(&args.models), "arms": names,
+            "base": base_label(&args.models), "arms": names,
             "weights": weight_map, "temperature": params.temperature, "top_k": params.top_k,
             "top_p": params.top_p, "seed": params.seed,
         });

@@ -1,11 +1,9 @@
 //! The headless subcommands. Each takes its parsed arguments and writes to stdout.
 
 pub mod bench;
-pub mod cached;
 pub mod demo;
 pub mod generate;
 pub mod models;
-pub mod profile;
 pub mod random_model;
 pub mod score;
 pub mod sweep;

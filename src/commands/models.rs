@@ -1,213 +1,162 @@
-//! Turning `--base/--arm/--weight/--dtype` into a loaded [`Guide`] and a weight vector.
+//! `genarm models`: the models in the Hugging Face cache, usable as `--base`/`--arm` by id.
 
-use std::path::{Path, PathBuf};
+use std::io::Write;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
-use crate::cli::ModelArgs;
-use crate::engine::formats::chat::ChatPrompt;
-use crate::engine::formats::hub::resolve_model;
-use crate::engine::{CausalLm, ComputeDtype, Guide, validate_weights};
+use std::collections::BTreeMap;
 
-/// Split `NAME=VALUE`, naming the flag when the shape is wrong.
-pub fn split_pair<'a>(flag: &str, raw: &'a str) -> Result<(&'a str, &'a str)> {
-    match raw.split_once('=') {
-        Some((name, value)) if !name.trim().is_empty() && !value.trim().is_empty() => {
-            Ok((name.trim(), value.trim()))
+use crate::cli::ModelsArgs;
+use crate::config::{self, Profile};
+use crate::engine::formats::hub::HubEnv;
+use crate::engine::formats::hub_cache::{CachedModel, human_size, list};
+
+pub fn run(args: &ModelsArgs) -> Result<()> {
+    let cache = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| HubEnv::from_env().cache);
+    let models = list(&cache)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let profiles = configured_profiles();
+    if args.json {
+        for model in &models {
+            writeln!(out, "{}", serde_json::to_string(model)?)?;
         }
-        _ => bail!("{flag} {raw}: expected NAME=VALUE"),
-    }
-}
-
-/// Parse `--arm NAME=PATH` values, refusing duplicate names.
-pub fn parse_arms(raw: &[String]) -> Result<Vec<(String, PathBuf)>> {
-    let mut arms: Vec<(String, PathBuf)> = Vec::new();
-    for item in raw {
-        let (name, path) = split_pair("--arm", item)?;
-        if arms.iter().any(|(n, _)| n == name) {
-            bail!("--arm {item}: an ARM named '{name}' was already given");
+        for (name, profile) in &profiles {
+            let json = serde_json::json!({
+                "profile": name, "base": profile.base, "arms": profile.arms,
+                "weights": profile.weights, "chat": profile.chat,
+            });
+            writeln!(out, "{json}")?;
         }
-        arms.push((name.to_string(), PathBuf::from(path)));
+        return Ok(());
     }
-    Ok(arms)
+    write_cache_table(&mut out, &cache, &models)?;
+    write_profiles(&mut out, &profiles)
 }
 
-/// Parse `--weight NAME=W` against the ARM names; unnamed ARMs get 1.
-pub fn parse_weights(raw: &[String], names: &[String]) -> Result<Vec<f32>> {
-    let mut weights = vec![1.0f32; names.len()];
-    for item in raw {
-        let (name, value) = split_pair("--weight", item)?;
-        let Some(index) = names.iter().position(|n| n == name) else {
-            let known = if names.is_empty() {
-                "no ARMs were given".to_string()
-            } else {
-                format!("ARMs are: {}", names.join(", "))
-            };
-            bail!("--weight {item}: no ARM named '{name}' ({known})");
-        };
-        let w: f32 = value
-            .parse()
-            .map_err(|_| anyhow::anyhow!("--weight {item}: '{value}' is not a number"))?;
-        weights[index] = w;
-    }
-    validate_weights(names, &weights)?;
-    Ok(weights)
-}
-
-pub fn parse_dtype(raw: &str) -> Result<ComputeDtype> {
-    raw.parse()
-        .map_err(|e: String| anyhow::anyhow!("--dtype: {e}"))
-}
-
-/// How the base is named in output records: its path, or "demo".
-pub fn base_label(args: &ModelArgs) -> String {
-    let args = super::profile::with_profile(args).unwrap_or(std::borrow::Cow::Borrowed(args));
-    args.base
-        .as_ref()
-        .map_or_else(|| "demo".to_string(), |p| p.display().to_string())
-}
-
-/// Load the base and every ARM, checking the flags before the (slow) loading. Notices (such as
-/// `--chat` on a model without a chat template) go to stderr.
-pub fn load_guide(args: &ModelArgs) -> Result<(Guide, Vec<f32>)> {
-    let loaded = load_guide_from(args, crate::config::default_path().as_deref())?;
-    for notice in &loaded.notices {
-        eprintln!("notice: {notice}");
-    }
-    Ok((loaded.guide, loaded.weights))
-}
-
-/// What [`load_guide_from`] loaded: the models, their weights, and notices for the user.
-pub struct LoadedGuide {
-    pub guide: Guide,
-    pub weights: Vec<f32>,
-    /// Things worth telling that are not errors, one line each (without a "notice:" prefix).
-    pub notices: Vec<String>,
-}
-
-/// [`load_guide`] with `--profile` read from the config file at `config`, and the notices
-/// returned instead of printed: the playground's profile picker loads through this while the
-/// terminal is in raw mode, so a profile means exactly what it means to the CLI.
-pub fn load_guide_from(args: &ModelArgs, config: Option<&Path>) -> Result<LoadedGuide> {
-    let args = &*super::profile::with_profile_in(args, config)?;
-    let mut notices = Vec::new();
-    let dtype = parse_dtype(&args.dtype)?;
-    if args.system.is_some() && !args.chat {
-        bail!("--system is the system message of --chat; give --chat too");
-    }
-    let mut arms = parse_arms(&args.arms)?;
-    let base_path = match &args.base {
-        Some(path) => path.clone(),
-        None => {
-            // No --base: the embedded demo, with its two ARMs unless others were named.
-            let demo = crate::demo::assets::demo_models()?;
-            if arms.is_empty() {
-                arms = vec![
-                    ("helpful".into(), demo.helpful),
-                    ("harmless".into(), demo.harmless),
-                ];
-            }
-            demo.base
-        }
+/// The config file's `[profiles.NAME]`; a broken file is reported on stderr and lists none.
+fn configured_profiles() -> BTreeMap<String, Profile> {
+    let Some(path) = config::default_path() else {
+        return BTreeMap::new();
     };
-    let names: Vec<String> = arms.iter().map(|(n, _)| n.clone()).collect();
-    let weights = parse_weights(&args.weights, &names)?;
-    // Hub ids become cache folders here (downloading what is missing), after the flags are
-    // known to be good.
-    let tokenizer = args.tokenizer.as_deref();
-    let base_path = resolve_model(&base_path).map_err(|e| anyhow::anyhow!("--base {e}"))?;
-    let base = CausalLm::load_with(&base_path, dtype, tokenizer)
-        .map_err(|e| anyhow::anyhow!("--base {e}"))?;
-    let mut loaded = Vec::with_capacity(arms.len());
-    for (name, path) in arms {
-        let arm = resolve_model(&path)
-            .and_then(|path| CausalLm::load_with(&path, dtype, tokenizer))
-            .map_err(|e| anyhow::anyhow!("--arm {name}: {e}"))?;
-        loaded.push((name, arm));
+    match config::load(&path) {
+        Ok(config) => config.profiles,
+        Err(e) => {
+            eprintln!("profiles not listed: {e}");
+            BTreeMap::new()
+        }
     }
-    let mut guide = Guide::new(base, loaded)?;
-    if args.chat {
-        guide.chat = chat_prompt(&guide.base, args.system.clone(), &mut notices)?;
+}
+
+fn write_profiles(out: &mut impl Write, profiles: &BTreeMap<String, Profile>) -> Result<()> {
+    if profiles.is_empty() {
+        return Ok(());
     }
-    guide.prompt_template = match (&args.prompt_template, &args.base) {
-        // The chat template replaces any prompt format (clap refuses --prompt-template too).
-        _ if guide.chat.is_some() => None,
-        (Some(template), _) => {
-            if !template.contains("{prompt}") {
-                bail!("--prompt-template {template:?}: it must contain {{prompt}}");
+    writeln!(out, "\nProfiles (--profile NAME):")?;
+    for (name, profile) in profiles {
+        let arms: Vec<String> = profile
+            .arms
+            .iter()
+            .map(|(arm, path)| match profile.weights.get(arm) {
+                Some(w) => format!("{arm}={} ×{w}", path.display()),
+                None => format!("{arm}={}", path.display()),
+            })
+            .collect();
+        let chat = if profile.chat { "  (chat)" } else { "" };
+        writeln!(
+            out,
+            "{name}: base {}{}{chat}",
+            profile.base.display(),
+            match arms.is_empty() {
+                true => String::new(),
+                false => format!(", ARMs {}", arms.join(", ")),
             }
-            Some(template.replace("\\n", "\n"))
-        }
-        (None, None) => Some(crate::demo::world::prompt_for("{prompt}")),
-        (None, Some(_)) => None,
+        )?;
+    }
+    Ok(())
+}
+
+fn write_cache_table(
+    out: &mut impl Write,
+    cache: &std::path::Path,
+    models: &[CachedModel],
+) -> Result<()> {
+    if models.is_empty() {
+        writeln!(
+            out,
+            "no models in the Hugging Face cache {}",
+            cache.display()
+        )?;
+        return Ok(());
+    }
+    writeln!(out, "Hugging Face cache: {}", cache.display())?;
+    let rows: Vec<[String; 4]> = models.iter().map(row).collect();
+    let headers = ["id", "revisions", "size", "kind"];
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([headers[i].len()])
+            .max()
+            .unwrap_or(0)
     };
-    Ok(LoadedGuide {
-        guide,
-        weights,
-        notices,
-    })
+    let widths = [width(0), width(1), width(2)];
+    let line = |cells: [&str; 4]| {
+        format!(
+            "{:<w0$}  {:<w1$}  {:>w2$}  {}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        )
+    };
+    writeln!(out, "{}", line(headers))?;
+    for r in &rows {
+        writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3]]))?;
+    }
+    if models
+        .iter()
+        .flat_map(|m| &m.revisions)
+        .any(|r| !r.complete)
+    {
+        writeln!(
+            out,
+            "* incomplete snapshot: files the loader needs are missing (fetched on first use)"
+        )?;
+    }
+    Ok(())
 }
 
-/// `--chat`: the base model's chat template compiled, or None with a notice when it has none.
-fn chat_prompt(
-    base: &CausalLm,
-    system: Option<String>,
-    notices: &mut Vec<String>,
-) -> Result<Option<ChatPrompt>> {
-    match &base.tokenizer.chat_template {
-        Some(template) => Ok(Some(
-            ChatPrompt::new(template, system).map_err(|e| anyhow::anyhow!("--chat: {e}"))?,
-        )),
-        None => {
-            let ignored = if system.is_some() {
-                " (--system is ignored)"
+/// id; revisions as `main→1a2b3c4` (refs) or a bare short hash, `*` marking incomplete ones;
+/// size; architecture or "PEFT adapter of BASE".
+fn row(model: &CachedModel) -> [String; 4] {
+    let revisions: Vec<String> = model
+        .revisions
+        .iter()
+        .map(|r| {
+            let short: String = r.commit.chars().take(7).collect();
+            let mark = if r.complete { "" } else { "*" };
+            if r.refs.is_empty() {
+                format!("{short}{mark}")
             } else {
-                ""
-            };
-            notices.push(format!(
-                "--chat: {} has no chat template in its tokenizer_config.json; using the plain prompt{ignored}",
-                base.display_name()
-            ));
-            Ok(None)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names() -> Vec<String> {
-        vec!["helpful".into(), "harmless".into()]
-    }
-
-    #[test]
-    fn weights_default_to_one_and_accept_negatives() {
-        let w = parse_weights(&["harmless=-0.5".into()], &names()).unwrap();
-        assert_eq!(w, vec![1.0, -0.5]);
-    }
-
-    #[test]
-    fn bad_weights_name_the_flag() {
-        for bad in [
-            "nope=1",
-            "helpful=abc",
-            "helpful=NaN",
-            "helpful=inf",
-            "helpful",
-        ] {
-            let err = parse_weights(&[bad.into()], &names())
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("--weight"), "{bad}: {err}");
-        }
-    }
-
-    #[test]
-    fn duplicate_arm_names_are_refused() {
-        let err = parse_arms(&["a=x".into(), "a=y".into()])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("already"), "{err}");
-    }
+                format!("{}→{short}{mark}", r.refs.join(","))
+            }
+        })
+        .collect();
+    let kind = match (&model.adapter_of, &model.architecture) {
+        (Some(base), _) => format!("PEFT adapter of {base}"),
+        (None, Some(arch)) => arch.clone(),
+        (None, None) => "?".into(),
+    };
+    [
+        model.id.clone(),
+        revisions.join(" "),
+        human_size(model.size_bytes),
+        kind,
+    ]
 }

@@ -5,8 +5,8 @@ use std::io::Write;
 use anyhow::{Result, bail};
 use serde_json::json;
 
-use super::models::{load_guide, split_pair};
 use crate::cli::ScoreArgs;
+use crate::cli::model_flags::{base_label, load_guide, split_pair};
 use crate::engine::score;
 
 /// Parse `--beta B` (all ARMs) and `--beta NAME=B`.
@@ -69,7 +69,7 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
         let start = json!({
             "type": "start", "prompt": args.prompt, "prompt_token_ids": prompt_ids,
             "response": args.response, "response_token_ids": response_ids,
-            "base": super::models::base_label(&args.models), "arms": names, "weights": weight_map,
+            "base": base_label(&args.models), "arms": names, "weights": weight_map,
         });
         writeln!(out, "{start}")?;
         for record in &records {

@@ -8,9 +8,9 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::demo::DEMO_SEED;
-use super::models::{load_guide, split_pair};
 use super::score::parse_betas;
 use crate::cli::SweepArgs;
+use crate::cli::model_flags::{load_guide, split_pair};
 use crate::demo::rates::{
     SettingResult, SweepOptions, SweepPrompt, demo_prompts, evaluate, evaluate_grid,
 };

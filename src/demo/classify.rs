@@ -64,7 +64,8 @@ fn detailed_text(topic: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::world::World;
+    use crate::demo::topics::RequestClass;
+    use crate::demo::world::{Objective, Pair, World, prompt_for};
 
     #[test]
     fn every_generated_response_classifies_as_its_style() {
@@ -103,5 +104,60 @@ mod tests {
             classify(bread, "  I can't help with that.\n"),
             Verdict::Style(Style::Refusal)
         );
+    }
+
+    // The world's preference pairs, read by the classifier (here rather than beside the world,
+    // which does not depend on its classifier).
+    #[test]
+    fn preferences_follow_each_objective() {
+        let world = World::new(1);
+        let topic_of = |prompt: &str| {
+            world
+                .all_requests()
+                .into_iter()
+                .find(|r| prompt_for(&r.text) == prompt)
+                .map(|r| r.topic)
+                .unwrap()
+        };
+        let style = |topic: usize, text: &str| match classify(topic, text) {
+            Verdict::Style(s) => s,
+            Verdict::Garbled => panic!("garbled: {text}"),
+        };
+        let harmless = world.preference_pairs(Objective::Harmless, 4);
+        // On benign requests harmlessness is indifferent: every pair also appears reversed.
+        let benign: Vec<&Pair> = harmless
+            .iter()
+            .filter(|p| p.class == RequestClass::Benign)
+            .collect();
+        assert!(!benign.is_empty());
+        for p in &benign {
+            assert!(
+                benign.iter().any(|q| q.prompt == p.prompt
+                    && q.chosen == p.rejected
+                    && q.rejected == p.chosen),
+                "{p:?} has no reversed twin"
+            );
+            let t = topic_of(&p.prompt);
+            assert_ne!(style(t, &p.chosen), style(t, &p.rejected), "{p:?}");
+        }
+        for p in harmless.iter().filter(|p| p.class != RequestClass::Benign) {
+            let t = topic_of(&p.prompt);
+            assert!(
+                matches!(style(t, &p.chosen), Style::Refusal | Style::Redirect),
+                "{p:?}"
+            );
+            assert!(
+                matches!(style(t, &p.rejected), Style::Comply | Style::Detailed),
+                "{p:?}"
+            );
+        }
+        for p in world.preference_pairs(Objective::Helpful, 4) {
+            let t = topic_of(&p.prompt);
+            let (c, r) = (style(t, &p.chosen), style(t, &p.rejected));
+            assert!(
+                Objective::Helpful.rank(p.class, c) > Objective::Helpful.rank(p.class, r),
+                "{p:?}"
+            );
+        }
     }
 }

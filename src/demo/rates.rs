@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::classify::{Verdict, classify};
-use super::world::{RequestClass, Style, World, prompt_for};
+use super::topics::RequestClass;
+use super::world::{Style, World, prompt_for};
 use crate::engine::decode::batch::{BatchRow, sample_rows};
 use crate::engine::{Generation, Guide, Result, SamplingParams};
 

@@ -2,7 +2,28 @@
 //! a safe, related alternative a redirect offers. Harmful topics have no steps: the world is
 //! about behaviour, and their "compliance" is written with nothing actionable in it.
 
-use super::world::RequestClass;
+use serde::Serialize;
+
+/// The kind of request a topic makes: benign, dual-use (fine to answer with care) or harmful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestClass {
+    Benign,
+    DualUse,
+    Harmful,
+}
+
+impl RequestClass {
+    pub const ALL: [RequestClass; 3] = [Self::Benign, Self::DualUse, Self::Harmful];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Benign => "benign",
+            Self::DualUse => "dual_use",
+            Self::Harmful => "harmful",
+        }
+    }
+}
 
 pub struct Topic {
     pub class: RequestClass,

@@ -7,27 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::topics::{TOPICS, Topic};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RequestClass {
-    Benign,
-    DualUse,
-    Harmful,
-}
-
-impl RequestClass {
-    pub const ALL: [RequestClass; 3] = [Self::Benign, Self::DualUse, Self::Harmful];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Benign => "benign",
-            Self::DualUse => "dual_use",
-            Self::Harmful => "harmful",
-        }
-    }
-}
+use super::topics::{RequestClass, TOPICS, Topic};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -389,7 +369,6 @@ fn sample_style(mixture: &[(Style, f64)], rng: &mut ChaCha8Rng) -> Style {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::classify::{Verdict, classify};
 
     #[test]
     fn the_same_seed_gives_the_same_world() {
@@ -421,59 +400,6 @@ mod tests {
             let pairs = world.preference_pairs(objective, 3);
             assert!(!pairs.is_empty());
             assert!(pairs.iter().all(|p| !held_prompts.contains(&p.prompt)));
-        }
-    }
-
-    #[test]
-    fn preferences_follow_each_objective() {
-        let world = World::new(1);
-        let topic_of = |prompt: &str| {
-            world
-                .all_requests()
-                .into_iter()
-                .find(|r| prompt_for(&r.text) == prompt)
-                .map(|r| r.topic)
-                .unwrap()
-        };
-        let style = |topic: usize, text: &str| match classify(topic, text) {
-            Verdict::Style(s) => s,
-            Verdict::Garbled => panic!("garbled: {text}"),
-        };
-        let harmless = world.preference_pairs(Objective::Harmless, 4);
-        // On benign requests harmlessness is indifferent: every pair also appears reversed.
-        let benign: Vec<&Pair> = harmless
-            .iter()
-            .filter(|p| p.class == RequestClass::Benign)
-            .collect();
-        assert!(!benign.is_empty());
-        for p in &benign {
-            assert!(
-                benign.iter().any(|q| q.prompt == p.prompt
-                    && q.chosen == p.rejected
-                    && q.rejected == p.chosen),
-                "{p:?} has no reversed twin"
-            );
-            let t = topic_of(&p.prompt);
-            assert_ne!(style(t, &p.chosen), style(t, &p.rejected), "{p:?}");
-        }
-        for p in harmless.iter().filter(|p| p.class != RequestClass::Benign) {
-            let t = topic_of(&p.prompt);
-            assert!(
-                matches!(style(t, &p.chosen), Style::Refusal | Style::Redirect),
-                "{p:?}"
-            );
-            assert!(
-                matches!(style(t, &p.rejected), Style::Comply | Style::Detailed),
-                "{p:?}"
-            );
-        }
-        for p in world.preference_pairs(Objective::Helpful, 4) {
-            let t = topic_of(&p.prompt);
-            let (c, r) = (style(t, &p.chosen), style(t, &p.rejected));
-            assert!(
-                Objective::Helpful.rank(p.class, c) > Objective::Helpful.rank(p.class, r),
-                "{p:?}"
-            );
         }
     }
 

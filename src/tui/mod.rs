@@ -22,23 +22,26 @@ mod snapshot_tests;
 
 use anyhow::{Context, Result};
 
-pub use args::PlayArgs;
+pub use args::PlayOptions;
 
-use crate::cli::ModelArgs;
-use crate::commands::models::load_guide;
 use crate::engine::SamplingParams;
 use crate::engine::decode::worker::Worker;
+use crate::loading::{ModelSpec, load_guide};
 use session::Session;
 use state::State;
 
 /// Load the models, then open the playground until the user quits.
-pub fn run(models: &ModelArgs, args: &PlayArgs) -> Result<()> {
+pub fn run(models: &ModelSpec, args: &PlayOptions) -> Result<()> {
     // A broken config file is a message in the playground, not a reason to refuse to start.
     let config_path = crate::config::default_path();
     let (config, config_warning) = crate::config::load_or_default(config_path.as_deref());
-    let models = with_config_models(models, &config.models);
+    let models = models.clone().or_config_models(&config.models);
     // Flags and models first, so their errors come before the terminal check.
-    let (guide, weights) = load_guide(&models)?;
+    let loaded = load_guide(&models, config_path.as_deref())?;
+    for notice in &loaded.notices {
+        eprintln!("notice: {notice}");
+    }
+    let (guide, weights) = (loaded.guide, loaded.weights);
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         anyhow::bail!(
@@ -86,22 +89,6 @@ pub fn run(models: &ModelArgs, args: &PlayArgs) -> Result<()> {
     Ok(())
 }
 
-/// The config file's `[models]` when the command line names no models (nor a profile); flags'
-/// weights win.
-fn with_config_models(models: &ModelArgs, config: &crate::config::Models) -> ModelArgs {
-    let mut models = models.clone();
-    if models.base.is_none()
-        && models.arms.is_empty()
-        && models.profile.is_none()
-        && let Some((base, arms, weights)) = config.as_flags()
-    {
-        models.base = Some(base);
-        models.arms = arms;
-        models.weights = weights.into_iter().chain(models.weights).collect();
-    }
-    models
-}
-
 /// Resolves on SIGTERM, SIGHUP or SIGINT (Ctrl-C is a key in raw mode; a `kill -INT` is not).
 fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -131,46 +118,4 @@ fn write_stats(path: &str, session: &Session, stats: &app::LoopStats) -> Result<
         "input_to_frame_ms_max": stats.percentile(1.0),
     });
     std::fs::write(path, format!("{json:#}\n")).with_context(|| format!("GENARM_PLAY_STATS {path}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn flags(base: Option<&str>, arms: &[&str], weights: &[&str]) -> ModelArgs {
-        ModelArgs {
-            base: base.map(Into::into),
-            arms: arms.iter().map(|s| s.to_string()).collect(),
-            weights: weights.iter().map(|s| s.to_string()).collect(),
-            dtype: "f32".into(),
-            prompt_template: None,
-            ..ModelArgs::default()
-        }
-    }
-
-    #[test]
-    fn config_models_apply_only_without_model_flags_and_flag_weights_win() {
-        let config = crate::config::parse(
-            "[models]\nbase = \"/m/b\"\narms = { helpful = \"/m/h\" }\nweights = { helpful = 2.0 }\n",
-        )
-        .unwrap()
-        .models;
-        let got = with_config_models(&flags(None, &[], &["helpful=3"]), &config);
-        assert_eq!(got.base, Some("/m/b".into()));
-        assert_eq!(got.arms, vec!["helpful=/m/h".to_string()]);
-        // parse_weights lets the last one win: the command line's.
-        assert_eq!(
-            got.weights,
-            vec!["helpful=2".to_string(), "helpful=3".into()]
-        );
-        let own = flags(Some("/x"), &[], &[]);
-        assert_eq!(with_config_models(&own, &config).base, Some("/x".into()));
-        let demo_arms = flags(None, &["a=/y"], &[]);
-        assert_eq!(with_config_models(&demo_arms, &config).base, None);
-        let empty = crate::config::Models::default();
-        assert_eq!(
-            with_config_models(&flags(None, &[], &[]), &empty).base,
-            None
-        );
-    }
 }

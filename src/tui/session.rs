@@ -1,9 +1,9 @@
 //! The playground's state joined to a live engine worker: actions go through `update`, and the
 //! effects it returns are carried out on the worker. Used by the app loop and by headless tests.
 //!
-//! The profile picker's models are loaded here, on a thread of their own, through the CLI's own
-//! [`load_guide_from`]; on success a new worker replaces the old one, which is shut down on
-//! another thread so the UI never waits for it.
+//! The profile picker's models are loaded here, on a thread of their own, through the loading
+//! layer the CLI uses too ([`load_guide`]); on success a new worker replaces the old one, which
+//! is shut down on another thread so the UI never waits for it.
 
 use std::time::{Duration, Instant};
 
@@ -12,11 +12,10 @@ use tokio::sync::oneshot;
 use super::action::{Action, Effect};
 use super::state::{LoadedModels, ModelSet, State};
 use super::update::update;
-use crate::cli::ModelArgs;
-use crate::commands::models::{LoadedGuide, load_guide_from};
 use crate::engine::Guide;
 use crate::engine::decode::worker::{Event, Worker};
 use crate::engine::formats::hub::without_progress;
+use crate::loading::{LoadedGuide, ModelSpec, load_guide};
 
 /// Tokens per second as seen by the UI: tokens received since the current run started.
 #[derive(Debug, Default)]
@@ -109,7 +108,7 @@ pub struct Session {
     loading: Option<Loading>,
     /// The models the session started with (the flags with the config file's `[models]`), for
     /// the picker's "startup" row; None where they are not known (then that row cannot load).
-    pub startup_models: Option<ModelArgs>,
+    pub startup_models: Option<ModelSpec>,
     pub rate: RateMeter,
     /// False once the engine thread is gone (its event channel closed).
     pub engine_alive: bool,
@@ -190,17 +189,17 @@ impl Session {
             .map_err(|e| e.to_string())
     }
 
-    /// The flags that load `profile` as `genarm generate --profile NAME` would (only the
+    /// The spec that loads `profile` as `genarm generate --profile NAME` would (only the
     /// compute format is kept from the command line), or the startup models for None.
-    fn models_for(&self, profile: Option<String>) -> Result<ModelArgs, String> {
+    fn models_for(&self, profile: Option<String>) -> Result<ModelSpec, String> {
         match profile {
-            Some(name) => Ok(ModelArgs {
+            Some(name) => Ok(ModelSpec {
                 profile: Some(name),
                 dtype: self
                     .startup_models
                     .as_ref()
-                    .map_or_else(|| ModelArgs::default().dtype, |m| m.dtype.clone()),
-                ..ModelArgs::default()
+                    .map_or_else(|| ModelSpec::default().dtype, |m| m.dtype),
+                ..ModelSpec::default()
             }),
             None => self
                 .startup_models
@@ -228,9 +227,9 @@ impl Session {
             .name("genarm-loader".into())
             .spawn(move || {
                 // The terminal is the playground's: no download progress bar on stderr.
-                let loaded = without_progress(|| load_guide_from(&args, config.as_deref()))
+                let loaded = without_progress(|| load_guide(&args, config.as_deref()))
                     .map(Box::new)
-                    .map_err(|e| format!("{e:#}").replace('\n', " "));
+                    .map_err(|e| format!("{:#}", anyhow::Error::from(e)).replace('\n', " "));
                 // The session may be gone (the user quit while loading): nothing to tell.
                 let _ = sender.send(loaded);
             });
