@@ -5,30 +5,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::Action;
 use super::state::Mode;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Key {
-    pub code: KeyCode,
-    pub modifiers: KeyModifiers,
-}
-
-const fn key(code: KeyCode) -> Key {
-    Key {
-        code,
-        modifiers: KeyModifiers::NONE,
-    }
-}
-
-const fn ch(c: char) -> Key {
-    key(KeyCode::Char(c))
-}
-
-const fn ctrl(c: char) -> Key {
-    Key {
-        code: KeyCode::Char(c),
-        modifiers: KeyModifiers::CONTROL,
-    }
-}
+use crate::keys::{Key, ch, ctrl, key, key_label};
 
 pub struct Binding {
     /// How the config file's `[keys]` table names this binding.
@@ -740,88 +717,6 @@ fn normalise(event: KeyEvent) -> Key {
     }
 }
 
-/// Names of keys that are not one character, as labels show them and the config file takes them.
-const NAMED_KEYS: &[(&str, KeyCode)] = &[
-    ("space", KeyCode::Char(' ')),
-    ("←", KeyCode::Left),
-    ("→", KeyCode::Right),
-    ("↑", KeyCode::Up),
-    ("↓", KeyCode::Down),
-    ("left", KeyCode::Left),
-    ("right", KeyCode::Right),
-    ("up", KeyCode::Up),
-    ("down", KeyCode::Down),
-    ("enter", KeyCode::Enter),
-    ("esc", KeyCode::Esc),
-    ("tab", KeyCode::Tab),
-    ("backspace", KeyCode::Backspace),
-    ("del", KeyCode::Delete),
-    ("delete", KeyCode::Delete),
-    ("home", KeyCode::Home),
-    ("end", KeyCode::End),
-    ("pgup", KeyCode::PageUp),
-    ("pgdn", KeyCode::PageDown),
-];
-
-pub fn key_label(key: &Key) -> String {
-    let base = match key.code {
-        KeyCode::Char(c) if c != ' ' => c.to_string(),
-        KeyCode::F(n) => format!("f{n}"),
-        code => NAMED_KEYS.iter().find(|(_, k)| *k == code).map_or_else(
-            || format!("{code:?}").to_lowercase(),
-            |(n, _)| n.to_string(),
-        ),
-    };
-    let mut label = String::new();
-    if key.modifiers.contains(KeyModifiers::CONTROL) {
-        label.push_str("ctrl-");
-    }
-    if key.modifiers.contains(KeyModifiers::ALT) {
-        label.push_str("alt-");
-    }
-    label + &base
-}
-
-/// Read a key as the config file writes it: "w", "G", "ctrl-s", "alt-x", "enter", "f5", "pgdn".
-pub fn parse_key(text: &str) -> Result<Key, String> {
-    let mut rest = text;
-    let mut modifiers = KeyModifiers::NONE;
-    loop {
-        if let Some(r) = rest.strip_prefix("ctrl-").filter(|r| !r.is_empty()) {
-            modifiers |= KeyModifiers::CONTROL;
-            rest = r;
-        } else if let Some(r) = rest.strip_prefix("alt-").filter(|r| !r.is_empty()) {
-            modifiers |= KeyModifiers::ALT;
-            rest = r;
-        } else {
-            break;
-        }
-    }
-    let mut chars = rest.chars();
-    let code = match (chars.next(), chars.next()) {
-        (Some(c), None) if !c.is_control() && c != ' ' => KeyCode::Char(c),
-        _ => {
-            let lower = rest.to_lowercase();
-            let named = NAMED_KEYS
-                .iter()
-                .find(|(n, _)| *n == lower)
-                .map(|(_, k)| *k);
-            let function = lower
-                .strip_prefix('f')
-                .and_then(|n| n.parse::<u8>().ok())
-                .filter(|n| (1..=12).contains(n))
-                .map(KeyCode::F);
-            named.or(function).ok_or_else(|| {
-                format!(
-                    "'{text}' is not a key (a character, ctrl-/alt- plus one, f1…f12, or one of: {})",
-                    NAMED_KEYS.iter().map(|(n, _)| *n).filter(|n| n.is_ascii()).collect::<Vec<_>>().join(", ")
-                )
-            })?
-        }
-    };
-    Ok(Key { code, modifiers })
-}
-
 /// The README's key table, so the documentation is checked against the real bindings.
 pub fn markdown_table() -> String {
     let mut out = String::from("| Keys | Where | What |\n|---|---|---|\n");
@@ -945,6 +840,11 @@ mod override_tests {
 
     fn find(name: &str) -> usize {
         BINDINGS.iter().position(|b| b.name == name).unwrap()
+    }
+
+    #[test]
+    fn the_config_file_knows_every_binding_by_name() {
+        assert_eq!(binding_names(), crate::keys::BINDING_NAMES);
     }
 
     #[test]
