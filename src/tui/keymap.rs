@@ -4,7 +4,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::Action;
-use super::state::Mode;
+use super::mode::Mode;
 use crate::keys::{Key, ch, ctrl, key, key_label};
 
 pub struct Binding {
