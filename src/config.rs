@@ -29,7 +29,7 @@ use ratatui::style::Color;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-use crate::tui::keymap::{self, Key};
+use crate::keys::{self, Key};
 
 /// Everything the file can say; every part is optional.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -150,7 +150,7 @@ impl<'de> Deserialize<'de> for KeyList {
         }
         names
             .iter()
-            .map(|k| keymap::parse_key(k).map_err(serde::de::Error::custom))
+            .map(|k| keys::parse_key(k).map_err(serde::de::Error::custom))
             .collect::<Result<_, _>>()
             .map(KeyList)
     }
@@ -199,7 +199,7 @@ pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
         let line = e.span().map(|s| line_of(text, s.start));
         (line, e.message().trim().to_string())
     })?;
-    let known = keymap::binding_names();
+    let known = keys::BINDING_NAMES;
     let mut keys = BTreeMap::new();
     for (name, list) in raw.keys {
         if !known.contains(&name.get_ref().as_str()) {

@@ -6,6 +6,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod export;
+pub mod keys;
 pub mod loading;
 pub mod synthetic;
 pub mod train;

@@ -164,11 +164,11 @@ fn keys_round_trip_through_their_labels() {
     for text in [
         "w", "G", "ctrl-s", "alt-x", "enter", "f5", "pgdn", "space", "←", "?",
     ] {
-        let key = keymap::parse_key(text).unwrap();
-        assert_eq!(keymap::key_label(&key), text);
+        let key = keys::parse_key(text).unwrap();
+        assert_eq!(keys::key_label(&key), text);
     }
-    assert_eq!(keymap::parse_key("left").unwrap().code, KeyCode::Left);
+    assert_eq!(keys::parse_key("left").unwrap().code, KeyCode::Left);
     for bad in ["", "ctrl-", "f13", "shift-x", "hello"] {
-        assert!(keymap::parse_key(bad).is_err(), "{bad}");
+        assert!(keys::parse_key(bad).is_err(), "{bad}");
     }
 }

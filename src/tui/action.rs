@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::state::{LoadedModels, ModelSet};
+use super::features::profiles::{LoadedModels, ModelSet};
 use crate::engine::SamplingParams;
 use crate::engine::decode::worker::{Command, Event};
 

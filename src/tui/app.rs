@@ -110,7 +110,7 @@ where
             }
             _ = tick.tick() => {
                 if let Some(rate) = session.rate.rate()
-                    && session.state.tokens_per_second != Some(rate) {
+                    && session.state.transcript.tokens_per_second != Some(rate) {
                         session.dispatch(Action::Measured { tokens_per_second: rate });
                     }
                 if dirty {

@@ -1,5 +1,6 @@
 //! Deterministic states for unit and snapshot tests: no models, no clock.
 
+use super::action::Effect;
 use super::state::State;
 use crate::engine::SamplingParams;
 use crate::engine::decode::record::{Alternative, ArmTerm, TokenRecord};
@@ -67,7 +68,7 @@ pub fn empty_state() -> State {
         SamplingParams::default(),
     );
     state.prompt = "How do I bake bread?".into();
-    state.prompt_cursor = state.prompt.chars().count();
+    state.prompt_line.cursor = state.prompt.chars().count();
     state
 }
 
@@ -90,4 +91,9 @@ pub fn state_with_tokens(n: usize) -> State {
     }
     state.run = super::state::RunState::Running;
     state
+}
+
+/// Effects as text, for asserting on what was sent.
+pub fn commands(effects: &[Effect]) -> Vec<String> {
+    effects.iter().map(|e| format!("{e:?}")).collect()
 }

@@ -4,31 +4,8 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::Action;
-use super::state::Mode;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Key {
-    pub code: KeyCode,
-    pub modifiers: KeyModifiers,
-}
-
-const fn key(code: KeyCode) -> Key {
-    Key {
-        code,
-        modifiers: KeyModifiers::NONE,
-    }
-}
-
-const fn ch(c: char) -> Key {
-    key(KeyCode::Char(c))
-}
-
-const fn ctrl(c: char) -> Key {
-    Key {
-        code: KeyCode::Char(c),
-        modifiers: KeyModifiers::CONTROL,
-    }
-}
+use super::mode::Mode;
+use crate::keys::{Key, ch, ctrl, key, key_label};
 
 pub struct Binding {
     /// How the config file's `[keys]` table names this binding.
@@ -54,552 +31,97 @@ const COMPARE: &[Mode] = &[Mode::Compare];
 const FRONTIER: &[Mode] = &[Mode::Frontier];
 const ALL: &[Mode] = Mode::ALL;
 
-/// Bindings in footer order (most useful first: a narrow footer is cut at the right).
+/// One row of [`BINDINGS`], in the table's column order.
+const fn bind(
+    name: &'static str,
+    modes: &'static [Mode],
+    keys: &'static [Key],
+    action: Action,
+    hint: &'static str,
+    help: &'static str,
+) -> Binding {
+    Binding {
+        name,
+        modes,
+        keys,
+        action,
+        hint,
+        help,
+    }
+}
+
+/// Bindings in footer order (most useful first: a narrow footer is cut at the right), one per
+/// line: name, modes, keys, action, footer hint, help.
+#[rustfmt::skip]
 pub static BINDINGS: &[Binding] = &[
-    Binding {
-        name: "help",
-        modes: NORMAL,
-        keys: &[ch('?')],
-        action: Action::ToggleHelp,
-        hint: "help",
-        help: "show or hide this help",
-    },
-    Binding {
-        name: "quit",
-        modes: NORMAL,
-        keys: &[ch('q')],
-        action: Action::Quit,
-        hint: "quit",
-        help: "quit",
-    },
-    Binding {
-        name: "quit-anywhere",
-        modes: ALL,
-        keys: &[ctrl('c')],
-        action: Action::Quit,
-        hint: "",
-        help: "quit (any mode)",
-    },
-    Binding {
-        name: "run",
-        modes: NORMAL,
-        keys: &[ch('r'), key(KeyCode::Enter)],
-        action: Action::Run,
-        hint: "run",
-        help: "generate from the prompt",
-    },
-    Binding {
-        name: "pause",
-        modes: NORMAL,
-        keys: &[ch(' ')],
-        action: Action::PauseResume,
-        hint: "pause",
-        help: "pause or resume generation",
-    },
-    Binding {
-        name: "step",
-        modes: NORMAL,
-        keys: &[ch('s')],
-        action: Action::Step,
-        hint: "step",
-        help: "generate one token, then pause",
-    },
-    Binding {
-        name: "stop",
-        modes: NORMAL,
-        keys: &[ch('x')],
-        action: Action::Stop,
-        hint: "stop",
-        help: "stop generating",
-    },
-    Binding {
-        name: "branch",
-        modes: NORMAL,
-        keys: &[ch('b')],
-        action: Action::Branch,
-        hint: "branch",
-        help: "regenerate from the selected token, current settings",
-    },
-    Binding {
-        name: "force",
-        modes: NORMAL,
-        keys: &[ch('f')],
-        action: Action::Force,
-        hint: "force",
-        help: "continue from the highlighted alternative instead",
-    },
-    Binding {
-        name: "token-left",
-        modes: NORMAL,
-        keys: &[key(KeyCode::Left), ch('h')],
-        action: Action::CursorLeft,
-        hint: "token",
-        help: "select the previous token (or click a token)",
-    },
-    Binding {
-        name: "token-right",
-        modes: NORMAL,
-        keys: &[key(KeyCode::Right), ch('l')],
-        action: Action::CursorRight,
-        hint: "token",
-        help: "select the next token",
-    },
-    Binding {
-        name: "alternative-up",
-        modes: NORMAL,
-        keys: &[ch('['), key(KeyCode::PageUp)],
-        action: Action::AlternativeUp,
-        hint: "alternative",
-        help: "highlight the alternative above (inspector)",
-    },
-    Binding {
-        name: "alternative-down",
-        modes: NORMAL,
-        keys: &[ch(']'), key(KeyCode::PageDown)],
-        action: Action::AlternativeDown,
-        hint: "alternative",
-        help: "highlight the alternative below (inspector)",
-    },
-    Binding {
-        name: "slider-up",
-        modes: NORMAL,
-        keys: &[key(KeyCode::Up), ch('k')],
-        action: Action::SliderUp,
-        hint: "slider",
-        help: "select the slider above",
-    },
-    Binding {
-        name: "slider-down",
-        modes: NORMAL,
-        keys: &[key(KeyCode::Down), ch('j')],
-        action: Action::SliderDown,
-        hint: "slider",
-        help: "select the slider below",
-    },
-    Binding {
-        name: "slider-decrease",
-        modes: NORMAL,
-        keys: &[ch('-')],
-        action: Action::SliderDecrease,
-        hint: "adjust",
-        help: "decrease the slider (steers the very next token)",
-    },
-    Binding {
-        name: "slider-increase",
-        modes: NORMAL,
-        keys: &[ch('+'), ch('=')],
-        action: Action::SliderIncrease,
-        hint: "adjust",
-        help: "increase the slider (steers the very next token)",
-    },
-    Binding {
-        name: "slider-reset",
-        modes: NORMAL,
-        keys: &[ch('0')],
-        action: Action::SliderReset,
-        hint: "",
-        help: "reset the selected slider to its starting value",
-    },
-    Binding {
-        name: "lens",
-        modes: NORMAL,
-        keys: &[ch('c')],
-        action: Action::CycleLens,
-        hint: "lens",
-        help: "colour by guided p, base p, shift, or ARM w·lp",
-    },
-    Binding {
-        name: "chat",
-        modes: NORMAL,
-        keys: &[ch('t')],
-        action: Action::ToggleChat,
-        hint: "",
-        help: "chat template on or off (from the next run)",
-    },
-    Binding {
-        name: "export",
-        modes: NORMAL,
-        keys: &[ch('w')],
-        action: Action::Export,
-        hint: "export",
-        help: "write the session (prompt, settings, token records) as JSONL",
-    },
-    Binding {
-        name: "score",
-        modes: NORMAL,
-        keys: &[ch('a')],
-        action: Action::EditResponse,
-        hint: "score",
-        help: "score a response token by token (type one, or tab through the demo's)",
-    },
-    Binding {
-        name: "compare",
-        modes: NORMAL,
-        keys: &[ch('v')],
-        action: Action::CompareBaseline,
-        hint: "compare",
-        help: "compare side by side: base only vs the current weights (same prompt, seed)",
-    },
-    Binding {
-        name: "compare-preset",
-        modes: NORMAL,
-        keys: &[ch('V')],
-        action: Action::ComparePreset,
-        hint: "",
-        help: "compare the current weights with the highlighted preset (P picks it)",
-    },
-    Binding {
-        name: "frontier",
-        modes: NORMAL,
-        keys: &[ch('F')],
-        action: Action::OpenFrontier,
-        hint: "frontier",
-        help: "sweep a grid of the first two ARMs' weights and plot their mean rewards",
-    },
-    Binding {
-        name: "preset-save",
-        modes: NORMAL,
-        keys: &[ch('S')],
-        action: Action::NamePreset,
-        hint: "",
-        help: "save the weights as a named preset (in the config file)",
-    },
-    Binding {
-        name: "presets",
-        modes: NORMAL,
-        keys: &[ch('P')],
-        action: Action::OpenPresets,
-        hint: "presets",
-        help: "load a weight preset",
-    },
-    Binding {
-        name: "profiles",
-        modes: NORMAL,
-        keys: &[ch('M')],
-        action: Action::OpenProfiles,
-        hint: "models",
-        help: "switch models: a profile from the config file, or the startup models",
-    },
-    Binding {
-        name: "edit",
-        modes: NORMAL,
-        keys: &[ch('e'), ch('/')],
-        action: Action::EditPrompt,
-        hint: "edit",
-        help: "edit the prompt",
-    },
-    Binding {
-        name: "examples",
-        modes: NORMAL,
-        keys: &[ch('p')],
-        action: Action::OpenExamples,
-        hint: "examples",
-        help: "pick an example prompt",
-    },
-    Binding {
-        name: "token-first",
-        modes: NORMAL,
-        keys: &[key(KeyCode::Home), ch('g')],
-        action: Action::CursorHome,
-        hint: "",
-        help: "select the first token",
-    },
-    Binding {
-        name: "token-last",
-        modes: NORMAL,
-        keys: &[key(KeyCode::End), ch('G')],
-        action: Action::CursorEnd,
-        hint: "",
-        help: "select the newest token and follow new ones",
-    },
-    Binding {
-        name: "prompt-run",
-        modes: EDITING,
-        keys: &[key(KeyCode::Enter)],
-        action: Action::SubmitPrompt,
-        hint: "run",
-        help: "run the prompt",
-    },
-    Binding {
-        name: "prompt-done",
-        modes: EDITING,
-        keys: &[key(KeyCode::Esc)],
-        action: Action::Back,
-        hint: "done",
-        help: "leave the prompt line",
-    },
-    Binding {
-        name: "prompt-history-prev",
-        modes: EDITING,
-        keys: &[key(KeyCode::Up)],
-        action: Action::HistoryPrev,
-        hint: "history",
-        help: "previous prompt from history",
-    },
-    Binding {
-        name: "prompt-history-next",
-        modes: EDITING,
-        keys: &[key(KeyCode::Down)],
-        action: Action::HistoryNext,
-        hint: "history",
-        help: "next prompt from history",
-    },
-    Binding {
-        name: "prompt-left",
-        modes: EDITING,
-        keys: &[key(KeyCode::Left)],
-        action: Action::PromptLeft,
-        hint: "",
-        help: "move the text cursor left",
-    },
-    Binding {
-        name: "prompt-right",
-        modes: EDITING,
-        keys: &[key(KeyCode::Right)],
-        action: Action::PromptRight,
-        hint: "",
-        help: "move the text cursor right",
-    },
-    Binding {
-        name: "prompt-home",
-        modes: EDITING,
-        keys: &[key(KeyCode::Home), ctrl('a')],
-        action: Action::PromptHome,
-        hint: "",
-        help: "text cursor to the start",
-    },
-    Binding {
-        name: "prompt-end",
-        modes: EDITING,
-        keys: &[key(KeyCode::End), ctrl('e')],
-        action: Action::PromptEnd,
-        hint: "",
-        help: "text cursor to the end",
-    },
-    Binding {
-        name: "prompt-backspace",
-        modes: EDITING,
-        keys: &[key(KeyCode::Backspace)],
-        action: Action::Backspace,
-        hint: "",
-        help: "delete before the text cursor",
-    },
-    Binding {
-        name: "prompt-delete",
-        modes: EDITING,
-        keys: &[key(KeyCode::Delete)],
-        action: Action::DeleteChar,
-        hint: "",
-        help: "delete under the text cursor",
-    },
-    Binding {
-        name: "examples-run",
-        modes: EXAMPLES,
-        keys: &[key(KeyCode::Enter)],
-        action: Action::ExamplePick,
-        hint: "run",
-        help: "run the highlighted example",
-    },
-    Binding {
-        name: "examples-prev",
-        modes: EXAMPLES,
-        keys: &[key(KeyCode::Up), ch('k')],
-        action: Action::ExamplePrev,
-        hint: "choose",
-        help: "previous example",
-    },
-    Binding {
-        name: "examples-next",
-        modes: EXAMPLES,
-        keys: &[key(KeyCode::Down), ch('j')],
-        action: Action::ExampleNext,
-        hint: "choose",
-        help: "next example",
-    },
-    Binding {
-        name: "examples-close",
-        modes: EXAMPLES,
-        keys: &[key(KeyCode::Esc), ch('q')],
-        action: Action::Back,
-        hint: "close",
-        help: "close the list",
-    },
-    Binding {
-        name: "preset-name-save",
-        modes: PRESET_NAME,
-        keys: &[key(KeyCode::Enter)],
-        action: Action::SavePreset,
-        hint: "save",
-        help: "save the preset under this name",
-    },
-    Binding {
-        name: "preset-name-cancel",
-        modes: PRESET_NAME,
-        keys: &[key(KeyCode::Esc)],
-        action: Action::Back,
-        hint: "cancel",
-        help: "do not save",
-    },
-    Binding {
-        name: "preset-name-backspace",
-        modes: PRESET_NAME,
-        keys: &[key(KeyCode::Backspace)],
-        action: Action::Backspace,
-        hint: "",
-        help: "delete the last character",
-    },
-    Binding {
-        name: "presets-load",
-        modes: PRESETS,
-        keys: &[key(KeyCode::Enter)],
-        action: Action::PresetLoad,
-        hint: "load",
-        help: "put the highlighted preset's weights on the sliders",
-    },
-    Binding {
-        name: "presets-prev",
-        modes: PRESETS,
-        keys: &[key(KeyCode::Up), ch('k')],
-        action: Action::PresetPrev,
-        hint: "choose",
-        help: "previous preset",
-    },
-    Binding {
-        name: "presets-next",
-        modes: PRESETS,
-        keys: &[key(KeyCode::Down), ch('j')],
-        action: Action::PresetNext,
-        hint: "choose",
-        help: "next preset",
-    },
-    Binding {
-        name: "presets-close",
-        modes: PRESETS,
-        keys: &[key(KeyCode::Esc), ch('q')],
-        action: Action::Back,
-        hint: "close",
-        help: "close the list",
-    },
-    Binding {
-        name: "profiles-load",
-        modes: PROFILES,
-        keys: &[key(KeyCode::Enter)],
-        action: Action::ProfileLoad,
-        hint: "load",
-        help: "load the highlighted model set (stops the run, clears the output)",
-    },
-    Binding {
-        name: "profiles-prev",
-        modes: PROFILES,
-        keys: &[key(KeyCode::Up), ch('k')],
-        action: Action::ProfilePrev,
-        hint: "choose",
-        help: "previous model set",
-    },
-    Binding {
-        name: "profiles-next",
-        modes: PROFILES,
-        keys: &[key(KeyCode::Down), ch('j')],
-        action: Action::ProfileNext,
-        hint: "choose",
-        help: "next model set",
-    },
-    Binding {
-        name: "profiles-close",
-        modes: PROFILES,
-        keys: &[key(KeyCode::Esc), ch('q')],
-        action: Action::Back,
-        hint: "close",
-        help: "close the list",
-    },
-    Binding {
-        name: "response-score",
-        modes: RESPONSE,
-        keys: &[key(KeyCode::Enter)],
-        action: Action::ScoreResponse,
-        hint: "score",
-        help: "score the response with the base and every ARM",
-    },
-    Binding {
-        name: "response-demo",
-        modes: RESPONSE,
-        keys: &[key(KeyCode::Tab)],
-        action: Action::NextDemoResponse,
-        hint: "demo answer",
-        help: "the demo's next answer to this prompt (one per style)",
-    },
-    Binding {
-        name: "response-cancel",
-        modes: RESPONSE,
-        keys: &[key(KeyCode::Esc)],
-        action: Action::Back,
-        hint: "cancel",
-        help: "leave the response line",
-    },
-    Binding {
-        name: "response-backspace",
-        modes: RESPONSE,
-        keys: &[key(KeyCode::Backspace)],
-        action: Action::Backspace,
-        hint: "",
-        help: "delete the last character",
-    },
-    Binding {
-        name: "compare-stop",
-        modes: COMPARE,
-        keys: &[ch('x')],
-        action: Action::Stop,
-        hint: "stop",
-        help: "stop the comparison",
-    },
-    Binding {
-        name: "compare-close",
-        modes: COMPARE,
-        keys: &[key(KeyCode::Esc), ch('q')],
-        action: Action::Back,
-        hint: "close",
-        help: "back to the playground (stops a running comparison)",
-    },
-    Binding {
-        name: "frontier-load",
-        modes: FRONTIER,
-        keys: &[key(KeyCode::Enter)],
-        action: Action::FrontierLoad,
-        hint: "load",
-        help: "put the selected point's weights on the sliders",
-    },
-    Binding {
-        name: "frontier-prev",
-        modes: FRONTIER,
-        keys: &[key(KeyCode::Left), ch('h')],
-        action: Action::FrontierPrev,
-        hint: "point",
-        help: "select the previous point",
-    },
-    Binding {
-        name: "frontier-next",
-        modes: FRONTIER,
-        keys: &[key(KeyCode::Right), ch('l')],
-        action: Action::FrontierNext,
-        hint: "point",
-        help: "select the next point",
-    },
-    Binding {
-        name: "frontier-close",
-        modes: FRONTIER,
-        keys: &[key(KeyCode::Esc), ch('q')],
-        action: Action::Back,
-        hint: "close",
-        help: "back to the playground (a sweep still running is stopped)",
-    },
-    Binding {
-        name: "help-close",
-        modes: HELP,
-        keys: &[key(KeyCode::Esc), ch('?'), ch('q')],
-        action: Action::Back,
-        hint: "close",
-        help: "close the help",
-    },
+    bind("help",                  NORMAL,      &[ch('?')],                             Action::ToggleHelp,       "help",        "show or hide this help"),
+    bind("quit",                  NORMAL,      &[ch('q')],                             Action::Quit,             "quit",        "quit"),
+    bind("quit-anywhere",         ALL,         &[ctrl('c')],                           Action::Quit,             "",            "quit (any mode)"),
+    bind("run",                   NORMAL,      &[ch('r'), key(KeyCode::Enter)],        Action::Run,              "run",         "generate from the prompt"),
+    bind("pause",                 NORMAL,      &[ch(' ')],                             Action::PauseResume,      "pause",       "pause or resume generation"),
+    bind("step",                  NORMAL,      &[ch('s')],                             Action::Step,             "step",        "generate one token, then pause"),
+    bind("stop",                  NORMAL,      &[ch('x')],                             Action::Stop,             "stop",        "stop generating"),
+    bind("branch",                NORMAL,      &[ch('b')],                             Action::Branch,           "branch",      "regenerate from the selected token, current settings"),
+    bind("force",                 NORMAL,      &[ch('f')],                             Action::Force,            "force",       "continue from the highlighted alternative instead"),
+    bind("token-left",            NORMAL,      &[key(KeyCode::Left), ch('h')],         Action::CursorLeft,       "token",       "select the previous token (or click a token)"),
+    bind("token-right",           NORMAL,      &[key(KeyCode::Right), ch('l')],        Action::CursorRight,      "token",       "select the next token"),
+    bind("alternative-up",        NORMAL,      &[ch('['), key(KeyCode::PageUp)],       Action::AlternativeUp,    "alternative", "highlight the alternative above (inspector)"),
+    bind("alternative-down",      NORMAL,      &[ch(']'), key(KeyCode::PageDown)],     Action::AlternativeDown,  "alternative", "highlight the alternative below (inspector)"),
+    bind("slider-up",             NORMAL,      &[key(KeyCode::Up), ch('k')],           Action::SliderUp,         "slider",      "select the slider above"),
+    bind("slider-down",           NORMAL,      &[key(KeyCode::Down), ch('j')],         Action::SliderDown,       "slider",      "select the slider below"),
+    bind("slider-decrease",       NORMAL,      &[ch('-')],                             Action::SliderDecrease,   "adjust",      "decrease the slider (steers the very next token)"),
+    bind("slider-increase",       NORMAL,      &[ch('+'), ch('=')],                    Action::SliderIncrease,   "adjust",      "increase the slider (steers the very next token)"),
+    bind("slider-reset",          NORMAL,      &[ch('0')],                             Action::SliderReset,      "",            "reset the selected slider to its starting value"),
+    bind("lens",                  NORMAL,      &[ch('c')],                             Action::CycleLens,        "lens",        "colour by guided p, base p, shift, or ARM w·lp"),
+    bind("chat",                  NORMAL,      &[ch('t')],                             Action::ToggleChat,       "",            "chat template on or off (from the next run)"),
+    bind("export",                NORMAL,      &[ch('w')],                             Action::Export,           "export",      "write the session (prompt, settings, token records) as JSONL"),
+    bind("score",                 NORMAL,      &[ch('a')],                             Action::EditResponse,     "score",       "score a response token by token (type one, or tab through the demo's)"),
+    bind("compare",               NORMAL,      &[ch('v')],                             Action::CompareBaseline,  "compare",     "compare side by side: base only vs the current weights (same prompt, seed)"),
+    bind("compare-preset",        NORMAL,      &[ch('V')],                             Action::ComparePreset,    "",            "compare the current weights with the highlighted preset (P picks it)"),
+    bind("frontier",              NORMAL,      &[ch('F')],                             Action::OpenFrontier,     "frontier",    "sweep a grid of the first two ARMs' weights and plot their mean rewards"),
+    bind("preset-save",           NORMAL,      &[ch('S')],                             Action::NamePreset,       "",            "save the weights as a named preset (in the config file)"),
+    bind("presets",               NORMAL,      &[ch('P')],                             Action::OpenPresets,      "presets",     "load a weight preset"),
+    bind("profiles",              NORMAL,      &[ch('M')],                             Action::OpenProfiles,     "models",      "switch models: a profile from the config file, or the startup models"),
+    bind("edit",                  NORMAL,      &[ch('e'), ch('/')],                    Action::EditPrompt,       "edit",        "edit the prompt"),
+    bind("examples",              NORMAL,      &[ch('p')],                             Action::OpenExamples,     "examples",    "pick an example prompt"),
+    bind("token-first",           NORMAL,      &[key(KeyCode::Home), ch('g')],         Action::CursorHome,       "",            "select the first token"),
+    bind("token-last",            NORMAL,      &[key(KeyCode::End), ch('G')],          Action::CursorEnd,        "",            "select the newest token and follow new ones"),
+    bind("prompt-run",            EDITING,     &[key(KeyCode::Enter)],                 Action::SubmitPrompt,     "run",         "run the prompt"),
+    bind("prompt-done",           EDITING,     &[key(KeyCode::Esc)],                   Action::Back,             "done",        "leave the prompt line"),
+    bind("prompt-history-prev",   EDITING,     &[key(KeyCode::Up)],                    Action::HistoryPrev,      "history",     "previous prompt from history"),
+    bind("prompt-history-next",   EDITING,     &[key(KeyCode::Down)],                  Action::HistoryNext,      "history",     "next prompt from history"),
+    bind("prompt-left",           EDITING,     &[key(KeyCode::Left)],                  Action::PromptLeft,       "",            "move the text cursor left"),
+    bind("prompt-right",          EDITING,     &[key(KeyCode::Right)],                 Action::PromptRight,      "",            "move the text cursor right"),
+    bind("prompt-home",           EDITING,     &[key(KeyCode::Home), ctrl('a')],       Action::PromptHome,       "",            "text cursor to the start"),
+    bind("prompt-end",            EDITING,     &[key(KeyCode::End), ctrl('e')],        Action::PromptEnd,        "",            "text cursor to the end"),
+    bind("prompt-backspace",      EDITING,     &[key(KeyCode::Backspace)],             Action::Backspace,        "",            "delete before the text cursor"),
+    bind("prompt-delete",         EDITING,     &[key(KeyCode::Delete)],                Action::DeleteChar,       "",            "delete under the text cursor"),
+    bind("examples-run",          EXAMPLES,    &[key(KeyCode::Enter)],                 Action::ExamplePick,      "run",         "run the highlighted example"),
+    bind("examples-prev",         EXAMPLES,    &[key(KeyCode::Up), ch('k')],           Action::ExamplePrev,      "choose",      "previous example"),
+    bind("examples-next",         EXAMPLES,    &[key(KeyCode::Down), ch('j')],         Action::ExampleNext,      "choose",      "next example"),
+    bind("examples-close",        EXAMPLES,    &[key(KeyCode::Esc), ch('q')],          Action::Back,             "close",       "close the list"),
+    bind("preset-name-save",      PRESET_NAME, &[key(KeyCode::Enter)],                 Action::SavePreset,       "save",        "save the preset under this name"),
+    bind("preset-name-cancel",    PRESET_NAME, &[key(KeyCode::Esc)],                   Action::Back,             "cancel",      "do not save"),
+    bind("preset-name-backspace", PRESET_NAME, &[key(KeyCode::Backspace)],             Action::Backspace,        "",            "delete the last character"),
+    bind("presets-load",          PRESETS,     &[key(KeyCode::Enter)],                 Action::PresetLoad,       "load",        "put the highlighted preset's weights on the sliders"),
+    bind("presets-prev",          PRESETS,     &[key(KeyCode::Up), ch('k')],           Action::PresetPrev,       "choose",      "previous preset"),
+    bind("presets-next",          PRESETS,     &[key(KeyCode::Down), ch('j')],         Action::PresetNext,       "choose",      "next preset"),
+    bind("presets-close",         PRESETS,     &[key(KeyCode::Esc), ch('q')],          Action::Back,             "close",       "close the list"),
+    bind("profiles-load",         PROFILES,    &[key(KeyCode::Enter)],                 Action::ProfileLoad,      "load",        "load the highlighted model set (stops the run, clears the output)"),
+    bind("profiles-prev",         PROFILES,    &[key(KeyCode::Up), ch('k')],           Action::ProfilePrev,      "choose",      "previous model set"),
+    bind("profiles-next",         PROFILES,    &[key(KeyCode::Down), ch('j')],         Action::ProfileNext,      "choose",      "next model set"),
+    bind("profiles-close",        PROFILES,    &[key(KeyCode::Esc), ch('q')],          Action::Back,             "close",       "close the list"),
+    bind("response-score",        RESPONSE,    &[key(KeyCode::Enter)],                 Action::ScoreResponse,    "score",       "score the response with the base and every ARM"),
+    bind("response-demo",         RESPONSE,    &[key(KeyCode::Tab)],                   Action::NextDemoResponse, "demo answer", "the demo's next answer to this prompt (one per style)"),
+    bind("response-cancel",       RESPONSE,    &[key(KeyCode::Esc)],                   Action::Back,             "cancel",      "leave the response line"),
+    bind("response-backspace",    RESPONSE,    &[key(KeyCode::Backspace)],             Action::Backspace,        "",            "delete the last character"),
+    bind("compare-stop",          COMPARE,     &[ch('x')],                             Action::Stop,             "stop",        "stop the comparison"),
+    bind("compare-close",         COMPARE,     &[key(KeyCode::Esc), ch('q')],          Action::Back,             "close",       "back to the playground (stops a running comparison)"),
+    bind("frontier-load",         FRONTIER,    &[key(KeyCode::Enter)],                 Action::FrontierLoad,     "load",        "put the selected point's weights on the sliders"),
+    bind("frontier-prev",         FRONTIER,    &[key(KeyCode::Left), ch('h')],         Action::FrontierPrev,     "point",       "select the previous point"),
+    bind("frontier-next",         FRONTIER,    &[key(KeyCode::Right), ch('l')],        Action::FrontierNext,     "point",       "select the next point"),
+    bind("frontier-close",        FRONTIER,    &[key(KeyCode::Esc), ch('q')],          Action::Back,             "close",       "back to the playground (a sweep still running is stopped)"),
+    bind("help-close",            HELP,        &[key(KeyCode::Esc), ch('?'), ch('q')], Action::Back,             "close",       "close the help"),
 ];
 
 /// Names of every binding, as the config file's `[keys]` table uses them.
@@ -740,88 +262,6 @@ fn normalise(event: KeyEvent) -> Key {
     }
 }
 
-/// Names of keys that are not one character, as labels show them and the config file takes them.
-const NAMED_KEYS: &[(&str, KeyCode)] = &[
-    ("space", KeyCode::Char(' ')),
-    ("←", KeyCode::Left),
-    ("→", KeyCode::Right),
-    ("↑", KeyCode::Up),
-    ("↓", KeyCode::Down),
-    ("left", KeyCode::Left),
-    ("right", KeyCode::Right),
-    ("up", KeyCode::Up),
-    ("down", KeyCode::Down),
-    ("enter", KeyCode::Enter),
-    ("esc", KeyCode::Esc),
-    ("tab", KeyCode::Tab),
-    ("backspace", KeyCode::Backspace),
-    ("del", KeyCode::Delete),
-    ("delete", KeyCode::Delete),
-    ("home", KeyCode::Home),
-    ("end", KeyCode::End),
-    ("pgup", KeyCode::PageUp),
-    ("pgdn", KeyCode::PageDown),
-];
-
-pub fn key_label(key: &Key) -> String {
-    let base = match key.code {
-        KeyCode::Char(c) if c != ' ' => c.to_string(),
-        KeyCode::F(n) => format!("f{n}"),
-        code => NAMED_KEYS.iter().find(|(_, k)| *k == code).map_or_else(
-            || format!("{code:?}").to_lowercase(),
-            |(n, _)| n.to_string(),
-        ),
-    };
-    let mut label = String::new();
-    if key.modifiers.contains(KeyModifiers::CONTROL) {
-        label.push_str("ctrl-");
-    }
-    if key.modifiers.contains(KeyModifiers::ALT) {
-        label.push_str("alt-");
-    }
-    label + &base
-}
-
-/// Read a key as the config file writes it: "w", "G", "ctrl-s", "alt-x", "enter", "f5", "pgdn".
-pub fn parse_key(text: &str) -> Result<Key, String> {
-    let mut rest = text;
-    let mut modifiers = KeyModifiers::NONE;
-    loop {
-        if let Some(r) = rest.strip_prefix("ctrl-").filter(|r| !r.is_empty()) {
-            modifiers |= KeyModifiers::CONTROL;
-            rest = r;
-        } else if let Some(r) = rest.strip_prefix("alt-").filter(|r| !r.is_empty()) {
-            modifiers |= KeyModifiers::ALT;
-            rest = r;
-        } else {
-            break;
-        }
-    }
-    let mut chars = rest.chars();
-    let code = match (chars.next(), chars.next()) {
-        (Some(c), None) if !c.is_control() && c != ' ' => KeyCode::Char(c),
-        _ => {
-            let lower = rest.to_lowercase();
-            let named = NAMED_KEYS
-                .iter()
-                .find(|(n, _)| *n == lower)
-                .map(|(_, k)| *k);
-            let function = lower
-                .strip_prefix('f')
-                .and_then(|n| n.parse::<u8>().ok())
-                .filter(|n| (1..=12).contains(n))
-                .map(KeyCode::F);
-            named.or(function).ok_or_else(|| {
-                format!(
-                    "'{text}' is not a key (a character, ctrl-/alt- plus one, f1…f12, or one of: {})",
-                    NAMED_KEYS.iter().map(|(n, _)| *n).filter(|n| n.is_ascii()).collect::<Vec<_>>().join(", ")
-                )
-            })?
-        }
-    };
-    Ok(Key { code, modifiers })
-}
-
 /// The README's key table, so the documentation is checked against the real bindings.
 pub fn markdown_table() -> String {
     let mut out = String::from("| Keys | Where | What |\n|---|---|---|\n");
@@ -945,6 +385,11 @@ mod override_tests {
 
     fn find(name: &str) -> usize {
         BINDINGS.iter().position(|b| b.name == name).unwrap()
+    }
+
+    #[test]
+    fn the_config_file_knows_every_binding_by_name() {
+        assert_eq!(binding_names(), crate::keys::BINDING_NAMES);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The interactive playground: watch guided generation token by token, steer it with sliders.
 //!
-//! - `state` holds everything shown; `update` is the only writer (pure, unit-tested).
+//! - `state` holds everything shown; `update` is the only writer (pure, unit-tested): it routes
+//!   each action to its feature in `features` (one room per feature: its slice of the state,
+//!   its update, its tests).
 //! - `keymap` is the one table of key bindings; the footer and `?` help are read from it.
 //! - `view` draws a `State` (pure, snapshot-tested); `app` is the event loop; `session` joins the
 //!   state to the engine worker; `terminal` takes over the terminal and always restores it.
@@ -8,7 +10,9 @@
 pub mod action;
 pub mod app;
 pub mod args;
+pub mod features;
 pub mod keymap;
+pub mod mode;
 pub mod session;
 pub mod state;
 pub mod terminal;
@@ -57,15 +61,15 @@ pub fn run(models: &ModelSpec, args: &PlayOptions) -> Result<()> {
     state.max_new_tokens = args.max_new_tokens;
     state.keymap = keymap::Keymap::with_overrides(&config.keys);
     state.theme = view::palette::Theme::from_config(&config.theme);
-    state.presets = config.presets;
+    state.presets.saved = config.presets;
     state.chat = session::chat_state(&guide);
-    state.startup.chat = state.chat == Some(true);
-    state.startup_profile = models.profile.clone();
-    state.profiles = state::ModelSet::from_profiles(&config.profiles);
+    state.profiles.startup.chat = state.chat == Some(true);
+    state.profiles.startup_profile = models.profile.clone();
+    state.profiles.sets = features::profiles::ModelSet::from_profiles(&config.profiles);
     state.message = config_warning;
     if let Some(prompt) = &args.prompt {
         state.prompt = prompt.clone();
-        state.prompt_cursor = prompt.chars().count();
+        state.prompt_line.cursor = prompt.chars().count();
     }
     let worker = Worker::spawn(guide, weights, sampling);
     let mut session = Session::new(state, worker);

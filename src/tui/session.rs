@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::action::{Action, Effect};
-use super::state::{LoadedModels, ModelSet, State};
+use super::features::profiles::{LoadedModels, ModelSet};
+use super::state::State;
 use super::update::update;
 use crate::engine::Guide;
 use crate::engine::decode::worker::{Event, Worker};
@@ -263,7 +264,8 @@ impl Session {
                     chat: chat_state(&loaded.guide),
                     notices: loaded.notices,
                 };
-                let worker = Worker::spawn(loaded.guide, loaded.weights, self.state.sampling);
+                let worker =
+                    Worker::spawn(loaded.guide, loaded.weights, self.state.steering.sampling);
                 let old = std::mem::replace(&mut self.worker, worker);
                 // Dropping a worker joins its thread, which may be inside a long forward pass.
                 let _ = std::thread::Builder::new()

@@ -8,8 +8,10 @@ use ratatui::backend::TestBackend;
 use ratatui::style::{Color, Modifier};
 
 use super::action::Action;
+use super::features::transcript::Lens;
 use super::fixtures::{empty_state, state_with_tokens};
-use super::state::{Lens, Mode, State};
+use super::mode::Mode;
+use super::state::State;
 use super::update::update;
 use super::view::{self, HitMap};
 
@@ -164,13 +166,13 @@ fn preset_overlays_and_the_export_message() {
     }
     snapshot_both_sizes("preset_name", &s);
     update(&mut s, Action::Back);
-    s.presets.insert(
+    s.presets.saved.insert(
         "careful".into(),
         [("helpful".to_string(), 1.0), ("harmless".to_string(), 2.5)]
             .into_iter()
             .collect(),
     );
-    s.presets.insert(
+    s.presets.saved.insert(
         "eager".into(),
         [("helpful".to_string(), 3.0), ("harmless".to_string(), 0.0)]
             .into_iter()
@@ -273,7 +275,7 @@ fn comparison_side_by_side() {
 fn frontier_running_and_done() {
     use crate::engine::decode::worker::Event;
     let mut s = empty_state();
-    s.sampling.temperature = 1.0;
+    s.steering.sampling.temperature = 1.0;
     update(&mut s, Action::OpenFrontier);
     snapshot_both_sizes("frontier_running", &s);
     let grid = [0.0f32, 1.0, 2.0, 3.0];
@@ -303,8 +305,8 @@ fn frontier_running_and_done() {
 }
 
 /// The config file's profiles for the picker snapshots: a long path, no ARMs, chat.
-fn profile_sets() -> Vec<super::state::ModelSet> {
-    use super::state::ModelSet;
+fn profile_sets() -> Vec<super::features::profiles::ModelSet> {
+    use super::features::profiles::ModelSet;
     vec![
         ModelSet {
             profile: Some("bare".into()),
@@ -340,7 +342,7 @@ fn profile_picker_loading_and_loaded() {
         &mut s,
         Action::ProfileLoaded {
             profile: Some("tulu".into()),
-            result: Ok(super::state::LoadedModels {
+            result: Ok(super::features::profiles::LoadedModels {
                 base_name: "tulu-2-7b".into(),
                 arm_names: vec!["helpful".into(), "harmless".into(), "brief".into()],
                 weights: vec![1.0, 2.5, -0.5],

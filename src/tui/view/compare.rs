@@ -8,7 +8,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
-use crate::tui::state::{CompareSide, Comparison, State};
+use crate::tui::features::compare::{CompareSide, Comparison};
+use crate::tui::state::State;
 
 pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
     let Some(comparison) = &state.comparison else {
@@ -35,7 +36,7 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
             Span::styled(
                 format!(
                     "· {differing} differing tokens · prompt \"{}\" · same seed {}",
-                    comparison.prompt, state.sampling.seed
+                    comparison.prompt, state.steering.sampling.seed
                 ),
                 Style::new().fg(state.theme.dim),
             ),

@@ -8,7 +8,8 @@ use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph};
 
-use crate::tui::state::{Frontier, State};
+use crate::tui::features::frontier::Frontier;
+use crate::tui::state::State;
 
 /// Axis bounds around `values`, padded so points do not sit on the frame.
 fn bounds(values: impl Iterator<Item = f64>) -> [f64; 2] {

@@ -8,6 +8,8 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Paragraph, Row, Table, TableState};
 
 use super::output::display_text;
+use crate::engine::TokenRecord;
+use crate::tui::features::transcript::TokenCell;
 use crate::tui::state::State;
 
 fn percent(logprob: f32) -> String {
@@ -25,6 +27,27 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
         );
         return;
     };
+    let lines = summary(state, index, cell);
+    let summary_height = (lines.len() as u16).min(inner.height);
+    let summary = Rect {
+        height: summary_height,
+        ..inner
+    };
+    frame.render_widget(Paragraph::new(lines), summary);
+
+    let table_area = Rect {
+        y: inner.y + summary_height,
+        height: inner.height - summary_height,
+        ..inner
+    };
+    if table_area.height < 2 {
+        return;
+    }
+    draw_alternatives(state, &cell.record, frame, table_area);
+}
+
+/// The selected token's numbers: base, each ARM's term, guided.
+fn summary<'a>(state: &State, index: usize, cell: &TokenCell) -> Vec<Line<'a>> {
     let r = &cell.record;
     let name_width = state
         .arm_names
@@ -71,21 +94,11 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
         ),
         Style::new().bold(),
     )]));
-    let summary_height = (lines.len() as u16).min(inner.height);
-    let summary = Rect {
-        height: summary_height,
-        ..inner
-    };
-    frame.render_widget(Paragraph::new(lines), summary);
+    lines
+}
 
-    let table_area = Rect {
-        y: inner.y + summary_height,
-        height: inner.height - summary_height,
-        ..inner
-    };
-    if table_area.height < 2 {
-        return;
-    }
+/// The top alternatives with the same columns; the row to force is highlighted.
+fn draw_alternatives(state: &State, r: &TokenRecord, frame: &mut Frame, table_area: Rect) {
     // Per ARM: its log π and its contribution w·log π; only the contribution when narrow.
     let full = 2 + 8 + 8 + state.arm_names.len() as u16 * 16 + 8;
     let with_logprob = table_area.width >= full;

@@ -17,7 +17,8 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::state::{Mode, State};
+use super::mode::Mode;
+use super::state::State;
 
 pub use output::display_text;
 

@@ -7,7 +7,10 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, List, ListItem, ListState, Paragraph};
 
-use crate::tui::state::{EXAMPLE_PROMPTS, Mode, ModelSet, State};
+use crate::tui::features::profiles::ModelSet;
+use crate::tui::features::prompt::EXAMPLE_PROMPTS;
+use crate::tui::mode::Mode;
+use crate::tui::state::State;
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
@@ -97,7 +100,8 @@ pub fn draw_examples(state: &State, frame: &mut Frame, area: Rect) {
         .block(Block::bordered().title(" Example prompts (enter runs, esc closes) "))
         .highlight_style(Style::new().add_modifier(Modifier::REVERSED))
         .highlight_symbol("▶ ");
-    let mut list_state = ListState::default().with_selected(Some(state.example_selected));
+    let mut list_state =
+        ListState::default().with_selected(Some(state.prompt_line.example_selected));
     frame.render_stateful_widget(list, popup, &mut list_state);
 }
 
@@ -130,7 +134,7 @@ fn arms_text(set: &ModelSet) -> String {
 pub fn draw_profiles(state: &State, frame: &mut Frame, area: Rect) {
     let sets: Vec<&ModelSet> = state.model_sets().collect();
     let names: Vec<String> = sets.iter().map(|s| state.set_name(s)).collect();
-    let note = state.profiles.is_empty();
+    let note = state.profiles.sets.is_empty();
     let width = area.width.saturating_sub(4).min(110);
     // Inside the borders and the "▶ " column: "• name  base  arms chat".
     let name_w = names
@@ -208,7 +212,7 @@ pub fn draw_preset_name(state: &State, frame: &mut Frame, area: Rect) {
     let lines = vec![
         Line::from(vec![
             Span::styled("name: ", Style::new().fg(state.theme.accent).bold()),
-            Span::raw(state.preset_name.as_str()),
+            Span::raw(state.presets.name.as_str()),
             Span::styled("▏", Style::new().fg(state.theme.accent)),
         ]),
         Line::from(Span::styled(
@@ -229,6 +233,7 @@ pub fn draw_preset_name(state: &State, frame: &mut Frame, area: Rect) {
 pub fn draw_presets(state: &State, frame: &mut Frame, area: Rect) {
     let width = state
         .presets
+        .saved
         .keys()
         .map(|n| n.chars().count())
         .max()
@@ -236,6 +241,7 @@ pub fn draw_presets(state: &State, frame: &mut Frame, area: Rect) {
         + 2;
     let items: Vec<ListItem> = state
         .presets
+        .saved
         .iter()
         .map(|(name, weights)| {
             ListItem::new(Line::from(vec![
@@ -247,30 +253,36 @@ pub fn draw_presets(state: &State, frame: &mut Frame, area: Rect) {
             ]))
         })
         .collect();
-    let popup = centered(area, 70, state.presets.len() as u16 + 2);
+    let popup = centered(area, 70, state.presets.saved.len() as u16 + 2);
     frame.render_widget(Clear, popup);
     let list = List::new(items)
         .block(Block::bordered().title(" Weight presets (enter loads, esc closes) "))
         .highlight_style(Style::new().add_modifier(Modifier::REVERSED))
         .highlight_symbol("▶ ");
-    let mut list_state = ListState::default().with_selected(Some(state.preset_selected));
+    let mut list_state = ListState::default().with_selected(Some(state.presets.selected));
     frame.render_stateful_widget(list, popup, &mut list_state);
 }
 
 /// The response line of score mode: the text being typed, and which demo answer it is.
 pub fn draw_response(state: &State, frame: &mut Frame, area: Rect) {
     let source = match state
+        .score
         .demo_response
-        .and_then(|i| state.demo_responses.get(i))
+        .and_then(|i| state.score.demo_responses.get(i))
     {
         Some((style, _)) => format!("demo answer, style: {style}"),
-        None if state.demo_responses.is_empty() => "typed (no demo answers for this prompt)".into(),
-        None => format!("typed (tab: {} demo answers)", state.demo_responses.len()),
+        None if state.score.demo_responses.is_empty() => {
+            "typed (no demo answers for this prompt)".into()
+        }
+        None => format!(
+            "typed (tab: {} demo answers)",
+            state.score.demo_responses.len()
+        ),
     };
     let lines = vec![
         Line::from(vec![
             Span::styled("> ", Style::new().fg(state.theme.accent).bold()),
-            Span::raw(state.response.as_str()),
+            Span::raw(state.score.response.as_str()),
             Span::styled("▏", Style::new().fg(state.theme.accent)),
         ]),
         Line::from(Span::styled(source, Style::new().fg(state.theme.dim))),

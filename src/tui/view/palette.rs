@@ -3,7 +3,7 @@
 
 use ratatui::style::Color;
 
-use crate::tui::state::{Lens, TokenCell};
+use crate::tui::features::transcript::{Lens, TokenCell};
 
 const RED: (f32, f32, f32) = (220.0, 60.0, 60.0);
 const YELLOW: (f32, f32, f32) = (225.0, 190.0, 60.0);

@@ -6,7 +6,8 @@ use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
-use crate::tui::state::{Mode, State};
+use crate::tui::mode::Mode;
+use crate::tui::state::State;
 
 pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
     let editing = state.mode == Mode::Editing;
@@ -25,7 +26,7 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
     // Show the end of a prompt that does not fit, so the text cursor stays visible.
     let chars: Vec<char> = state.prompt.chars().collect();
     let room = (inner.width as usize).saturating_sub(3);
-    let cursor = state.prompt_cursor.min(chars.len());
+    let cursor = state.prompt_line.cursor.min(chars.len());
     let start = cursor.saturating_sub(room);
     let shown: String = chars[start..].iter().take(room).collect();
     let line = if state.prompt.is_empty() && !editing {

@@ -6,7 +6,10 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
-use crate::tui::state::{Slider, State, TEMPERATURE_RANGE, TOP_K_MAX, TOP_P_RANGE, WEIGHT_RANGE};
+use crate::tui::features::steering::{
+    Slider, TEMPERATURE_RANGE, TOP_K_MAX, TOP_P_RANGE, WEIGHT_RANGE,
+};
+use crate::tui::state::State;
 
 /// Rows the panel needs inside its border.
 pub fn height(state: &State) -> u16 {
@@ -49,7 +52,7 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
         .unwrap_or(0)
         .max(11);
     let bar_width = (inner.width as usize).saturating_sub(label_width + 2 + 1 + 8);
-    let s = &state.sampling;
+    let s = &state.steering.sampling;
     let lines: Vec<Line> = state
         .sliders()
         .into_iter()
@@ -89,7 +92,7 @@ pub fn draw(state: &State, frame: &mut Frame, area: Rect) {
                 ),
                 Slider::Seed => ("seed".into(), " ".repeat(bar_width), s.seed.to_string()),
             };
-            let selected = i == state.slider;
+            let selected = i == state.steering.slider;
             let marker = if selected { "▶ " } else { "  " };
             let style = if selected {
                 Style::new()

@@ -7,7 +7,8 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::tui::state::{ModelSet, RunState, State};
+use crate::tui::features::profiles::ModelSet;
+use crate::tui::state::{RunState, State};
 
 pub fn draw_status(state: &State, frame: &mut Frame, area: Rect) {
     let arms = if state.arm_names.is_empty() {
@@ -16,6 +17,7 @@ pub fn draw_status(state: &State, frame: &mut Frame, area: Rect) {
         state.arm_names.join(", ")
     };
     let speed = state
+        .transcript
         .tokens_per_second
         .map_or("– tok/s".to_string(), |t| format!("{t:.1} tok/s"));
     let (activity, busy) = state.activity();

@@ -2,13 +2,29 @@
 //! the config file's profiles), move through it, choose one, and apply what loading it gave.
 //! Loading itself happens at the edge (the session loads on a thread and swaps the worker).
 
-use super::super::action::{Action, Effect};
-use super::super::state::{Lens, LoadedModels, Mode, ModelSet, RunState, State};
+use super::{LoadedModels, ModelSet};
 use crate::engine::decode::worker::Command;
+use crate::tui::action::{Action, Effect};
+use crate::tui::features::transcript::Lens;
+use crate::tui::mode::Mode;
+use crate::tui::state::{RunState, State};
+
+pub fn apply(state: &mut State, action: Action) -> Vec<Effect> {
+    match action {
+        Action::OpenProfiles => return open(state),
+        Action::ProfilesRead(result) => read(state, result),
+        Action::ProfilePrev => select(state, -1),
+        Action::ProfileNext => select(state, 1),
+        Action::ProfileLoad => return load(state),
+        Action::ProfileLoaded { profile, result } => loaded(state, profile, result),
+        _ => {}
+    }
+    vec![]
+}
 
 /// Actions that would give the engine work, refused while a model set loads: the worker they
 /// would reach is about to be replaced.
-pub(super) fn waits_for_loading(action: &Action) -> bool {
+pub fn waits_for_loading(action: &Action) -> bool {
     matches!(
         action,
         Action::Run
@@ -37,26 +53,26 @@ fn current_row(state: &State) -> usize {
 }
 
 /// Open the picker on the set in use; the edge reads the config file's profiles again.
-pub(super) fn open(state: &mut State) -> Vec<Effect> {
+fn open(state: &mut State) -> Vec<Effect> {
     state.mode = Mode::Profiles;
     state.profile_selected = current_row(state);
     vec![Effect::ReadProfiles]
 }
 
-pub(super) fn read(state: &mut State, result: Result<Vec<ModelSet>, String>) {
+fn read(state: &mut State, result: Result<Vec<ModelSet>, String>) {
     match result {
-        Ok(sets) => state.profiles = sets,
+        Ok(sets) => state.profiles.sets = sets,
         Err(e) => {
             // A file that does not parse offers no profiles (loading one would fail the same way).
-            state.profiles.clear();
+            state.profiles.sets.clear();
             state.message = Some(format!("no profiles: {e}"));
         }
     }
     state.profile_selected = current_row(state);
 }
 
-pub(super) fn select(state: &mut State, delta: isize) {
-    let last = state.profiles.len();
+fn select(state: &mut State, delta: isize) {
+    let last = state.profiles.sets.len();
     state.profile_selected = state
         .profile_selected
         .saturating_add_signed(delta)
@@ -64,7 +80,7 @@ pub(super) fn select(state: &mut State, delta: isize) {
 }
 
 /// Choose the highlighted set: stop what the engine is generating, and ask the edge to load it.
-pub(super) fn load(state: &mut State) -> Vec<Effect> {
+fn load(state: &mut State) -> Vec<Effect> {
     state.mode = Mode::Normal;
     let Some(profile) = state
         .model_sets()
@@ -90,11 +106,7 @@ pub(super) fn load(state: &mut State) -> Vec<Effect> {
 /// A load ended. On success the worker already runs the new models: rebuild the sliders for
 /// its ARMs and weights, take its chat state, and clear the transcript (its records belong to
 /// the old models). On failure only the message changes.
-pub(super) fn loaded(
-    state: &mut State,
-    profile: Option<String>,
-    result: Result<LoadedModels, String>,
-) {
+fn loaded(state: &mut State, profile: Option<String>, result: Result<LoadedModels, String>) {
     state.loading = None;
     let label = ModelSet::label(profile.as_deref());
     let models = match result {
@@ -106,23 +118,23 @@ pub(super) fn loaded(
     };
     state.base_name = models.base_name;
     state.arm_names = models.arm_names;
-    state.initial_weights = models.weights.clone();
+    state.steering.initial_weights = models.weights.clone();
     state.weights = models.weights;
     state.chat = models.chat;
     state.profile = profile;
-    state.slider = 0;
+    state.steering.slider = 0;
     if matches!(state.lens, Lens::Arm(_)) {
         state.lens = Lens::GuidedProb;
     }
     state.tokens.clear();
     state.prompt_ids.clear();
-    state.run_prompt.clear();
-    state.run_weights.clear();
-    state.cursor = 0;
-    state.follow = true;
+    state.run_start.prompt.clear();
+    state.run_start.weights.clear();
+    state.transcript.cursor = 0;
+    state.transcript.follow = true;
     state.alternative = 0;
     state.run = RunState::Idle;
-    state.tokens_per_second = None;
+    state.transcript.tokens_per_second = None;
     state.comparison = None;
     state.frontier = None;
     for mode in [&mut state.mode, &mut state.mode_before_help] {
