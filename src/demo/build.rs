@@ -52,7 +52,7 @@ pub struct RebuildTimes {
     pub stages: Vec<(&'static str, f64)>,
 }
 
-/// ARM epochs, chosen by measured rates (README, "The demo world"): one helpful epoch left the
+/// ARM epochs, chosen by measured rates (docs/training.md, "The demo models"): one helpful epoch left the
 /// helpful weight too weak to outvote the harmless ARM on benign requests at (1, 1); the
 /// harmless ARM needs more passes over its indifference pairs than the helpful ARM over its
 /// ordered ones.

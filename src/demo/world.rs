@@ -1,4 +1,4 @@
-//! The miniature assistant world (see DEMO_WORLD.md): requests in three classes, responses in
+//! The miniature assistant world (see docs/demo-world.md): requests in three classes, responses in
 //! six styles, the base model's corpus mixture and the per-objective preference pairs — all
 //! generated deterministically from a seed.
 

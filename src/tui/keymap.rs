@@ -262,7 +262,7 @@ fn normalise(event: KeyEvent) -> Key {
     }
 }
 
-/// The README's key table, so the documentation is checked against the real bindings.
+/// The key table of docs/playground.md, so the documentation is checked against the real bindings.
 pub fn markdown_table() -> String {
     let mut out = String::from("| Keys | Where | What |\n|---|---|---|\n");
     for (mode, place) in Mode::ALL.iter().map(|m| (*m, m.place())) {
@@ -317,13 +317,13 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_key_table_is_the_keymap() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-            .unwrap_or_default();
+    fn the_documented_key_table_is_the_keymap() {
+        let manual = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/playground.md");
+        let manual = std::fs::read_to_string(manual).unwrap_or_default();
         let table = markdown_table();
         assert!(
-            readme.contains(&table),
-            "README.md's Playground key table is out of date; it should read:\n{table}"
+            manual.contains(&table),
+            "docs/playground.md's key table is out of date; it should read:\n{table}"
         );
     }
 

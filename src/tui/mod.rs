@@ -108,7 +108,7 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// Measurements for the README (input latency, UI-side tokens/s), as JSON.
+/// Measurements for docs/performance.md (input latency, UI-side tokens/s), as JSON.
 fn write_stats(path: &str, session: &Session, stats: &app::LoopStats) -> Result<()> {
     let json = serde_json::json!({
         "frames": stats.frames,

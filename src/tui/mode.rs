@@ -27,7 +27,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Every mode, in the order the README's key table lists them.
+    /// Every mode, in the order the key table of docs/playground.md lists them.
     pub const ALL: &[Mode] = &[
         Mode::Normal,
         Mode::Editing,

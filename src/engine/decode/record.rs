@@ -1,4 +1,4 @@
-//! The per-token record of `genarm generate --json` / `genarm score --json` (see PRODUCT.md),
+//! The per-token record of `genarm generate --json` / `genarm score --json` (see docs/record-contract.md),
 //! and its construction from one guided step.
 
 use serde::Serialize;

@@ -48,7 +48,7 @@ impl LinearWeight {
 /// runs its shards in parallel there (each through `QMatMul` on one thread). candle would
 /// otherwise split the product over its own worker pool, whose threads spin-wait at a barrier:
 /// on a shared machine a descheduled worker keeps the caller spinning, and decoding fell to a
-/// tenth of its speed (see README, "Quantized and half-precision decoding"). `main` turns
+/// tenth of its speed (see docs/performance.md, "Where the time goes"). `main` turns
 /// candle's pool off (`CANDLE_NUM_THREADS=1`) unless the user set it.
 #[derive(Clone)]
 pub struct Linear {
@@ -203,7 +203,7 @@ impl Linear {
 
 /// Whether a quantized weight goes to `qgemv`: a format it packs, on the CPU, where this
 /// CPU runs its fast kernels, unless `GENARM_QUANT_KERNEL=candle` asks for candle's (to compare
-/// the two, see README "Speed").
+/// the two, see docs/performance.md).
 fn packable(q: &QTensor) -> bool {
     let candle_asked = std::env::var("GENARM_QUANT_KERNEL").is_ok_and(|v| v == "candle");
     packed_format(q.dtype()).is_some()

@@ -192,7 +192,8 @@ pub fn draw_profiles(state: &State, frame: &mut Frame, area: Rect) {
     frame.render_stateful_widget(list, list_area, &mut list_state);
     if note {
         frame.render_widget(
-            Paragraph::new(" no [profiles.NAME] in the config file (README: Profiles)").style(dim),
+            Paragraph::new(" no [profiles.NAME] in the config file (docs/playground.md)")
+                .style(dim),
             note_area,
         );
     }
