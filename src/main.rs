@@ -10,7 +10,8 @@ fn main() -> ExitCode {
     // Turn off candle's spin-waiting worker pool (quantized products parallelise on rayon's
     // pool instead, see engine/linear.rs) unless the user chose its size.
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        // SAFETY: set before any other thread exists.
+        // SAFETY: `set_var` is sound while no other thread reads the environment; this is
+        // main's first statement, before clap, tokio, rayon or candle start any thread.
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
     }
     let cli = match Cli::try_parse() {
