@@ -257,7 +257,7 @@ fn copy_tokenizer(from: &Path, to: &Path, vocab: usize) -> Result<(u32, u32)> {
         .eos_ids
         .first()
         .with_context(|| format!("{}: the tokenizer names no eos_token", from.display()))?;
-    for name in crate::train::model::TOKENIZER_FILES {
+    for name in crate::engine::formats::tokenizer::TOKENIZER_FILES {
         let file = from.join(name);
         if file.is_file() && *name != "generation_config.json" {
             std::fs::copy(&file, to.join(name))
