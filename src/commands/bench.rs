@@ -137,6 +137,8 @@ fn summarize(s: &Subject, prompt_tokens: usize) -> Summary {
     }
 }
 
+// Over 120 lines: split by the loading-layer work.
+#[allow(clippy::too_many_lines)]
 pub fn run(args: &BenchArgs) -> Result<()> {
     if args.repeats == 0 || args.decode_tokens < 2 || args.prompt_tokens == 0 {
         bail!("--repeats and --prompt-tokens must be at least 1, --decode-tokens at least 2");

@@ -10,6 +10,8 @@ use super::state::{
 use crate::engine::StopReason;
 use crate::engine::decode::worker::{Command, Event};
 
+// Over 120 lines: split by the playground-by-feature work.
+#[allow(clippy::too_many_lines)]
 pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     if let Some(profile) = &state.loading
         && profiles::waits_for_loading(&action)
