@@ -47,8 +47,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the outermost message plus its causes, newlines folded.
-            let message = format!("{e:#}").replace('\n', " ");
+            // One line: the outermost message plus its causes, inputs named by their flags.
+            let message = genarm::cli_errors::one_line(&e);
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }

@@ -50,7 +50,8 @@ pub fn parse_weights(raw: &[String], names: &[String]) -> Result<Vec<f32>> {
             .map_err(|_| anyhow::anyhow!("--weight {item}: '{value}' is not a number"))?;
         weights[index] = w;
     }
-    validate_weights(names, &weights)?;
+    validate_weights(names, &weights)
+        .map_err(|e| anyhow::anyhow!(crate::cli_errors::message(&e)))?;
     Ok(weights)
 }
 

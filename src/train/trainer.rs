@@ -17,7 +17,7 @@ use super::loss::{EncodedPair, genarm_loss, make_batch, sequence_logprobs};
 use super::model::{LoraSettings, TrainableModel, save_safetensors, write_atomically};
 use super::optim::{AdamW, learning_rate};
 use crate::engine::formats::tokenizer::ModelTokenizer;
-use crate::engine::{EngineError, Result};
+use crate::engine::{EngineError, Input, Part, Result};
 
 #[derive(Debug, Clone)]
 pub struct TrainSettings {
@@ -85,12 +85,11 @@ pub fn train_arm(s: &TrainSettings) -> Result<TrainReport> {
     let dataset =
         read_preferences(&s.data, s.objective).map_err(|e| EngineError::io(&s.data, e))?;
     if let (true, Some(bad)) = (s.strict, dataset.bad.first()) {
-        return Err(EngineError::usage(format!(
-            "{}:{}: {} (--strict)",
-            s.data.display(),
-            bad.line,
-            bad.reason
-        )));
+        return Err(EngineError::bad_input([
+            format!("{}:{}: {} (", s.data.display(), bad.line, bad.reason).into(),
+            Part::Input(Input::Strict),
+            ")".into(),
+        ]));
     }
     let mut model = TrainableModel::load(&s.base, s.lora.clone(), s.seed)?;
     let (encoded, too_long) = usable_pairs(s, &dataset, &model)?;
@@ -162,20 +161,19 @@ fn check_out_folder(s: &TrainSettings, checkpoint_dir: &Path) -> Result<()> {
             .map(|mut d| d.next().is_some())
             .unwrap_or(true)
     {
-        return Err(EngineError::usage(format!(
-            "--out {}: folder exists and is not empty (use --resume to continue a run there)",
-            s.out.display()
-        )));
+        return Err(EngineError::bad_input([
+            Part::Input(Input::TrainingOutput),
+            format!(" {}: folder exists and is not empty (use ", s.out.display()).into(),
+            Part::Input(Input::Resume),
+            " to continue a run there)".into(),
+        ]));
     }
     let has_checkpoint = checkpoint_dir.is_dir()
         || checkpoint_dir
             .with_file_name(format!("{CHECKPOINT}.old"))
             .is_dir();
     if s.resume && !has_checkpoint {
-        return Err(EngineError::usage(format!(
-            "--resume: no checkpoint in {}",
-            s.out.display()
-        )));
+        return Err(no_checkpoint(&s.out));
     }
     Ok(())
 }
@@ -199,8 +197,8 @@ fn usable_pairs(
             .first()
             .map(|b| format!("; line {}: {}", b.line, b.reason))
             .unwrap_or_default();
-        return Err(EngineError::usage(format!(
-            "--data {}: no usable preference pairs ({} lines skipped{first})",
+        return Err(Input::TrainingData.error(format!(
+            " {}: no usable preference pairs ({} lines skipped{first})",
             s.data.display(),
             dataset.bad.len() + too_long
         )));
@@ -397,37 +395,41 @@ impl Run<'_> {
 
 fn validate(s: &TrainSettings) -> Result<()> {
     let positive = [
-        ("--epochs", s.epochs),
-        ("--batch-size", s.batch_size),
-        ("--grad-accum", s.grad_accum),
-        ("--max-length", s.max_length),
+        (Input::Epochs, s.epochs),
+        (Input::BatchSize, s.batch_size),
+        (Input::GradAccum, s.grad_accum),
+        (Input::MaxLength, s.max_length),
     ];
-    for (flag, value) in positive {
+    for (input, value) in positive {
         if value == 0 {
-            return Err(EngineError::usage(format!("{flag} must be at least 1")));
+            return Err(input.error(" must be at least 1"));
         }
     }
-    let finite = [("--beta", s.beta), ("--gamma", s.gamma), ("--lr", s.lr)];
-    for (flag, value) in finite {
+    let finite = [
+        (Input::Beta, s.beta),
+        (Input::Gamma, s.gamma),
+        (Input::LearningRate, s.lr),
+    ];
+    for (input, value) in finite {
         if !value.is_finite() {
-            return Err(EngineError::usage(format!(
-                "{flag} must be a finite number, got {value}"
-            )));
+            return Err(input.error(format!(" must be a finite number, got {value}")));
         }
     }
     if s.beta <= 0.0 || s.lr <= 0.0 {
-        return Err(EngineError::usage("--beta and --lr must be positive"));
+        return Err(EngineError::bad_input([
+            Part::Input(Input::Beta),
+            " and ".into(),
+            Part::Input(Input::LearningRate),
+            " must be positive".into(),
+        ]));
     }
     if !(0.0..1.0).contains(&s.eval_split) {
-        return Err(EngineError::usage(format!(
-            "--eval-split must be in [0, 1), got {}",
-            s.eval_split
-        )));
+        return Err(Input::EvalSplit.error(format!(" must be in [0, 1), got {}", s.eval_split)));
     }
     if let Some(l) = &s.lora
         && (!l.alpha.is_finite() || l.alpha <= 0.0)
     {
-        return Err(EngineError::usage("--lora-alpha must be a positive number"));
+        return Err(Input::LoraAlpha.error(" must be a positive number"));
     }
     Ok(())
 }
@@ -582,6 +584,11 @@ fn save_checkpoint(
     Ok(())
 }
 
+/// Resuming was asked for but `out` holds no checkpoint.
+fn no_checkpoint(out: &Path) -> EngineError {
+    Input::Resume.error(format!(": no checkpoint in {}", out.display()))
+}
+
 fn resume(
     dir: &Path,
     model: &mut TrainableModel,
@@ -592,12 +599,7 @@ fn resume(
     let old = dir.with_file_name(format!("{CHECKPOINT}.old"));
     let dir = if dir.is_dir() { dir.to_path_buf() } else { old };
     if !dir.is_dir() {
-        return Err(EngineError::usage(format!(
-            "--resume: no checkpoint in {}",
-            dir.parent()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        )));
+        return Err(no_checkpoint(dir.parent().unwrap_or(Path::new(""))));
     }
     let progress_path = dir.join("progress.json");
     let text =
@@ -605,8 +607,8 @@ fn resume(
     let progress: Progress = serde_json::from_str(&text)
         .map_err(|e| EngineError::invalid(&progress_path, format!("unreadable checkpoint: {e}")))?;
     if progress.fingerprint != fingerprint {
-        return Err(EngineError::usage(format!(
-            "--resume: the checkpoint was made with other settings ({}); now: {fingerprint}",
+        return Err(Input::Resume.error(format!(
+            ": the checkpoint was made with other settings ({}); now: {fingerprint}",
             progress.fingerprint
         )));
     }

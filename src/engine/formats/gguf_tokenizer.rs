@@ -47,7 +47,7 @@ use tokenizers::{
     Tokenizer,
 };
 
-use crate::engine::error::{EngineError, Result};
+use crate::engine::error::{EngineError, Input, Part, Result};
 use crate::engine::formats::chat::ChatTemplate;
 use crate::engine::formats::tokenizer::{Conventions, ModelTokenizer};
 
@@ -98,10 +98,15 @@ pub fn from_metadata(path: &Path, metadata: &HashMap<String, Value>) -> Result<M
         path,
     };
     let Some(kind) = meta.string("tokenizer.ggml.model")? else {
-        return Err(meta.bad(
-            "no tokenizer: the GGUF metadata has no 'tokenizer.ggml.model'; put the model's \
-             tokenizer.json beside the .gguf or pass --tokenizer FILE",
-        ));
+        return Err(EngineError::bad_input([
+            format!(
+                "{}: no tokenizer: the GGUF metadata has no 'tokenizer.ggml.model'; put the \
+                 model's tokenizer.json beside the .gguf or pass ",
+                path.display()
+            )
+            .into(),
+            Part::Input(Input::TokenizerFile),
+        ]));
     };
     let tokens = meta
         .strings("tokenizer.ggml.tokens")?
@@ -708,7 +713,7 @@ mod tests {
     fn bad_metadata_names_the_file_and_the_key() {
         let none = error(vec![]);
         assert!(
-            none.starts_with("m.gguf: ") && none.contains("--tokenizer"),
+            none.starts_with("m.gguf: ") && none.ends_with("or pass a tokenizer file"),
             "{none}"
         );
         let tokens = ("tokenizer.ggml.tokens", string_array(&["a", "b"]));
