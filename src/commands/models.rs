@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use crate::cli::ModelArgs;
 use crate::engine::formats::chat::ChatPrompt;
 use crate::engine::formats::hub::resolve_model;
-use crate::engine::{CausalLm, ComputeDtype, Guide, validate_weights};
+use crate::engine::{CausalLm, ComputeDtype, EngineError, Guide, validate_weights};
 
 /// Split `NAME=VALUE`, naming the flag when the shape is wrong.
 pub fn split_pair<'a>(flag: &str, raw: &'a str) -> Result<(&'a str, &'a str)> {
@@ -116,14 +116,17 @@ pub fn load_guide_from(args: &ModelArgs, config: Option<&Path>) -> Result<Loaded
     // Hub ids become cache folders here (downloading what is missing), after the flags are
     // known to be good.
     let tokenizer = args.tokenizer.as_deref();
-    let base_path = resolve_model(&base_path).map_err(|e| anyhow::anyhow!("--base {e}"))?;
+    // Engine errors are flattened into the flag's message: name their inputs as flags.
+    let said = |e: &EngineError| crate::cli_errors::message(e);
+    let base_path =
+        resolve_model(&base_path).map_err(|e| anyhow::anyhow!("--base {}", said(&e)))?;
     let base = CausalLm::load_with(&base_path, dtype, tokenizer)
-        .map_err(|e| anyhow::anyhow!("--base {e}"))?;
+        .map_err(|e| anyhow::anyhow!("--base {}", said(&e)))?;
     let mut loaded = Vec::with_capacity(arms.len());
     for (name, path) in arms {
         let arm = resolve_model(&path)
             .and_then(|path| CausalLm::load_with(&path, dtype, tokenizer))
-            .map_err(|e| anyhow::anyhow!("--arm {name}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("--arm {name}: {}", said(&e)))?;
         loaded.push((name, arm));
     }
     let mut guide = Guide::new(base, loaded)?;

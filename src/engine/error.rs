@@ -74,6 +74,8 @@ pub enum Input {
     LearningRate,
     EvalSplit,
     LoraAlpha,
+    // Training a tokenizer.
+    VocabSize,
 }
 
 impl Input {
@@ -99,6 +101,7 @@ impl Input {
             Self::LearningRate => "learning rate",
             Self::EvalSplit => "eval split",
             Self::LoraAlpha => "LoRA alpha",
+            Self::VocabSize => "vocabulary size",
         }
     }
 
