@@ -1,6 +1,7 @@
 //! genarm: reward-guided text generation (GenARM) with a terminal playground.
 
 pub mod cli;
+pub mod cli_errors;
 pub mod commands;
 pub mod config;
 pub mod demo;

@@ -10,7 +10,8 @@ fn main() -> ExitCode {
     // Turn off candle's spin-waiting worker pool (quantized products parallelise on rayon's
     // pool instead, see engine/linear.rs) unless the user chose its size.
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        // SAFETY: set before any other thread exists.
+        // SAFETY: `set_var` is sound while no other thread reads the environment; this is
+        // main's first statement, before clap, tokio, rayon or candle start any thread.
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
     }
     let cli = match Cli::try_parse() {
@@ -46,8 +47,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the outermost message plus its causes, newlines folded.
-            let message = format!("{e:#}").replace('\n', " ");
+            // One line: the outermost message plus its causes, inputs named by their flags.
+            let message = genarm::cli_errors::one_line(&e);
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }

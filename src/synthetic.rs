@@ -104,7 +104,12 @@ pub fn write_random_model(out: &Path, spec: &RandomModelSpec) -> Result<()> {
 }
 
 fn write_files(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Result<()> {
-    let qwen = spec.arch == "qwen2";
+    write_config(dir, spec, architecture)?;
+    write_weights(dir, spec)
+}
+
+/// The tokenizer files (copied or generated), config.json and generation_config.json.
+fn write_config(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Result<()> {
     let (bos, eos) = match &spec.tokenizer_dir {
         Some(from) => copy_tokenizer(from, dir, spec.vocab)?,
         None => {
@@ -120,7 +125,6 @@ fn write_files(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Result
             (1, 2)
         }
     };
-    let head_dim = spec.hidden / spec.heads;
     let config = json!({
         "architectures": [architecture],
         "model_type": spec.arch,
@@ -142,8 +146,13 @@ fn write_files(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Result
     write_json(
         &dir.join("generation_config.json"),
         &json!({"bos_token_id": bos, "eos_token_id": eos}),
-    )?;
+    )
+}
 
+/// model.safetensors: every weight drawn from one seeded generator, in a fixed order.
+fn write_weights(dir: &Path, spec: &RandomModelSpec) -> Result<()> {
+    let qwen = spec.arch == "qwen2";
+    let head_dim = spec.hidden / spec.heads;
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     let mut add = |name: String, shape: &[usize], init: Init| -> Result<()> {
@@ -257,7 +266,7 @@ fn copy_tokenizer(from: &Path, to: &Path, vocab: usize) -> Result<(u32, u32)> {
         .eos_ids
         .first()
         .with_context(|| format!("{}: the tokenizer names no eos_token", from.display()))?;
-    for name in crate::train::model::TOKENIZER_FILES {
+    for name in crate::engine::formats::tokenizer::TOKENIZER_FILES {
         let file = from.join(name);
         if file.is_file() && *name != "generation_config.json" {
             std::fs::copy(&file, to.join(name))

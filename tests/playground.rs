@@ -94,6 +94,8 @@ fn ids(s: &Session) -> Vec<u32> {
 }
 
 #[test]
+// One scripted session, step by step: long by design.
+#[allow(clippy::too_many_lines)]
 fn scripted_session_steers_branches_and_forces() {
     let mut s = session(12);
     type_prompt(&mut s, "Hello there");

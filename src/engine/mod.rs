@@ -15,5 +15,5 @@ pub use decode::generation::{Generation, ScoreSums, StopReason, score, validate_
 pub use decode::guide::Guide;
 pub use decode::record::TokenRecord;
 pub use decode::sampler::SamplingParams;
-pub use error::{EngineError, Result};
+pub use error::{EngineError, Input, Part, Result};
 pub use model::causal_lm::{CausalLm, ComputeDtype};

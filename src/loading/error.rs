@@ -47,10 +47,10 @@ pub enum LoadError {
         known: Vec<String>,
     },
     /// The base or an ARM could not be found, fetched or read.
-    #[error("{}{error}", flag_of(role))]
+    #[error("{}{}", flag_of(role), crate::cli_errors::message(error))]
     Model { role: Role, error: EngineError },
     /// The base model's chat template does not compile.
-    #[error("--chat: {0}")]
+    #[error("--chat: {}", crate::cli_errors::message(.0))]
     ChatTemplate(EngineError),
     #[error("--prompt-template {0:?}: it must contain {{prompt}}")]
     TemplateWithoutPrompt(String),

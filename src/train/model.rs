@@ -16,13 +16,9 @@ use crate::engine::model::transformer::Transformer;
 use crate::engine::model::weights::Weights;
 use crate::engine::{EngineError, Result};
 
-/// Files copied unchanged from the starting model into a trained one.
-pub const TOKENIZER_FILES: &[&str] = &[
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "generation_config.json",
-    "special_tokens_map.json",
-];
+/// Files copied unchanged from the starting model into a trained one (named by the format, so
+/// `synthetic` can copy them too without depending on training).
+pub use crate::engine::formats::tokenizer::TOKENIZER_FILES;
 
 #[derive(Debug, Clone)]
 pub struct LoraSettings {

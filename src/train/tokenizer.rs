@@ -15,7 +15,7 @@ use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, Tokenizer};
 
 use super::model::write_atomically;
-use crate::engine::{EngineError, Result};
+use crate::engine::{EngineError, Input, Result};
 
 pub const BOS: &str = "<s>";
 pub const EOS: &str = "</s>";
@@ -31,8 +31,8 @@ pub fn train_tokenizer(
 ) -> Result<usize> {
     let specials = [BOS, EOS, PAD];
     if vocab_size < 256 + specials.len() + 1 {
-        return Err(EngineError::usage(format!(
-            "--vocab-size must be at least {} (256 bytes, the special tokens and one merge)",
+        return Err(Input::VocabSize.error(format!(
+            " must be at least {} (256 bytes, the special tokens and one merge)",
             256 + specials.len() + 1
         )));
     }

@@ -12,12 +12,12 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::data::{Objective, PreferencePair, read_preferences};
+use super::data::{Dataset, Objective, PreferencePair, read_preferences};
 use super::loss::{EncodedPair, genarm_loss, make_batch, sequence_logprobs};
 use super::model::{LoraSettings, TrainableModel, save_safetensors, write_atomically};
 use super::optim::{AdamW, learning_rate};
 use crate::engine::formats::tokenizer::ModelTokenizer;
-use crate::engine::{EngineError, Result};
+use crate::engine::{EngineError, Input, Part, Result};
 
 #[derive(Debug, Clone)]
 pub struct TrainSettings {
@@ -81,74 +81,21 @@ pub fn train_arm(s: &TrainSettings) -> Result<TrainReport> {
     validate(s)?;
     let started = Instant::now();
     let checkpoint_dir = s.out.join(CHECKPOINT);
-    if !s.resume
-        && s.out.exists()
-        && std::fs::read_dir(&s.out)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(EngineError::usage(format!(
-            "--out {}: folder exists and is not empty (use --resume to continue a run there)",
-            s.out.display()
-        )));
-    }
-    let has_checkpoint = checkpoint_dir.is_dir()
-        || checkpoint_dir
-            .with_file_name(format!("{CHECKPOINT}.old"))
-            .is_dir();
-    if s.resume && !has_checkpoint {
-        return Err(EngineError::usage(format!(
-            "--resume: no checkpoint in {}",
-            s.out.display()
-        )));
-    }
+    check_out_folder(s, &checkpoint_dir)?;
     let dataset =
         read_preferences(&s.data, s.objective).map_err(|e| EngineError::io(&s.data, e))?;
     if let (true, Some(bad)) = (s.strict, dataset.bad.first()) {
-        return Err(EngineError::usage(format!(
-            "{}:{}: {} (--strict)",
-            s.data.display(),
-            bad.line,
-            bad.reason
-        )));
+        return Err(EngineError::bad_input([
+            format!("{}:{}: {} (", s.data.display(), bad.line, bad.reason).into(),
+            Part::Input(Input::Strict),
+            ")".into(),
+        ]));
     }
     let mut model = TrainableModel::load(&s.base, s.lora.clone(), s.seed)?;
-    let (encoded, too_long) = encode_pairs(
-        &model.tokenizer,
-        &dataset.pairs,
-        s.max_length,
-        model.config.vocab_size,
-    );
-    if encoded.is_empty() {
-        let first = dataset
-            .bad
-            .first()
-            .map(|b| format!("; line {}: {}", b.line, b.reason))
-            .unwrap_or_default();
-        return Err(EngineError::usage(format!(
-            "--data {}: no usable preference pairs ({} lines skipped{first})",
-            s.data.display(),
-            dataset.bad.len() + too_long
-        )));
-    }
-    if s.verbose {
-        for bad in &dataset.bad {
-            eprintln!("skipping {}:{}: {}", s.data.display(), bad.line, bad.reason);
-        }
-        if too_long > 0 {
-            eprintln!(
-                "skipping {too_long} pairs (prompt too long for --max-length, an empty response, \
-                 or ids outside the vocabulary)"
-            );
-        }
-    }
+    let (encoded, too_long) = usable_pairs(s, &dataset, &model)?;
     let (train, eval) = split(encoded, s.eval_split, s.seed);
-    let batches_per_epoch = train.len().div_ceil(s.batch_size);
-    let steps_per_epoch = batches_per_epoch.div_ceil(s.grad_accum) as u64;
-    let total_steps = steps_per_epoch * s.epochs as u64;
     let mut optimizer = AdamW::new(&model.vars, s.lr, s.weight_decay)?;
     let fingerprint = fingerprint(s, train.len());
-
     let mut progress = Progress {
         epoch: 0,
         batch: 0,
@@ -167,7 +114,112 @@ pub fn train_arm(s: &TrainSettings) -> Result<TrainReport> {
     }
     std::fs::create_dir_all(&s.out).map_err(|e| EngineError::io(&s.out, e))?;
 
-    let bar = if s.verbose {
+    let batches_per_epoch = train.len().div_ceil(s.batch_size);
+    let total_steps = batches_per_epoch.div_ceil(s.grad_accum) as u64 * s.epochs as u64;
+    let mut run = Run {
+        s,
+        model: &model,
+        optimizer: &mut optimizer,
+        train: &train,
+        eval: &eval,
+        checkpoint_dir: &checkpoint_dir,
+        bar: progress_bar(s.verbose, total_steps, progress.steps),
+        device: Device::Cpu,
+        batches_per_epoch,
+        total_steps,
+        tally: Tally::default(),
+    };
+    while progress.epoch < s.epochs {
+        run.epoch(&mut progress)?;
+    }
+    let Run { bar, tally, .. } = run;
+    bar.finish_and_clear();
+    model.save(&s.out)?;
+    // The finished model supersedes the checkpoint.
+    let _ = std::fs::remove_dir_all(&checkpoint_dir);
+    let eval_result = evaluate(&model, &eval, s, &Device::Cpu)?;
+    Ok(TrainReport {
+        pairs_train: train.len(),
+        pairs_eval: eval.len(),
+        skipped_lines: dataset.bad.len() + too_long,
+        steps: progress.steps,
+        first_train_loss: tally.first_train_loss.unwrap_or(f64::NAN),
+        train_loss: tally.mean_loss(),
+        train_accuracy: tally.mean_accuracy(),
+        eval_loss: eval_result.map(|e| e.0),
+        eval_accuracy: eval_result.map(|e| e.1),
+        tokens_per_second: tally.tokens_per_second(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Refuse to write over a folder that holds something, unless resuming from a checkpoint in it.
+fn check_out_folder(s: &TrainSettings, checkpoint_dir: &Path) -> Result<()> {
+    if !s.resume
+        && s.out.exists()
+        && std::fs::read_dir(&s.out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(EngineError::bad_input([
+            Part::Input(Input::TrainingOutput),
+            format!(" {}: folder exists and is not empty (use ", s.out.display()).into(),
+            Part::Input(Input::Resume),
+            " to continue a run there)".into(),
+        ]));
+    }
+    let has_checkpoint = checkpoint_dir.is_dir()
+        || checkpoint_dir
+            .with_file_name(format!("{CHECKPOINT}.old"))
+            .is_dir();
+    if s.resume && !has_checkpoint {
+        return Err(no_checkpoint(&s.out));
+    }
+    Ok(())
+}
+
+/// The pairs that fit the model, with the number dropped for length, emptiness or ids outside
+/// the vocabulary; an error if none is left. Verbose runs list what was skipped.
+fn usable_pairs(
+    s: &TrainSettings,
+    dataset: &Dataset,
+    model: &TrainableModel,
+) -> Result<(Vec<EncodedPair>, usize)> {
+    let (encoded, too_long) = encode_pairs(
+        &model.tokenizer,
+        &dataset.pairs,
+        s.max_length,
+        model.config.vocab_size,
+    );
+    if encoded.is_empty() {
+        let first = dataset
+            .bad
+            .first()
+            .map(|b| format!("; line {}: {}", b.line, b.reason))
+            .unwrap_or_default();
+        return Err(Input::TrainingData.error(format!(
+            " {}: no usable preference pairs ({} lines skipped{first})",
+            s.data.display(),
+            dataset.bad.len() + too_long
+        )));
+    }
+    if s.verbose {
+        for bad in &dataset.bad {
+            eprintln!("skipping {}:{}: {}", s.data.display(), bad.line, bad.reason);
+        }
+        if too_long > 0 {
+            eprintln!(
+                "skipping {too_long} pairs (prompt too long for --max-length, an empty response, \
+                 or ids outside the vocabulary)"
+            );
+        }
+    }
+    Ok((encoded, too_long))
+}
+
+/// A bar of optimiser steps on stderr, hidden unless verbose.
+pub(super) fn progress_bar(verbose: bool, total_steps: u64, done: u64) -> ProgressBar {
+    let bar = if verbose {
         ProgressBar::new(total_steps)
     } else {
         ProgressBar::hidden()
@@ -176,72 +228,100 @@ pub fn train_arm(s: &TrainSettings) -> Result<TrainReport> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} steps {msg} [{elapsed}<{eta}]")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar.set_position(progress.steps);
+    bar.set_position(done);
+    bar
+}
 
-    let device = Device::Cpu;
-    let mut tokens_seen = 0usize;
-    let mut first_train_loss = None;
-    let (mut epoch_loss, mut epoch_acc, mut epoch_batches) = (0.0, 0.0, 0usize);
-    let train_started = Instant::now();
-    while progress.epoch < s.epochs {
-        let order = epoch_order(train.len(), s.seed, progress.epoch);
-        let mut grads: Vec<Option<Tensor>> = vec![None; model.vars.len()];
+/// What the loop has measured: tokens since the start, the first batch's loss, and the sums
+/// over the current epoch's batches (the last epoch's make the report).
+struct Tally {
+    tokens_seen: usize,
+    first_train_loss: Option<f64>,
+    epoch_loss: f64,
+    epoch_accuracy: f64,
+    epoch_batches: usize,
+    train_started: Instant,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            tokens_seen: 0,
+            first_train_loss: None,
+            epoch_loss: 0.0,
+            epoch_accuracy: 0.0,
+            epoch_batches: 0,
+            train_started: Instant::now(),
+        }
+    }
+}
+
+impl Tally {
+    fn add_batch(&mut self, loss: f64, accuracy: f64, tokens: usize) {
+        self.first_train_loss.get_or_insert(loss);
+        self.epoch_loss += loss;
+        self.epoch_accuracy += accuracy;
+        self.epoch_batches += 1;
+        self.tokens_seen += tokens;
+    }
+
+    fn mean_loss(&self) -> f64 {
+        self.epoch_loss / self.epoch_batches.max(1) as f64
+    }
+
+    fn mean_accuracy(&self) -> f64 {
+        self.epoch_accuracy / self.epoch_batches.max(1) as f64
+    }
+
+    fn tokens_per_second(&self) -> f64 {
+        self.tokens_seen as f64 / self.train_started.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    fn new_epoch(&mut self) {
+        (self.epoch_loss, self.epoch_accuracy, self.epoch_batches) = (0.0, 0.0, 0);
+    }
+}
+
+/// One training run's loop: everything an epoch, a micro-batch and an optimiser step need.
+struct Run<'a> {
+    s: &'a TrainSettings,
+    model: &'a TrainableModel,
+    optimizer: &'a mut AdamW,
+    train: &'a [EncodedPair],
+    eval: &'a [EncodedPair],
+    checkpoint_dir: &'a Path,
+    bar: ProgressBar,
+    device: Device,
+    batches_per_epoch: usize,
+    total_steps: u64,
+    tally: Tally,
+}
+
+impl Run<'_> {
+    /// The rest of epoch `progress.epoch` from micro-batch `progress.batch`, then its eval pass
+    /// and checkpoint.
+    fn epoch(&mut self, progress: &mut Progress) -> Result<()> {
+        let s = self.s;
+        let order = epoch_order(self.train.len(), s.seed, progress.epoch);
+        let mut grads: Vec<Option<Tensor>> = vec![None; self.model.vars.len()];
         let mut in_accum = 0;
-        while progress.batch < batches_per_epoch {
+        while progress.batch < self.batches_per_epoch {
             let start = progress.batch * s.batch_size;
-            let pairs: Vec<&EncodedPair> = order[start..(start + s.batch_size).min(order.len())]
-                .iter()
-                .map(|&i| &train[i])
-                .collect();
-            let (loss, accuracy) = pair_loss(&model, &pairs, s.beta, s.gamma, &device)?;
-            let scaled = (&loss / s.grad_accum as f64)?;
-            let step_grads = scaled.backward()?;
-            for (slot, (_, var)) in grads.iter_mut().zip(&model.vars) {
-                if let Some(g) = step_grads.get(var.as_tensor()) {
-                    *slot = Some(match slot.take() {
-                        Some(sum) => (sum + g)?,
-                        None => g.clone(),
-                    });
-                }
-            }
-            let loss_value = loss.to_scalar::<f32>()? as f64;
-            first_train_loss.get_or_insert(loss_value);
-            epoch_loss += loss_value;
-            epoch_acc += accuracy;
-            epoch_batches += 1;
-            tokens_seen += pairs.iter().map(|p| p.tokens()).sum::<usize>();
+            let batch = &order[start..(start + s.batch_size).min(order.len())];
+            self.micro_batch(batch, &mut grads)?;
             in_accum += 1;
             progress.batch += 1;
-            if in_accum == s.grad_accum || progress.batch == batches_per_epoch {
-                optimizer.lr = learning_rate(s.lr, s.warmup as u64, progress.steps, total_steps);
-                optimizer.step(&model.vars, &grads)?;
-                grads.iter_mut().for_each(|g| *g = None);
+            if in_accum == s.grad_accum || progress.batch == self.batches_per_epoch {
+                self.step(progress, &mut grads)?;
                 in_accum = 0;
-                progress.steps += 1;
-                let rate = tokens_seen as f64 / train_started.elapsed().as_secs_f64().max(1e-9);
-                bar.set_position(progress.steps);
-                bar.set_message(format!(
-                    "loss {:.4} acc {:.2} {:.0} tok/s",
-                    epoch_loss / epoch_batches as f64,
-                    epoch_acc / epoch_batches as f64,
-                    rate
-                ));
-                if s.save_every > 0 && progress.steps.is_multiple_of(s.save_every as u64) {
-                    save_checkpoint(&checkpoint_dir, &model, &optimizer, &progress)?;
-                }
-                if s.interrupt_after_steps == Some(progress.steps) {
-                    return Err(EngineError::usage(format!(
-                        "interrupted after {} steps",
-                        progress.steps
-                    )));
-                }
             }
         }
         progress.epoch += 1;
         progress.batch = 0;
-        let eval_result = evaluate(&model, &eval, s, &device)?;
+        let eval_result = evaluate(self.model, self.eval, s, &self.device)?;
         if s.verbose {
-            bar.suspend(|| {
+            let tally = &self.tally;
+            self.bar.suspend(|| {
                 let eval_text = match eval_result {
                     Some((l, a)) => format!(", eval loss {l:.4} acc {a:.3}"),
                     None => String::new(),
@@ -250,71 +330,106 @@ pub fn train_arm(s: &TrainSettings) -> Result<TrainReport> {
                     "epoch {}/{}: train loss {:.4} acc {:.3}{}",
                     progress.epoch,
                     s.epochs,
-                    epoch_loss / epoch_batches.max(1) as f64,
-                    epoch_acc / epoch_batches.max(1) as f64,
+                    tally.mean_loss(),
+                    tally.mean_accuracy(),
                     eval_text
                 );
             });
         }
-        save_checkpoint(&checkpoint_dir, &model, &optimizer, &progress)?;
+        save_checkpoint(self.checkpoint_dir, self.model, self.optimizer, progress)?;
         if progress.epoch < s.epochs {
-            (epoch_loss, epoch_acc, epoch_batches) = (0.0, 0.0, 0);
+            self.tally.new_epoch();
         }
+        Ok(())
     }
-    bar.finish_and_clear();
-    model.save(&s.out)?;
-    // The finished model supersedes the checkpoint.
-    let _ = std::fs::remove_dir_all(&checkpoint_dir);
-    let eval_result = evaluate(&model, &eval, s, &device)?;
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(TrainReport {
-        pairs_train: train.len(),
-        pairs_eval: eval.len(),
-        skipped_lines: dataset.bad.len() + too_long,
-        steps: progress.steps,
-        first_train_loss: first_train_loss.unwrap_or(f64::NAN),
-        train_loss: epoch_loss / epoch_batches.max(1) as f64,
-        train_accuracy: epoch_acc / epoch_batches.max(1) as f64,
-        eval_loss: eval_result.map(|e| e.0),
-        eval_accuracy: eval_result.map(|e| e.1),
-        tokens_per_second: tokens_seen as f64 / train_started.elapsed().as_secs_f64().max(1e-9),
-        seconds,
-    })
+
+    /// Forward and backward over the pairs at `batch` (indices into the training pairs), adding
+    /// the gradients, scaled for accumulation, into `grads`.
+    fn micro_batch(&mut self, batch: &[usize], grads: &mut [Option<Tensor>]) -> Result<()> {
+        let s = self.s;
+        let pairs: Vec<&EncodedPair> = batch.iter().map(|&i| &self.train[i]).collect();
+        let (loss, accuracy) = pair_loss(self.model, &pairs, s.beta, s.gamma, &self.device)?;
+        let scaled = (&loss / s.grad_accum as f64)?;
+        let step_grads = scaled.backward()?;
+        for (slot, (_, var)) in grads.iter_mut().zip(&self.model.vars) {
+            if let Some(g) = step_grads.get(var.as_tensor()) {
+                *slot = Some(match slot.take() {
+                    Some(sum) => (sum + g)?,
+                    None => g.clone(),
+                });
+            }
+        }
+        let tokens = pairs.iter().map(|p| p.tokens()).sum::<usize>();
+        self.tally
+            .add_batch(loss.to_scalar::<f32>()? as f64, accuracy, tokens);
+        Ok(())
+    }
+
+    /// One optimiser step with the accumulated gradients (then cleared), the bar moved on, and
+    /// a checkpoint every `save_every` steps.
+    fn step(&mut self, progress: &mut Progress, grads: &mut [Option<Tensor>]) -> Result<()> {
+        let s = self.s;
+        self.optimizer.lr = learning_rate(s.lr, s.warmup as u64, progress.steps, self.total_steps);
+        self.optimizer.step(&self.model.vars, grads)?;
+        grads.iter_mut().for_each(|g| *g = None);
+        progress.steps += 1;
+        self.bar.set_position(progress.steps);
+        self.bar.set_message(format!(
+            "loss {:.4} acc {:.2} {:.0} tok/s",
+            self.tally.epoch_loss / self.tally.epoch_batches as f64,
+            self.tally.epoch_accuracy / self.tally.epoch_batches as f64,
+            self.tally.tokens_per_second()
+        ));
+        if s.save_every > 0 && progress.steps.is_multiple_of(s.save_every as u64) {
+            save_checkpoint(self.checkpoint_dir, self.model, self.optimizer, progress)?;
+        }
+        if s.interrupt_after_steps == Some(progress.steps) {
+            return Err(EngineError::usage(format!(
+                "interrupted after {} steps",
+                progress.steps
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn validate(s: &TrainSettings) -> Result<()> {
     let positive = [
-        ("--epochs", s.epochs),
-        ("--batch-size", s.batch_size),
-        ("--grad-accum", s.grad_accum),
-        ("--max-length", s.max_length),
+        (Input::Epochs, s.epochs),
+        (Input::BatchSize, s.batch_size),
+        (Input::GradAccum, s.grad_accum),
+        (Input::MaxLength, s.max_length),
     ];
-    for (flag, value) in positive {
+    for (input, value) in positive {
         if value == 0 {
-            return Err(EngineError::usage(format!("{flag} must be at least 1")));
+            return Err(input.error(" must be at least 1"));
         }
     }
-    let finite = [("--beta", s.beta), ("--gamma", s.gamma), ("--lr", s.lr)];
-    for (flag, value) in finite {
+    let finite = [
+        (Input::Beta, s.beta),
+        (Input::Gamma, s.gamma),
+        (Input::LearningRate, s.lr),
+    ];
+    for (input, value) in finite {
         if !value.is_finite() {
-            return Err(EngineError::usage(format!(
-                "{flag} must be a finite number, got {value}"
-            )));
+            return Err(input.error(format!(" must be a finite number, got {value}")));
         }
     }
     if s.beta <= 0.0 || s.lr <= 0.0 {
-        return Err(EngineError::usage("--beta and --lr must be positive"));
+        return Err(EngineError::bad_input([
+            Part::Input(Input::Beta),
+            " and ".into(),
+            Part::Input(Input::LearningRate),
+            " must be positive".into(),
+        ]));
     }
     if !(0.0..1.0).contains(&s.eval_split) {
-        return Err(EngineError::usage(format!(
-            "--eval-split must be in [0, 1), got {}",
-            s.eval_split
-        )));
+        return Err(Input::EvalSplit.error(format!(" must be in [0, 1), got {}", s.eval_split)));
     }
     if let Some(l) = &s.lora
         && (!l.alpha.is_finite() || l.alpha <= 0.0)
     {
-        return Err(EngineError::usage("--lora-alpha must be a positive number"));
+        return Err(Input::LoraAlpha.error(" must be a positive number"));
     }
     Ok(())
 }
@@ -469,6 +584,11 @@ fn save_checkpoint(
     Ok(())
 }
 
+/// Resuming was asked for but `out` holds no checkpoint.
+fn no_checkpoint(out: &Path) -> EngineError {
+    Input::Resume.error(format!(": no checkpoint in {}", out.display()))
+}
+
 fn resume(
     dir: &Path,
     model: &mut TrainableModel,
@@ -479,12 +599,7 @@ fn resume(
     let old = dir.with_file_name(format!("{CHECKPOINT}.old"));
     let dir = if dir.is_dir() { dir.to_path_buf() } else { old };
     if !dir.is_dir() {
-        return Err(EngineError::usage(format!(
-            "--resume: no checkpoint in {}",
-            dir.parent()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        )));
+        return Err(no_checkpoint(dir.parent().unwrap_or(Path::new(""))));
     }
     let progress_path = dir.join("progress.json");
     let text =
@@ -492,8 +607,8 @@ fn resume(
     let progress: Progress = serde_json::from_str(&text)
         .map_err(|e| EngineError::invalid(&progress_path, format!("unreadable checkpoint: {e}")))?;
     if progress.fingerprint != fingerprint {
-        return Err(EngineError::usage(format!(
-            "--resume: the checkpoint was made with other settings ({}); now: {fingerprint}",
+        return Err(Input::Resume.error(format!(
+            ": the checkpoint was made with other settings ({}); now: {fingerprint}",
             progress.fingerprint
         )));
     }

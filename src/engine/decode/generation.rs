@@ -8,7 +8,7 @@ use crate::engine::decode::guidance::GuidedStep;
 use crate::engine::decode::guide::{Guide, NextLogits};
 use crate::engine::decode::record::TokenRecord;
 use crate::engine::decode::sampler::{Sampler, SamplingParams};
-use crate::engine::error::{EngineError, Result};
+use crate::engine::error::{EngineError, Input, Part, Result};
 
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,9 +44,9 @@ impl fmt::Display for StopReason {
 pub fn validate_weights(names: &[String], weights: &[f32]) -> Result<()> {
     for (name, w) in names.iter().zip(weights) {
         if !w.is_finite() {
-            return Err(EngineError::usage(format!(
-                "--weight {name}={w}: weights must be finite numbers"
-            )));
+            return Err(
+                Input::ArmWeight.error(format!(" {name}={w}: weights must be finite numbers"))
+            );
         }
     }
     Ok(())
@@ -225,25 +225,25 @@ impl Generation {
 /// Refuse a prompt that is empty, leaves no room to generate, or has ids outside the vocabulary.
 pub(crate) fn check_prompt(guide: &Guide, prompt_ids: &[u32]) -> Result<()> {
     if prompt_ids.is_empty() {
-        return Err(EngineError::usage("--prompt: the prompt has no tokens"));
+        return Err(Input::Prompt.error(": the prompt has no tokens"));
     }
     if prompt_ids.len() >= guide.max_context() {
-        return Err(EngineError::usage(format!(
-            "--prompt: {} tokens do not fit the context of {} tokens (max_position_embeddings), \
+        return Err(Input::Prompt.error(format!(
+            ": {} tokens do not fit the context of {} tokens (max_position_embeddings), \
              leaving no room to generate",
             prompt_ids.len(),
             guide.max_context()
         )));
     }
-    check_in_vocabulary("--prompt", prompt_ids, guide.vocab())
+    check_in_vocabulary(Input::Prompt, prompt_ids, guide.vocab())
 }
 
 /// Refuse ids the models have no embedding for (a tokenizer larger than config.json's
-/// vocab_size), naming the flag whose text produced them.
-fn check_in_vocabulary(flag: &str, ids: &[u32], vocab: usize) -> Result<()> {
+/// vocab_size), naming the input whose text produced them.
+fn check_in_vocabulary(input: Input, ids: &[u32], vocab: usize) -> Result<()> {
     match ids.iter().find(|&&t| t as usize >= vocab) {
-        Some(bad) => Err(EngineError::usage(format!(
-            "{flag}: token {bad} is outside the models' shared vocabulary of {vocab} tokens"
+        Some(bad) => Err(input.error(format!(
+            ": token {bad} is outside the models' shared vocabulary of {vocab} tokens"
         ))),
         None => Ok(()),
     }
@@ -267,22 +267,27 @@ pub fn score(
     top_alternatives: usize,
 ) -> Result<(Vec<TokenRecord>, ScoreSums)> {
     if prompt_ids.is_empty() {
-        return Err(EngineError::usage(
-            "--prompt: the prompt has no tokens (scoring needs at least one token of context)",
-        ));
+        return Err(Input::Prompt
+            .error(": the prompt has no tokens (scoring needs at least one token of context)"));
     }
     if response_ids.is_empty() {
-        return Err(EngineError::usage("--response: the response has no tokens"));
+        return Err(Input::Response.error(": the response has no tokens"));
     }
     let total = prompt_ids.len() + response_ids.len();
     if total > guide.max_context() {
-        return Err(EngineError::usage(format!(
-            "--prompt and --response: {total} tokens exceed the context of {} tokens",
-            guide.max_context()
-        )));
+        return Err(EngineError::bad_input([
+            Part::Input(Input::Prompt),
+            " and ".into(),
+            Part::Input(Input::Response),
+            format!(
+                ": {total} tokens exceed the context of {} tokens",
+                guide.max_context()
+            )
+            .into(),
+        ]));
     }
-    check_in_vocabulary("--prompt", prompt_ids, guide.vocab())?;
-    check_in_vocabulary("--response", response_ids, guide.vocab())?;
+    check_in_vocabulary(Input::Prompt, prompt_ids, guide.vocab())?;
+    check_in_vocabulary(Input::Response, response_ids, guide.vocab())?;
     let ids: Vec<u32> = prompt_ids.iter().chain(response_ids).copied().collect();
     let rows = guide.score_all(&ids)?;
     let names = guide.arm_names();

@@ -4,7 +4,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::engine::error::{EngineError, Result};
+use crate::engine::error::{Input, Result};
 use crate::engine::kernels::fastmath;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,20 +30,17 @@ impl Default for SamplingParams {
 }
 
 impl SamplingParams {
-    /// Check the values a user typed, naming the flag at fault.
+    /// Check the values a user typed, naming the input at fault.
     pub fn validate(&self) -> Result<()> {
         let usable = self.temperature == 0.0 || (1.0 / self.temperature).is_finite();
         if !self.temperature.is_finite() || self.temperature < 0.0 || !usable {
-            return Err(EngineError::usage(format!(
-                "--temperature must be a finite number >= 0, got {}",
+            return Err(Input::Temperature.error(format!(
+                " must be a finite number >= 0, got {}",
                 self.temperature
             )));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(EngineError::usage(format!(
-                "--top-p must be in (0, 1], got {}",
-                self.top_p
-            )));
+            return Err(Input::TopP.error(format!(" must be in (0, 1], got {}", self.top_p)));
         }
         Ok(())
     }
@@ -193,6 +190,7 @@ fn walk(rng: &mut ChaCha8Rng, items: impl Iterator<Item = (usize, f32)>, total: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::error::EngineError;
 
     fn logprobs(probs: &[f64]) -> Vec<f32> {
         probs.iter().map(|p| p.ln() as f32).collect()
@@ -323,28 +321,24 @@ mod tests {
     }
 
     #[test]
-    fn bad_parameters_name_their_flag() {
+    fn bad_parameters_name_their_input() {
+        let named = |params: SamplingParams| match params.validate() {
+            Err(EngineError::BadInput(message)) => message.inputs().collect::<Vec<_>>(),
+            other => panic!("expected a bad input, got {other:?}"),
+        };
         let bad_p = SamplingParams {
             top_p: 1.5,
             ..Default::default()
         };
-        assert!(
-            bad_p
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("--top-p")
+        assert_eq!(named(bad_p), [Input::TopP]);
+        assert_eq!(
+            bad_p.validate().unwrap_err().to_string(),
+            "top-p must be in (0, 1], got 1.5"
         );
         let bad_t = SamplingParams {
             temperature: f32::NAN,
             ..Default::default()
         };
-        assert!(
-            bad_t
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("--temperature")
-        );
+        assert_eq!(named(bad_t), [Input::Temperature]);
     }
 }

@@ -255,27 +255,7 @@ impl EngineThread {
                 max_new_tokens,
                 top_alternatives,
                 paused,
-            } => {
-                self.cancel.store(false, Ordering::SeqCst);
-                let prompt_ids = self.guide.prompt_ids(&prompt)?;
-                let params = *self.sampling.borrow_and_update();
-                let generation = Generation::start(
-                    &mut self.guide,
-                    prompt_ids.clone(),
-                    params,
-                    max_new_tokens,
-                    top_alternatives,
-                )?;
-                self.generation = Some(generation);
-                self.start_run();
-                if paused {
-                    self.mode = Mode::Paused;
-                }
-                self.emit(Event::Started {
-                    prompt_ids,
-                    kept: 0,
-                });
-            }
+            } => self.generate(&prompt, max_new_tokens, top_alternatives, paused)?,
             Command::Pause => {
                 if self.mode == Mode::Running {
                     self.mode = Mode::Paused;
@@ -302,96 +282,148 @@ impl EngineThread {
             Command::SetChat(on) => self.guide.set_chat(on)?,
             Command::Branch { keep } => self.rewind(keep, None)?,
             Command::Force { at, token } => self.rewind(at, Some(token))?,
-            Command::Score { prompt, response } => {
-                let prompt_ids = self.guide.prompt_ids(&prompt)?;
-                let response_ids = self.guide.base.tokenizer.encode_response(&response)?;
-                let weights = self.weights.borrow().clone();
-                // Scoring uses the caches: the current generation cannot continue afterwards.
-                self.finish(StopReason::Stop);
-                self.generation = None;
-                let (records, sums) =
-                    score(&mut self.guide, &prompt_ids, &response_ids, &weights, 5)?;
-                self.emit(Event::Scored {
-                    prompt_ids,
-                    records,
-                    sums,
-                });
-            }
+            Command::Score { prompt, response } => self.score(&prompt, &response)?,
             Command::Compare {
                 prompt,
                 max_new_tokens,
                 top_alternatives,
                 settings,
-            } => {
-                self.finish(StopReason::Stop);
-                self.generation = None;
-                self.cancel.store(false, Ordering::SeqCst);
-                let text = self.guide.format_prompt(&prompt);
-                let prompt_ids = self.guide.base.tokenizer.encode_prompt(&text)?;
-                let params = *self.sampling.borrow_and_update();
-                for (side, weights) in settings.iter().enumerate() {
-                    self.compare_side(
-                        side,
-                        weights,
-                        &prompt_ids,
-                        params,
-                        max_new_tokens,
-                        top_alternatives,
-                    )?;
-                }
-            }
+            } => self.compare(&prompt, max_new_tokens, top_alternatives, &settings)?,
             Command::Sweep {
                 prompt,
                 settings,
                 samples,
                 max_new_tokens,
-            } => {
-                self.finish(StopReason::Stop);
-                self.generation = None;
-                let text = self.guide.format_prompt(&prompt);
-                let prompt_ids = self.guide.base.tokenizer.encode_prompt(&text)?;
-                let params = *self.sampling.borrow();
-                let samples = samples.max(1);
-                let rows: Vec<BatchRow> = settings
-                    .iter()
-                    .flat_map(|w| {
-                        (0..samples).map(move |k| BatchRow {
-                            weights: w.clone(),
-                            params: SamplingParams {
-                                seed: params.seed.wrapping_add(k as u64),
-                                ..params
-                            },
-                        })
-                    })
-                    .collect();
-                self.cancel.store(false, Ordering::SeqCst);
-                let cancel = &self.cancel;
-                let stop = || cancel.load(Ordering::SeqCst);
-                let drawn =
-                    sample_rows_until(&mut self.guide, &prompt_ids, &rows, max_new_tokens, &stop)?;
-                let Some(drawn) = drawn else {
-                    self.emit(Event::SweepStopped);
-                    return Ok(());
-                };
-                let mean_rewards = drawn
-                    .chunks(samples)
-                    .map(|group| {
-                        let arms = group.first().map_or(0, |g| g.arm_logprobs.len());
-                        (0..arms)
-                            .map(|a| {
-                                group.iter().map(|g| g.arm_logprobs[a]).sum::<f64>()
-                                    / group.len() as f64
-                            })
-                            .collect()
-                    })
-                    .collect();
-                self.emit(Event::Swept {
-                    settings,
-                    mean_rewards,
-                });
-            }
+            } => self.sweep(&prompt, settings, samples, max_new_tokens)?,
             Command::Shutdown => {}
         }
+        Ok(())
+    }
+
+    /// Start a generation from `prompt` (paused before its first token if asked).
+    fn generate(
+        &mut self,
+        prompt: &str,
+        max_new_tokens: usize,
+        top_alternatives: usize,
+        paused: bool,
+    ) -> Result<()> {
+        self.cancel.store(false, Ordering::SeqCst);
+        let prompt_ids = self.guide.prompt_ids(prompt)?;
+        let params = *self.sampling.borrow_and_update();
+        let generation = Generation::start(
+            &mut self.guide,
+            prompt_ids.clone(),
+            params,
+            max_new_tokens,
+            top_alternatives,
+        )?;
+        self.generation = Some(generation);
+        self.start_run();
+        if paused {
+            self.mode = Mode::Paused;
+        }
+        self.emit(Event::Started {
+            prompt_ids,
+            kept: 0,
+        });
+        Ok(())
+    }
+
+    /// Score a given response to `prompt` under the current weights; this ends the generation.
+    fn score(&mut self, prompt: &str, response: &str) -> Result<()> {
+        let prompt_ids = self.guide.prompt_ids(prompt)?;
+        let response_ids = self.guide.base.tokenizer.encode_response(response)?;
+        let weights = self.weights.borrow().clone();
+        // Scoring uses the caches: the current generation cannot continue afterwards.
+        self.finish(StopReason::Stop);
+        self.generation = None;
+        let (records, sums) = score(&mut self.guide, &prompt_ids, &response_ids, &weights, 5)?;
+        self.emit(Event::Scored {
+            prompt_ids,
+            records,
+            sums,
+        });
+        Ok(())
+    }
+
+    /// Generate from `prompt` once per weight setting, one side after the other.
+    fn compare(
+        &mut self,
+        prompt: &str,
+        max_new_tokens: usize,
+        top_alternatives: usize,
+        settings: &[Vec<f32>],
+    ) -> Result<()> {
+        self.finish(StopReason::Stop);
+        self.generation = None;
+        self.cancel.store(false, Ordering::SeqCst);
+        let text = self.guide.format_prompt(prompt);
+        let prompt_ids = self.guide.base.tokenizer.encode_prompt(&text)?;
+        let params = *self.sampling.borrow_and_update();
+        for (side, weights) in settings.iter().enumerate() {
+            self.compare_side(
+                side,
+                weights,
+                &prompt_ids,
+                params,
+                max_new_tokens,
+                top_alternatives,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Draw `samples` responses per weight setting in one batch and report each setting's mean
+    /// reward per ARM (or that the sweep was stopped).
+    fn sweep(
+        &mut self,
+        prompt: &str,
+        settings: Vec<Vec<f32>>,
+        samples: usize,
+        max_new_tokens: usize,
+    ) -> Result<()> {
+        self.finish(StopReason::Stop);
+        self.generation = None;
+        let text = self.guide.format_prompt(prompt);
+        let prompt_ids = self.guide.base.tokenizer.encode_prompt(&text)?;
+        let params = *self.sampling.borrow();
+        let samples = samples.max(1);
+        let rows: Vec<BatchRow> = settings
+            .iter()
+            .flat_map(|w| {
+                (0..samples).map(move |k| BatchRow {
+                    weights: w.clone(),
+                    params: SamplingParams {
+                        seed: params.seed.wrapping_add(k as u64),
+                        ..params
+                    },
+                })
+            })
+            .collect();
+        self.cancel.store(false, Ordering::SeqCst);
+        let cancel = &self.cancel;
+        let stop = || cancel.load(Ordering::SeqCst);
+        let drawn = sample_rows_until(&mut self.guide, &prompt_ids, &rows, max_new_tokens, &stop)?;
+        let Some(drawn) = drawn else {
+            self.emit(Event::SweepStopped);
+            return Ok(());
+        };
+        let mean_rewards = drawn
+            .chunks(samples)
+            .map(|group| {
+                let arms = group.first().map_or(0, |g| g.arm_logprobs.len());
+                (0..arms)
+                    .map(|a| {
+                        group.iter().map(|g| g.arm_logprobs[a]).sum::<f64>() / group.len() as f64
+                    })
+                    .collect()
+            })
+            .collect();
+        self.emit(Event::Swept {
+            settings,
+            mean_rewards,
+        });
         Ok(())
     }
 

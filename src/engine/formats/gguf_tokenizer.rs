@@ -47,7 +47,7 @@ use tokenizers::{
     Tokenizer,
 };
 
-use crate::engine::error::{EngineError, Result};
+use crate::engine::error::{EngineError, Input, Part, Result};
 use crate::engine::formats::chat::ChatTemplate;
 use crate::engine::formats::tokenizer::{Conventions, ModelTokenizer};
 
@@ -98,10 +98,15 @@ pub fn from_metadata(path: &Path, metadata: &HashMap<String, Value>) -> Result<M
         path,
     };
     let Some(kind) = meta.string("tokenizer.ggml.model")? else {
-        return Err(meta.bad(
-            "no tokenizer: the GGUF metadata has no 'tokenizer.ggml.model'; put the model's \
-             tokenizer.json beside the .gguf or pass --tokenizer FILE",
-        ));
+        return Err(EngineError::bad_input([
+            format!(
+                "{}: no tokenizer: the GGUF metadata has no 'tokenizer.ggml.model'; put the \
+                 model's tokenizer.json beside the .gguf or pass ",
+                path.display()
+            )
+            .into(),
+            Part::Input(Input::TokenizerFile),
+        ]));
     };
     let tokens = meta
         .strings("tokenizer.ggml.tokens")?
@@ -136,30 +141,9 @@ pub fn from_metadata(path: &Path, metadata: &HashMap<String, Value>) -> Result<M
     let eom_id = id("tokenizer.ggml.eom_token_id")?;
 
     let types = types.unwrap_or_default();
-    let typed = |i: usize, ty: i64| types.get(i) == Some(&ty);
-    // How each token is spelled in the BPE vocabulary.
-    let spelled: Vec<String> = match kind.as_str() {
-        "llama" => tokens.clone(),
-        "gpt2" => tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                // Control and user-defined tokens stored as plain text ("<｜User｜>") keep that
-                // spelling, so that the text matches them whole at their own id.
-                if typed(i, CONTROL) || typed(i, USER_DEFINED) {
-                    t.clone()
-                } else {
-                    byte_level_spelling(t)
-                }
-            })
-            .collect(),
-        other => {
-            return Err(meta.bad(format!(
-                "unsupported tokenizer type tokenizer.ggml.model = '{other}' (supported: llama, gpt2)"
-            )));
-        }
-    };
+    let spelled = spellings(&meta, &kind, &tokens, &types)?;
     let vocab = vocabulary(spelled.iter().cloned());
+    let unk_token = unk_id.map(|i| tokens[i as usize].clone());
     let mut inner = if kind == "llama" {
         let prefix = meta
             .bool("tokenizer.ggml.add_space_prefix")?
@@ -176,46 +160,13 @@ pub fn from_metadata(path: &Path, metadata: &HashMap<String, Value>) -> Result<M
                 merges_from_scores(&tokens, scores)
             }
         };
-        sentencepiece_bpe(
-            &meta,
-            vocab,
-            merges,
-            unk_id.map(|i| tokens[i as usize].clone()),
-            prefix,
-        )?
+        sentencepiece_bpe(&meta, vocab, merges, unk_token, prefix)?
     } else {
         let merges = merges.ok_or_else(|| meta.missing("tokenizer.ggml.merges"))?;
-        let pre = meta
-            .string("tokenizer.ggml.pre")?
-            .unwrap_or_else(|| "default".to_string());
-        let Some((_, split)) = PRE_TOKENIZERS.iter().find(|(name, _)| *name == pre) else {
-            let known: Vec<&str> = PRE_TOKENIZERS.iter().map(|(n, _)| *n).collect();
-            return Err(meta.bad(format!(
-                "unsupported pre-tokenizer tokenizer.ggml.pre = '{pre}' (supported: {})",
-                known.join(", ")
-            )));
-        };
-        byte_level_bpe(&meta, vocab, merges, *split)?
+        byte_level_bpe(&meta, vocab, merges, pre_tokenizer_split(&meta)?)?
     };
-
-    // Control tokens and the named ones (bos, eos, unknown, padding) are special and matched
-    // whole in text; user-defined tokens are matched whole but are not special.
-    let named = [bos_id, eos_id, unk_id, pad_id].into_iter().flatten();
-    let special: Vec<AddedToken> = (0..tokens.len())
-        .filter(|&i| typed(i, CONTROL))
-        .chain(named.map(|i| i as usize))
-        .map(|i| AddedToken::from(spelled[i].as_str(), true).normalized(false))
-        .collect();
-    inner
-        .add_special_tokens(special)
-        .map_err(|e| meta.bad(format!("cannot add special tokens: {e}")))?;
-    let user: Vec<AddedToken> = (0..tokens.len())
-        .filter(|&i| typed(i, USER_DEFINED))
-        .map(|i| AddedToken::from(spelled[i].as_str(), false).normalized(false))
-        .collect();
-    inner
-        .add_tokens(user)
-        .map_err(|e| meta.bad(format!("cannot add tokens: {e}")))?;
+    let named = [bos_id, eos_id, unk_id, pad_id];
+    add_whole_tokens(&meta, &mut inner, &spelled, &types, named)?;
 
     let add_bos = match meta.bool("tokenizer.ggml.add_bos_token")? {
         // llama.cpp and transformers add BOS to a SentencePiece vocabulary that does not say.
@@ -242,6 +193,73 @@ pub fn from_metadata(path: &Path, metadata: &HashMap<String, Value>) -> Result<M
             chat_template,
         },
     ))
+}
+
+/// How each token is spelled in the BPE vocabulary of a tokenizer of type `kind`.
+fn spellings(meta: &Meta, kind: &str, tokens: &[String], types: &[i64]) -> Result<Vec<String>> {
+    let typed = |i: usize, ty: i64| types.get(i) == Some(&ty);
+    match kind {
+        "llama" => Ok(tokens.to_vec()),
+        "gpt2" => Ok(tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                // Control and user-defined tokens stored as plain text ("<｜User｜>") keep that
+                // spelling, so that the text matches them whole at their own id.
+                if typed(i, CONTROL) || typed(i, USER_DEFINED) {
+                    t.clone()
+                } else {
+                    byte_level_spelling(t)
+                }
+            })
+            .collect()),
+        other => Err(meta.bad(format!(
+            "unsupported tokenizer type tokenizer.ggml.model = '{other}' (supported: llama, gpt2)"
+        ))),
+    }
+}
+
+/// The split before byte-level BPE that `tokenizer.ggml.pre` names (`None`: GPT-2's own).
+fn pre_tokenizer_split(meta: &Meta) -> Result<Option<&'static str>> {
+    let pre = meta
+        .string("tokenizer.ggml.pre")?
+        .unwrap_or_else(|| "default".to_string());
+    let Some((_, split)) = PRE_TOKENIZERS.iter().find(|(name, _)| *name == pre) else {
+        let known: Vec<&str> = PRE_TOKENIZERS.iter().map(|(n, _)| *n).collect();
+        return Err(meta.bad(format!(
+            "unsupported pre-tokenizer tokenizer.ggml.pre = '{pre}' (supported: {})",
+            known.join(", ")
+        )));
+    };
+    Ok(*split)
+}
+
+/// Tokens the text matches whole: control tokens and the `named` ones (bos, eos, unknown,
+/// padding) as special tokens, user-defined tokens as plain added ones.
+fn add_whole_tokens(
+    meta: &Meta,
+    inner: &mut Tokenizer,
+    spelled: &[String],
+    types: &[i64],
+    named: [Option<u32>; 4],
+) -> Result<()> {
+    let typed = |i: usize, ty: i64| types.get(i) == Some(&ty);
+    let special: Vec<AddedToken> = (0..spelled.len())
+        .filter(|&i| typed(i, CONTROL))
+        .chain(named.into_iter().flatten().map(|i| i as usize))
+        .map(|i| AddedToken::from(spelled[i].as_str(), true).normalized(false))
+        .collect();
+    inner
+        .add_special_tokens(special)
+        .map_err(|e| meta.bad(format!("cannot add special tokens: {e}")))?;
+    let user: Vec<AddedToken> = (0..spelled.len())
+        .filter(|&i| typed(i, USER_DEFINED))
+        .map(|i| AddedToken::from(spelled[i].as_str(), false).normalized(false))
+        .collect();
+    inner
+        .add_tokens(user)
+        .map_err(|e| meta.bad(format!("cannot add tokens: {e}")))?;
+    Ok(())
 }
 
 /// Token → id; where a token repeats, the later id wins (as a Python dict built in order).
@@ -695,7 +713,7 @@ mod tests {
     fn bad_metadata_names_the_file_and_the_key() {
         let none = error(vec![]);
         assert!(
-            none.starts_with("m.gguf: ") && none.contains("--tokenizer"),
+            none.starts_with("m.gguf: ") && none.ends_with("or pass a tokenizer file"),
             "{none}"
         );
         let tokens = ("tokenizer.ggml.tokens", string_array(&["a", "b"]));

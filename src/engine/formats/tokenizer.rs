@@ -10,6 +10,15 @@ use tokenizers::Tokenizer;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::formats::chat::ChatTemplate;
 
+/// The tokenizer files of a Hugging Face model folder (and `generation_config.json`, which names
+/// more eos tokens): what a model made from another one, trained or random, copies unchanged.
+pub const TOKENIZER_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "generation_config.json",
+    "special_tokens_map.json",
+];
+
 /// What a tokenizer's configuration says about its special tokens, wherever it was read from
 /// (tokenizer_config.json, GGUF metadata).
 pub(super) struct Conventions {

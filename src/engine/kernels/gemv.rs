@@ -80,7 +80,8 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub fn add_scaled(out: &mut [f32], a: f32, x: &[f32]) {
     match Kernel::detect() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `detect` chose this kernel only after finding avx2 and fma.
+        // SAFETY: only `detect` makes a `Kernel::Avx2` (see `Detected`), and only after
+        // finding avx2 and fma, all `avx2::add_scaled` asks.
         Kernel::Avx2 { .. } => unsafe { avx2::add_scaled(out, a, x) },
         Kernel::Portable => out.iter_mut().zip(x).for_each(|(o, x)| *o += a * x),
     }
@@ -94,8 +95,15 @@ pub enum Kernel {
     #[cfg(target_arch = "x86_64")]
     Avx2 {
         f16c: bool,
+        detected: Detected,
     },
 }
+
+/// Proof that `Kernel::detect` made this value: its field is private to this module, so no other
+/// code can build a `Kernel::Avx2` claiming features the CPU lacks, and the safe `dot`s below
+/// may rely on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Detected(());
 
 impl Kernel {
     pub fn detect() -> Self {
@@ -104,6 +112,7 @@ impl Kernel {
         {
             return Self::Avx2 {
                 f16c: std::arch::is_x86_feature_detected!("f16c"),
+                detected: Detected(()),
             };
         }
         Self::Portable
@@ -116,7 +125,8 @@ impl GemvWeight for f32 {
         match kernel {
             Kernel::Portable => portable::dot(row, x, |v| v),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `detect` chose this kernel only after finding avx2 and fma.
+            // SAFETY: only `detect` makes a `Kernel::Avx2` (see `Detected`), and only after
+            // finding avx2 and fma, all `avx2::dot_f32` asks.
             Kernel::Avx2 { .. } => unsafe { avx2::dot_f32(row, x) },
         }
     }
@@ -128,7 +138,8 @@ impl GemvWeight for bf16 {
         match kernel {
             Kernel::Portable => portable::dot(row, x, bf16::to_f32),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `detect` chose this kernel only after finding avx2 and fma.
+            // SAFETY: only `detect` makes a `Kernel::Avx2` (see `Detected`), and only after
+            // finding avx2 and fma, all `avx2::dot_bf16` asks.
             Kernel::Avx2 { .. } => unsafe { avx2::dot_bf16(row, x) },
         }
     }
@@ -139,8 +150,9 @@ impl GemvWeight for f16 {
     fn dot(kernel: Kernel, row: &[f16], x: &[f32]) -> f32 {
         match kernel {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `detect` chose this kernel only after finding avx2, fma and f16c.
-            Kernel::Avx2 { f16c: true } => unsafe { avx2::dot_f16(row, x) },
+            // SAFETY: only `detect` makes a `Kernel::Avx2` (see `Detected`), and it sets `f16c`
+            // only after finding avx2, fma and f16c, all `avx2::dot_f16` asks.
+            Kernel::Avx2 { f16c: true, .. } => unsafe { avx2::dot_f16(row, x) },
             _ => portable::dot(row, x, f16::to_f32),
         }
     }
@@ -174,6 +186,10 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     /// Sum of the eight lanes.
+    ///
+    /// # Safety
+    /// A `target_feature` function: safe to call from functions that enable avx2 and fma (the
+    /// kernels below, its only callers); anywhere else the caller must know the CPU has them.
     #[target_feature(enable = "avx2,fma")]
     fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -189,6 +205,12 @@ mod avx2 {
     /// `target_feature` function and inlined.
     macro_rules! dot_fn {
         ($name:ident, $features:literal, $t:ty, $to_f32:expr, |$p:ident| $load8:expr) => {
+            /// The dot product of `w` and `x` over their common length.
+            ///
+            /// # Safety
+            #[doc = concat!("The CPU must support ", $features, " (`Kernel::detect` checks).")]
+            /// Any lengths and alignments are fine: the products stop at the shorter slice and
+            /// the loads are unaligned.
             #[target_feature(enable = $features)]
             pub unsafe fn $name(w: &[$t], x: &[f32]) -> f32 {
                 let n = w.len().min(x.len());
@@ -221,6 +243,11 @@ mod avx2 {
 
     dot_fn!(dot_f32, "avx2,fma", f32, |v: f32| v, |p| _mm256_loadu_ps(p));
 
+    /// out += a · x over their common length.
+    ///
+    /// # Safety
+    /// The CPU must support avx2 and fma (`Kernel::detect` checks). Any lengths and alignments
+    /// are fine: the sum stops at the shorter slice and the loads and stores are unaligned.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn add_scaled(out: &mut [f32], a: f32, x: &[f32]) {
         let n = out.len().min(x.len());

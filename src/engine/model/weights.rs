@@ -33,8 +33,10 @@ impl Weights {
         match files.format {
             Format::Safetensors => {
                 for file in &files.paths {
-                    // SAFETY: the file is mapped read-only for the duration of this loop; we copy
-                    // every tensor out of the map before it is dropped.
+                    // SAFETY: a memory map is sound while no one changes the file under it. The
+                    // map is read-only and lives for this one iteration: every tensor is copied
+                    // out of it (`load` then `to_dtype`) before it is dropped, so only a writer
+                    // racing this loop could break it, a risk every mmap-based loader accepts.
                     let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(file) }
                         .map_err(|e| weights_error(file, e))?;
                     for (name, _) in st.tensors() {

@@ -4,15 +4,26 @@ use super::*;
 use std::arch::x86_64::*;
 
 /// Four activation bytes from `at`, in every 32-bit lane.
+///
+/// # Safety
+/// `at + 4 <= qs.len()`, and the CPU must support avx512f (the kernels below, which enable it,
+/// are the only callers).
 #[inline(always)]
 unsafe fn broadcast4(qs: &[i8], at: usize) -> __m512i {
     debug_assert!(at + 4 <= qs.len());
-    // SAFETY: the callers' offsets stay within the block (`at + 4 <= qs.len()`), and call
-    // this only from functions that enable avx512f.
+    // SAFETY: the caller keeps `at + 4 <= qs.len()`, so the four bytes read (unaligned) lie in
+    // `qs`, and runs with avx512f enabled.
     unsafe { _mm512_set1_epi32(std::ptr::read_unaligned(qs.as_ptr().add(at).cast::<i32>())) }
 }
 
 /// `portable::q4k_sums` for M activation rows, each with one block per tile.
+///
+/// # Safety
+/// The CPU must support avx512f, avx512bw and avx512vnni (`Isa::Avx512Vnni.runs_here()`, which
+/// `PackedWeight::product` checks). Nothing else: every load and store is unaligned and stays
+/// inside a tile's or an activation block's fixed-size arrays, and `acts[m][b]` and `out[m]`
+/// are indexed with bounds checks, so fewer than M rows in `acts` or `out`, or fewer than
+/// `tiles.len()` blocks in a row, panic.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub unsafe fn q4k_sums<const M: usize>(
     tiles: &[TileQ4K],
@@ -88,6 +99,13 @@ pub unsafe fn q4k_sums<const M: usize>(
 }
 
 /// `portable::q6k_sums` for M activation rows, each with one block per tile.
+///
+/// # Safety
+/// The CPU must support avx512f, avx512bw and avx512vnni (`Isa::Avx512Vnni.runs_here()`, which
+/// `PackedWeight::product` checks). Nothing else: every load and store is unaligned and stays
+/// inside a tile's or an activation block's fixed-size arrays, and `acts[m][b]` and `out[m]`
+/// are indexed with bounds checks, so fewer than M rows in `acts` or `out`, or fewer than
+/// `tiles.len()` blocks in a row, panic.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub unsafe fn q6k_sums<const M: usize>(
     tiles: &[TileQ6K],
@@ -178,6 +196,13 @@ pub unsafe fn q6k_sums<const M: usize>(
 }
 
 /// `portable::q8_0_sums` for M activation rows, each with one block per tile.
+///
+/// # Safety
+/// The CPU must support avx512f, avx512bw and avx512vnni (`Isa::Avx512Vnni.runs_here()`, which
+/// `PackedWeight::product` checks). Nothing else: every load and store is unaligned and stays
+/// inside a tile's or an activation block's fixed-size arrays, and `acts[m][b]` and `out[m]`
+/// are indexed with bounds checks, so fewer than M rows in `acts` or `out`, or fewer than
+/// `tiles.len()` blocks in a row, panic.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub unsafe fn q8_0_sums<const M: usize>(
     tiles: &[TileQ8_0],

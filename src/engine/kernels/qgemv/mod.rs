@@ -212,11 +212,12 @@ macro_rules! run_kernel {
         }
         match $isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `product` checked that this CPU runs the set (`Isa::runs_here`) and gave
-            // every row one activation block per tile.
+            // SAFETY: the kernels ask only for the CPU features of their set, and `product`
+            // (the only caller, through `tile_sums`) returned an error unless
+            // `isa.runs_here()`.
             Isa::Avx512Vnni => unsafe { by_rows!(avx512) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
+            // SAFETY: as for AVX-512 just above: `product` checked `isa.runs_here()`.
             Isa::Avx2 => unsafe { by_rows!(avx2) },
             Isa::Portable => portable::$kernel(tiles, acts, out),
         }
