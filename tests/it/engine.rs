@@ -1,8 +1,6 @@
 //! The engine on random models: rewinding, seeds, scoring versus generation, vocabulary rule.
 
-mod common;
-
-use common::{Models, copy_model, edit_json};
+use crate::common::{Models, copy_model, edit_json};
 use genarm::engine::{
     CausalLm, ComputeDtype, Generation, Guide, SamplingParams, TokenRecord, score,
 };

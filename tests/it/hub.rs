@@ -1,13 +1,11 @@
 //! Models named by Hub id, resolved through a Hugging Face cache laid out on disk by the test
 //! (refs, snapshots linking into blobs), with the network off: no test here downloads anything.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use crate::common::{Models, edit_json};
 use assert_cmd::Command;
-use common::{Models, edit_json};
 use genarm::engine::formats::hub::{HubEnv, HubId, resolve, resolve_model_in};
 use genarm::synthetic::RandomModelSpec;
 use serde_json::Value;

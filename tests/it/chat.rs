@@ -1,12 +1,10 @@
 //! `--chat`: published chat templates render exactly the documented prompt formats, the rendered
 //! text is tokenized without a second BOS, and broken or refusing templates are one clear line.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{Models, edit_json, genarm};
+use crate::common::{Models, edit_json, genarm};
 use genarm::engine::formats::chat::{ChatPrompt, ChatTemplate};
 use serde_json::Value;
 

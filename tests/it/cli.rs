@@ -1,12 +1,10 @@
 //! The `genarm` binary: the JSON contract, stop reasons, and one clear line for every bad input.
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 
+use crate::common::{Models, assert_one_line_error, copy_model, edit_json, genarm};
 use assert_cmd::Command;
-use common::{Models, assert_one_line_error, copy_model, edit_json, genarm};
 use genarm::synthetic::RandomModelSpec;
 use serde_json::Value;
 

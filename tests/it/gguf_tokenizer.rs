@@ -11,15 +11,13 @@
 //! "llama-bpe", "gpt-2"). As a second check, the script found transformers' GGUF ids equal to
 //! the ids of the original tokenizer folders for every text (`source_ids`), and so must ours be.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::common::gguf::{GgufLayout, write_gguf_with};
+use crate::common::{Models, assert_one_line_error, genarm};
 use candle_core::quantized::GgmlDType;
 use candle_core::quantized::gguf_file::{Content, Value};
-use common::gguf::{GgufLayout, write_gguf_with};
-use common::{Models, assert_one_line_error, genarm};
 use genarm::engine::formats::chat::ChatPrompt;
 use genarm::engine::formats::gguf_tokenizer;
 use serde_json::Value as Json;
