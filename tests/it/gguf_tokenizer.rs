@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::common::gguf::{GgufLayout, write_gguf_with};
-use crate::common::{Models, assert_one_line_error, genarm};
+use crate::common::{Models, assert_one_line_error, data, genarm, ids, json_lines, p};
 use candle_core::quantized::GgmlDType;
 use candle_core::quantized::gguf_file::{Content, Value};
 use genarm::engine::formats::chat::ChatPrompt;
@@ -25,23 +25,9 @@ use serde_json::Value as Json;
 /// GGUF metadata entries, in the order written.
 type Metadata = Vec<(String, Value)>;
 
-fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(rel)
-}
-
 fn expected() -> Json {
     let text = std::fs::read_to_string(data("gguf_tokenizers/expected.json")).unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-fn ids(v: &Json) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
 }
 
 #[test]
@@ -180,10 +166,6 @@ fn gguf_of(models: &Models, model: &str, arch: &'static str, fixture: &str) -> P
     file
 }
 
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
 /// `genarm generate --json` records: the start record and (token ids, token texts, end text).
 fn generate(base: &Path, prompt: &str, extra: &[&str]) -> (Json, Vec<u64>, Vec<String>, String) {
     let mut args = vec![
@@ -197,17 +179,7 @@ fn generate(base: &Path, prompt: &str, extra: &[&str]) -> (Json, Vec<u64>, Vec<S
         "6",
     ];
     args.extend_from_slice(extra);
-    let out = genarm(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records: Vec<Json> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = json_lines(&genarm(&args));
     let tokens: Vec<&Json> = records.iter().filter(|r| r["type"] == "token").collect();
     let end = records.last().unwrap();
     assert_eq!(end["type"], "end");

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::gguf::{GgufLayout, write_gguf};
-use crate::common::{Models, assert_one_line_error, genarm};
+use crate::common::{Models, assert_one_line_error, genarm, p};
 use candle_core::Device;
 use candle_core::quantized::GgmlDType;
 use genarm::engine::{CausalLm, ComputeDtype};
@@ -258,10 +258,6 @@ fn a_gguf_without_llama_cpp_row_order_is_not_a_match() {
         err > 5.0 * Q8_TOLERANCE,
         "a wrong row order gave only {err}"
     );
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 #[test]

@@ -1,14 +1,16 @@
-//! Shared helpers for the integration tests: random models in the Hugging Face layout.
-#![allow(dead_code)]
+//! Shared helpers for the integration tests: random models in the Hugging Face layout, the
+//! shipped fixtures, and running the `genarm` binary.
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use genarm::synthetic::{RandomModelSpec, write_random_model};
+use serde_json::Value;
 
 pub mod gguf;
 
 /// Run the `genarm` binary with `args` and collect its output.
-pub fn genarm(args: &[&str]) -> std::process::Output {
+pub fn genarm(args: &[&str]) -> Output {
     assert_cmd::Command::cargo_bin("genarm")
         .unwrap()
         .args(args)
@@ -16,21 +18,74 @@ pub fn genarm(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// A failed run: non-zero exit, exactly one line on stderr containing every `needles`, no
-/// panic, nothing on stdout.
-pub fn assert_one_line_error(out: &std::process::Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, stderr: {stderr}");
+/// Run the `genarm` binary with the config file `config` (`GENARM_CONFIG`, set for the child
+/// only: the tests share one process).
+pub fn genarm_with_config(config: &Path, args: &[&str]) -> Output {
+    assert_cmd::Command::cargo_bin("genarm")
+        .unwrap()
+        .env("GENARM_CONFIG", config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A path as an argument (the tests' paths are temp folders and this checkout: UTF-8).
+pub fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A fixture shipped with the tests: `tests/data/<rel>`.
+pub fn data(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
+}
+
+/// A JSON array of token ids.
+pub fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+/// The records of a successful `--json` run, one JSON value a line of stdout.
+pub fn json_lines(out: &Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A failed run: non-zero exit, exactly one line on stderr, no panic. Returns stderr.
+pub fn one_line_stderr(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "expected a failure: {stderr}");
     assert_eq!(
         stderr.trim_end().lines().count(),
         1,
         "not one line: {stderr:?}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+/// A failed run: non-zero exit, exactly one line on stderr containing every `needles`, no
+/// panic, nothing on stdout. Returns stderr.
+pub fn assert_one_line_error(out: &Output, needles: &[&str]) -> String {
+    let stderr = one_line_stderr(out);
     for n in needles {
         assert!(stderr.contains(n), "missing {n:?} in {stderr:?}");
     }
     assert!(out.stdout.is_empty(), "stdout should be empty on error");
+    stderr
 }
 
 /// A temporary folder holding random models, removed when dropped.
@@ -64,6 +119,25 @@ impl Models {
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// A random llama model `name` (written from `seed` under `source`) whose tokenizer spells
+    /// token `id` as `to` instead of `from`: the same vocabulary size, a different tokenizer.
+    pub fn llama_with_renamed_token(
+        &self,
+        name: &str,
+        source: &str,
+        seed: u64,
+        (from, to, id): (&str, &str, u32),
+    ) -> PathBuf {
+        let path = self.path(name);
+        copy_model(&self.llama(source, seed), &path);
+        edit_json(&path.join("tokenizer.json"), |t| {
+            let vocab = t["model"]["vocab"].as_object_mut().unwrap();
+            vocab.remove(from);
+            vocab.insert(to.into(), serde_json::json!(id));
+        });
+        path
     }
 }
 
