@@ -209,7 +209,7 @@ fn a_gguf_without_tokenizer_json_generates_with_its_metadata_tokenizer() {
         let prompt = " The dragon carries 42 books\nhome.";
         let (start, ids, texts, text) = generate(&gguf, prompt, &[]);
         // The same prompt ids, tokens and text as the model folder with its tokenizer.json (f32
-        // weights equal within 1e-4, see tests/quant.rs; greedy decoding).
+        // weights equal within 1e-4, see tests/it/quant.rs; greedy decoding).
         let (want_start, want_ids, want_texts, want_text) = generate(&folder, prompt, &[]);
         assert_eq!(
             start["prompt_token_ids"], want_start["prompt_token_ids"],
