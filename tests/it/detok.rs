@@ -1,16 +1,12 @@
 //! Incremental detokenisation on the real-format fixture tokenizers (Llama-style byte fallback
 //! with a space-stripping decoder, and Qwen2-style byte-level BPE).
 
-use std::path::Path;
-
+use crate::common::{data, ids};
 use genarm::engine::decode::detok::IncrementalDecoder;
 use genarm::engine::formats::tokenizer::ModelTokenizer;
 
 fn tokenizer(model: &str) -> ModelTokenizer {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/parity/models")
-        .join(model);
-    ModelTokenizer::load(&dir).unwrap()
+    ModelTokenizer::load(&data("parity/models").join(model)).unwrap()
 }
 
 const TEXTS: &[&str] = &[
@@ -71,17 +67,10 @@ fn invalid_byte_runs_decode_as_a_full_decode_does() {
 /// (tests/data/tokenizers, made by scripts/make_tokenizer_fixtures.py).
 #[test]
 fn hub_style_llama_tokenizers_match_transformers() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tokenizers");
+    let root = data("tokenizers");
     let expected: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("expected.json")).unwrap())
             .unwrap();
-    let ids = |v: &serde_json::Value| -> Vec<u32> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect()
-    };
     for case in expected["cases"].as_array().unwrap() {
         let tok = ModelTokenizer::load(&root.join(case["tokenizer"].as_str().unwrap())).unwrap();
         let text = case["text"].as_str().unwrap();

@@ -1,10 +1,8 @@
 //! The engine thread: commands in, events out, weights read before every token.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::Models;
+use crate::common::Models;
 use genarm::engine::decode::worker::{Command, Event, Worker};
 use genarm::engine::{CausalLm, ComputeDtype, Generation, Guide, SamplingParams, StopReason};
 

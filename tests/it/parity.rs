@@ -4,15 +4,16 @@
 //! must produce the same greedy token ids and log-probs within each case's tolerance, for
 //! generation and for teacher-forced scoring.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use crate::common::{data, ids};
 use genarm::engine::{
     CausalLm, ComputeDtype, Generation, Guide, SamplingParams, StopReason, TokenRecord, score,
 };
 use serde_json::Value;
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/parity")
+    data("parity")
 }
 
 fn cases() -> Vec<Value> {
@@ -34,14 +35,6 @@ fn load_case(case: &Value) -> (Guide, Vec<f32>, ComputeDtype) {
         arms.push((name, model));
     }
     (Guide::new(base, arms).unwrap(), weights, dtype)
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
 }
 
 /// Compare one engine record with one reference record; return the largest log-prob error.

@@ -1,19 +1,14 @@
 //! `--chat`: published chat templates render exactly the documented prompt formats, the rendered
 //! text is tokenized without a second BOS, and broken or refusing templates are one clear line.
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use common::{Models, edit_json, genarm};
+use crate::common::{Models, assert_one_line_error, data, edit_json, genarm};
 use genarm::engine::formats::chat::{ChatPrompt, ChatTemplate};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/chat_templates")
-        .join(name)
+    data("chat_templates").join(name)
 }
 
 /// The chat template of a fixture folder, rendered for `[system?, user]`.
@@ -203,15 +198,6 @@ fn a_model_without_a_template_gets_the_plain_prompt_and_a_notice() {
     );
 }
 
-fn one_line_error(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "expected a failure: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(out.stdout.is_empty());
-    stderr
-}
-
 #[test]
 fn refusing_and_broken_templates_are_one_line_naming_the_file() {
     let models = Models::new();
@@ -225,7 +211,7 @@ fn refusing_and_broken_templates_are_one_line_naming_the_file() {
     let out = genarm(&[
         "generate", "--base", path, "--prompt", "w5", "--chat", "--system", "w9",
     ]);
-    let err = one_line_error(&out);
+    let err = assert_one_line_error(&out, &[]);
     assert!(
         err.contains("System role not supported") && err.contains("tokenizer_config.json"),
         "{err}"
@@ -246,7 +232,7 @@ fn refusing_and_broken_templates_are_one_line_naming_the_file() {
         "w5",
         "--chat",
     ]);
-    let err = one_line_error(&out);
+    let err = assert_one_line_error(&out, &[]);
     assert!(
         err.contains("--chat")
             && err.contains(&format!(

@@ -1,14 +1,12 @@
 //! Quantized weights: quantize-at-load (`--dtype q8_0|q4_k`) and GGUF files written by the test
 //! the way llama.cpp's converter writes them, checked against the f32 safetensors source.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
+use crate::common::gguf::{GgufLayout, write_gguf};
+use crate::common::{Models, assert_one_line_error, genarm, p};
 use candle_core::Device;
 use candle_core::quantized::GgmlDType;
-use common::gguf::{GgufLayout, write_gguf};
-use common::{Models, assert_one_line_error, genarm};
 use genarm::engine::{CausalLm, ComputeDtype};
 use genarm::synthetic::RandomModelSpec;
 
@@ -260,10 +258,6 @@ fn a_gguf_without_llama_cpp_row_order_is_not_a_match() {
         err > 5.0 * Q8_TOLERANCE,
         "a wrong row order gave only {err}"
     );
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::common::{data, genarm_with_config, json_lines};
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use genarm::cli::ModelArgs;
 use genarm::cli::model_flags::load_guide;
@@ -20,11 +21,7 @@ use ratatui::backend::TestBackend;
 const WAIT: Duration = Duration::from_secs(60);
 
 fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/parity/models")
-        .join(name)
-        .display()
-        .to_string()
+    data("parity/models").join(name).display().to_string()
 }
 
 /// The fixture base with its helpful and harmless ARMs, at the given `--weight`s.
@@ -500,22 +497,9 @@ fn run_to_end(s: &mut Session) -> Vec<u32> {
 
 /// Token ids of `genarm generate --json` with the config file `config`.
 fn cli_ids(config: &std::path::Path, args: &[&str]) -> Vec<u32> {
-    let out = assert_cmd::Command::cargo_bin("genarm")
-        .unwrap()
-        .env("GENARM_CONFIG", config)
-        .arg("generate")
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    let out = genarm_with_config(config, &[&["generate", "--json"], args].concat());
+    json_lines(&out)
+        .into_iter()
         .filter(|l| l["type"] == "token")
         .map(|l| l["token_id"].as_u64().unwrap() as u32)
         .collect()

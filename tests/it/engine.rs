@@ -1,8 +1,6 @@
 //! The engine on random models: rewinding, seeds, scoring versus generation, vocabulary rule.
 
-mod common;
-
-use common::{Models, copy_model, edit_json};
+use crate::common::{Models, edit_json};
 use genarm::engine::{
     CausalLm, ComputeDtype, Generation, Guide, SamplingParams, TokenRecord, score,
 };
@@ -213,13 +211,7 @@ fn an_arm_larger_only_by_an_added_token_is_cut_to_the_shared_vocabulary() {
 fn tokenizers_that_disagree_are_refused_naming_both_models() {
     let models = Models::new();
     let base = models.llama("base", 1);
-    let arm = models.path("renamed_arm");
-    copy_model(&models.llama("arm_src", 2), &arm);
-    edit_json(&arm.join("tokenizer.json"), |t| {
-        let vocab = t["model"]["vocab"].as_object_mut().unwrap();
-        vocab.remove("w7");
-        vocab.insert("zz7".into(), serde_json::json!(7));
-    });
+    let arm = models.llama_with_renamed_token("renamed_arm", "arm_src", 2, ("w7", "zz7", 7));
     let err = Guide::new(load(&base), vec![("helpful".into(), load(&arm))])
         .err()
         .unwrap()

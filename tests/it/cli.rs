@@ -1,31 +1,14 @@
 //! The `genarm` binary: the JSON contract, stop reasons, and one clear line for every bad input.
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 
+use crate::common::{
+    Models, assert_one_line_error, edit_json, genarm, genarm_with_config, json_lines, p,
+};
 use assert_cmd::Command;
-use common::{Models, assert_one_line_error, copy_model, edit_json, genarm};
 use genarm::synthetic::RandomModelSpec;
 use serde_json::Value;
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn json_lines(out: &Output) -> Vec<Value> {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 #[test]
 fn generate_json_follows_the_contract() {
@@ -284,13 +267,7 @@ fn unknown_architecture() {
 fn arm_with_a_different_tokenizer() {
     let m = Models::new();
     let base = m.llama("base", 1);
-    let arm = m.path("odd_arm");
-    copy_model(&m.llama("src", 2), &arm);
-    edit_json(&arm.join("tokenizer.json"), |t| {
-        let vocab = t["model"]["vocab"].as_object_mut().unwrap();
-        vocab.remove("w9");
-        vocab.insert("nine".into(), serde_json::json!(9));
-    });
+    let arm = m.llama_with_renamed_token("odd_arm", "src", 2, ("w9", "nine", 9));
     let flag = format!("helpful={}", p(&arm));
     let out = genarm(&[
         "generate",
@@ -687,15 +664,6 @@ fn demo_rebuild_reusing_a_base_that_is_not_there_names_the_folder() {
     assert_one_line_error(&run, &["--reuse-base", "has no base model"]);
     // Nothing was installed.
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
-}
-
-fn genarm_with_config(config: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("genarm")
-        .unwrap()
-        .env("GENARM_CONFIG", config)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -1,11 +1,9 @@
 //! ARM training: gradients, learning a rule, reloading through the engine, LoRA/PEFT, resume.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
+use crate::common::Models;
 use candle_core::{Device, Tensor};
-use common::Models;
 use genarm::engine::model::transformer::LORA_TARGETS;
 use genarm::engine::{CausalLm, ComputeDtype};
 use genarm::synthetic::RandomModelSpec;
@@ -294,7 +292,7 @@ fn a_hand_written_peft_adapter_merges_into_its_base() {
 
     // The same merge done by hand into a copy of the base.
     let merged_dir = models.dir.path().join("merged");
-    common::copy_model(&base, &merged_dir);
+    crate::common::copy_model(&base, &merged_dir);
     let mut weights =
         candle_core::safetensors::load(base.join("model.safetensors"), &Device::Cpu).unwrap();
     for (name, a, b) in [("q_proj", &q_a, &q_b), ("v_proj", &v_a, &v_b)] {

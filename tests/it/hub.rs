@@ -1,13 +1,11 @@
 //! Models named by Hub id, resolved through a Hugging Face cache laid out on disk by the test
 //! (refs, snapshots linking into blobs), with the network off: no test here downloads anything.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use crate::common::{Models, edit_json, json_lines, one_line_stderr};
 use assert_cmd::Command;
-use common::{Models, edit_json};
 use genarm::engine::formats::hub::{HubEnv, HubId, resolve, resolve_model_in};
 use genarm::synthetic::RandomModelSpec;
 use serde_json::Value;
@@ -99,14 +97,8 @@ fn genarm(cache: &FakeCache, cwd: &Path, args: &[&str]) -> Output {
 
 /// The token ids and guided log-probs of a greedy `generate --json` run (what the models are).
 fn generated(out: &Output) -> Vec<(u64, String)> {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    json_lines(out)
+        .into_iter()
         .filter(|v| v["type"] == "token")
         .map(|v| {
             (
@@ -130,14 +122,6 @@ fn generate_args<'a>(base: &'a str, arm: &'a str) -> Vec<&'a str> {
         "6",
         "--json",
     ]
-}
-
-fn one_line_error(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "expected a failure: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
 }
 
 #[test]
@@ -223,7 +207,7 @@ fn missing_models_and_files_are_named_offline() {
         cwd,
         &["generate", "--base", "org/partial", "--prompt", "w5"],
     );
-    let err = one_line_error(&out);
+    let err = one_line_stderr(&out);
     for needle in [
         "--base",
         "org/partial",
@@ -240,7 +224,7 @@ fn missing_models_and_files_are_named_offline() {
         cwd,
         &["generate", "--base", "org/absent", "--prompt", "w5"],
     );
-    let err = one_line_error(&out);
+    let err = one_line_stderr(&out);
     for needle in [
         "org/absent",
         "revision main",
@@ -255,7 +239,7 @@ fn missing_models_and_files_are_named_offline() {
         cwd,
         &["generate", "--base", "org/partial@v9", "--prompt", "w5"],
     );
-    let err = one_line_error(&out);
+    let err = one_line_stderr(&out);
     assert!(
         err.contains("revision v9") && err.contains("no snapshot of this revision"),
         "{err}"
@@ -327,7 +311,7 @@ fn a_failed_download_is_one_line_naming_the_id() {
         .args(["generate", "--base", "org/remote", "--prompt", "w5"])
         .output()
         .unwrap();
-    let err = one_line_error(&out);
+    let err = one_line_stderr(&out);
     assert!(
         err.contains("org/remote") && err.contains("revision main"),
         "{err}"
@@ -392,7 +376,7 @@ fn a_peft_adapter_finds_its_hub_base_in_the_cache() {
         models.dir.path(),
         &generate_args(base.to_str().unwrap(), &arm),
     );
-    let err = one_line_error(&out);
+    let err = one_line_stderr(&out);
     assert!(
         err.contains("adapter_config.json") && err.contains("org/elsewhere"),
         "{err}"

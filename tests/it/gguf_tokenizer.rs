@@ -11,15 +11,13 @@
 //! "llama-bpe", "gpt-2"). As a second check, the script found transformers' GGUF ids equal to
 //! the ids of the original tokenizer folders for every text (`source_ids`), and so must ours be.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::common::gguf::{GgufLayout, write_gguf_with};
+use crate::common::{Models, assert_one_line_error, data, genarm, ids, json_lines, p};
 use candle_core::quantized::GgmlDType;
 use candle_core::quantized::gguf_file::{Content, Value};
-use common::gguf::{GgufLayout, write_gguf_with};
-use common::{Models, assert_one_line_error, genarm};
 use genarm::engine::formats::chat::ChatPrompt;
 use genarm::engine::formats::gguf_tokenizer;
 use serde_json::Value as Json;
@@ -27,23 +25,9 @@ use serde_json::Value as Json;
 /// GGUF metadata entries, in the order written.
 type Metadata = Vec<(String, Value)>;
 
-fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(rel)
-}
-
 fn expected() -> Json {
     let text = std::fs::read_to_string(data("gguf_tokenizers/expected.json")).unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-fn ids(v: &Json) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
 }
 
 #[test]
@@ -182,10 +166,6 @@ fn gguf_of(models: &Models, model: &str, arch: &'static str, fixture: &str) -> P
     file
 }
 
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
 /// `genarm generate --json` records: the start record and (token ids, token texts, end text).
 fn generate(base: &Path, prompt: &str, extra: &[&str]) -> (Json, Vec<u64>, Vec<String>, String) {
     let mut args = vec![
@@ -199,17 +179,7 @@ fn generate(base: &Path, prompt: &str, extra: &[&str]) -> (Json, Vec<u64>, Vec<S
         "6",
     ];
     args.extend_from_slice(extra);
-    let out = genarm(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records: Vec<Json> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = json_lines(&genarm(&args));
     let tokens: Vec<&Json> = records.iter().filter(|r| r["type"] == "token").collect();
     let end = records.last().unwrap();
     assert_eq!(end["type"], "end");
@@ -239,7 +209,7 @@ fn a_gguf_without_tokenizer_json_generates_with_its_metadata_tokenizer() {
         let prompt = " The dragon carries 42 books\nhome.";
         let (start, ids, texts, text) = generate(&gguf, prompt, &[]);
         // The same prompt ids, tokens and text as the model folder with its tokenizer.json (f32
-        // weights equal within 1e-4, see tests/quant.rs; greedy decoding).
+        // weights equal within 1e-4, see tests/it/quant.rs; greedy decoding).
         let (want_start, want_ids, want_texts, want_text) = generate(&folder, prompt, &[]);
         assert_eq!(
             start["prompt_token_ids"], want_start["prompt_token_ids"],

@@ -1,0 +1,22 @@
+//! The integration tests, all in one binary so that the test code is compiled and linked against
+//! the library once, not once per file. One module per area; `common` holds the shared helpers.
+//!
+//! The modules run as threads of one process: a test changes nothing process-wide (no
+//! `std::env::set_var`, no `set_current_dir`); a child `genarm` gets its environment and working
+//! folder through `Command::env`/`current_dir`, and every test writes into its own temp folder.
+
+mod common;
+
+mod chat;
+mod cli;
+mod demo;
+mod detok;
+mod engine;
+mod gguf_tokenizer;
+mod hub;
+mod parity;
+mod playground;
+mod quant;
+mod train;
+mod train_lm;
+mod worker;
