@@ -2,7 +2,6 @@
 //! here each becomes the flag that gives it, so a message says what to change on the command line.
 
 use crate::engine::{EngineError, Input};
-use crate::loading::LoadError;
 
 /// The flag (with its value's shape where the message needs it) that gives `input`.
 pub fn flag(input: Input) -> &'static str {
@@ -33,10 +32,6 @@ pub fn flag(input: Input) -> &'static str {
 /// One error as the CLI says it: an engine error about inputs names their flags, any other
 /// error reads as its `Display`.
 pub fn message(e: &(dyn std::error::Error + 'static)) -> String {
-    // A loading error that only passes an engine error on reads as that error.
-    if let Some(LoadError::Engine(inner)) = e.downcast_ref::<LoadError>() {
-        return message(inner);
-    }
     match e.downcast_ref::<EngineError>() {
         Some(EngineError::BadInput(message)) => message.render(flag),
         _ => e.to_string(),

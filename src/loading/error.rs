@@ -56,8 +56,16 @@ pub enum LoadError {
     TemplateWithoutPrompt(String),
     /// Anything else the engine refused (models that do not fit together, weights that are not
     /// finite, the embedded demo not extracting).
-    #[error(transparent)]
-    Engine(#[from] EngineError),
+    // Worded as the command line words it (not `transparent`: the engine's own text names
+    // inputs, not flags), and without a source, so the chain does not say it twice.
+    #[error("{}", crate::cli_errors::message(.0))]
+    Engine(EngineError),
+}
+
+impl From<EngineError> for LoadError {
+    fn from(error: EngineError) -> Self {
+        LoadError::Engine(error)
+    }
 }
 
 fn flag_of(role: &Role) -> String {

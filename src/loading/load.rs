@@ -172,9 +172,9 @@ mod tests {
             ("helpful", f32::NAN),
             ("helpful", f32::INFINITY),
         ] {
-            let err = resolve_weights(&settings(&[bad]), &names())
-                .unwrap_err()
-                .to_string();
+            // As the command line prints it (the engine names the input, the CLI its flag).
+            let err = resolve_weights(&settings(&[bad]), &names()).unwrap_err();
+            let err = crate::cli_errors::message(&err);
             assert!(err.contains("--weight"), "{bad:?}: {err}");
         }
     }

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod architecture;
 mod chat;
 mod cli;
 mod demo;
