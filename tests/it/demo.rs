@@ -1,6 +1,6 @@
-//! The shipped demo models show the helpful/harmless trade-off of DEMO_WORLD.md, measured with
+//! The shipped demo models show the helpful/harmless trade-off of docs/demo-world.md, measured with
 //! the ground-truth classifier over every demo request (fixed seed, sampling at temperature 1).
-//! Thresholds were set from measured rates (README, "The demo world") with a margin for
+//! Thresholds were set from measured rates (docs/demo-world.md) with a margin for
 //! platform differences in floating point.
 
 use genarm::cli::ModelArgs;

@@ -1,7 +1,7 @@
 //! A model's tokenizer rebuilt from a GGUF file's metadata (`tokenizer.ggml.*`), for a `.gguf`
 //! with no `tokenizer.json` beside it and no `--tokenizer`. The result is the tokenizer
 //! transformers builds from the same file (`AutoTokenizer.from_pretrained(dir, gguf_file=…)`,
-//! its `integrations/gguf` builders), checked against it in `tests/gguf_tokenizer.rs`.
+//! its `integrations/gguf` builders), checked against it in `tests/it/gguf_tokenizer.rs`.
 //!
 //! `tokenizer.ggml.model` says which kind of vocabulary it is:
 //! - `"llama"`: SentencePiece-style BPE over `▁`-joined text with byte-fallback pieces `<0xNN>`.
