@@ -95,8 +95,40 @@ kill -TERM "$(cat "$WORK/pid")"
 wait_for '^smoke\$ ?$' "the playground did not end on SIGTERM"
 check_cooked "after SIGTERM"
 
+# Ctrl-Z suspends to the shell with the terminal restored; `fg` brings the playground back.
+tmux send-keys -t "$S" "$BIN $ARGS" Enter
+wait_for 'Steering' "the playground did not open for Ctrl-Z"
+tmux send-keys -t "$S" C-z
+wait_for 'Stopped' "Ctrl-Z did not suspend the playground"
+check_cooked "after Ctrl-Z"
+tmux send-keys -t "$S" "fg" Enter
+wait_for 'Steering' "fg did not bring the playground back"
+# A bracketed paste of 40 KB on the main screen opens the prompt line and lands there at once,
+# one line, cut to the field's 32,768 characters; the playground still answers at once.
+python3 -c "import sys; sys.stdout.write(('pasted line\n' * 3400) + 'PASTE_END')" > "$WORK/paste.txt"
+tmux load-buffer -b genarm-paste "$WORK/paste.txt"
+tmux paste-buffer -p -b genarm-paste -t "$S"
+wait_for 'pasted text cut: a field holds 32768 characters' "the long paste was not taken as one paste"
+tmux send-keys -t "$S" Escape
+sleep 0.2
+tmux send-keys -t "$S" q
+wait_for '^smoke\$ ?$' "the playground did not quit after a paste"
+check_cooked "after a paste"
+
+# SIGQUIT quits like SIGTERM; SIGABRT (what a failed allocation raises) still restores the
+# terminal before the process dies of it.
+for signal in QUIT ABRT; do
+    tmux send-keys -t "$S" "bash -c 'echo \$\$ > $WORK/pid; exec $BIN $ARGS'" Enter
+    wait_for 'Steering' "the playground did not open for SIG$signal"
+    kill "-$signal" "$(cat "$WORK/pid")"
+    wait_for '^smoke\$ ?$' "the playground did not end on SIG$signal"
+    check_cooked "after SIG$signal"
+done
+
 # A missing model is one line and a non-zero exit, before the terminal is touched.
 if out=$("$BIN" --base /nonexistent/model 2>&1); then fail "a missing model exited 0"; fi
 [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || fail "a missing model printed more than one line: $out"
+if out=$("$BIN" --max-new-tokens 0 2>&1); then fail "--max-new-tokens 0 opened the playground"; fi
+printf '%s\n' "$out" | grep -q -- '--max-new-tokens must be at least 1' || fail "--max-new-tokens 0: $out"
 
 echo "tui_smoke: ok"

@@ -39,6 +39,7 @@ pub const BINDING_NAMES: &[&str] = &[
     "help",
     "quit",
     "quit-anywhere",
+    "suspend",
     "run",
     "pause",
     "step",

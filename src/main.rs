@@ -29,20 +29,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match &cli.command {
-        Some(Command::Generate(args)) => commands::generate::run(args),
-        Some(Command::Score(args)) => commands::score::run(args),
-        Some(Command::Bench(args)) => commands::bench::run(args),
-        Some(Command::RandomModel(args)) => commands::random_model::run(args),
-        Some(Command::TrainArm(args)) => commands::train_arm::run(args),
-        Some(Command::TrainLm(args)) => commands::train_lm::run(args),
-        Some(Command::TrainTokenizer(args)) => commands::train_lm::run_tokenizer(args),
-        Some(Command::Demo(command)) => commands::demo::run(command),
-        Some(Command::Sweep(args)) => commands::sweep::run(args),
-        Some(Command::Models(args)) => commands::models::run(args),
-        // No subcommand: the playground, on the embedded demo unless --base is given.
-        None => play(&cli.play),
-    };
+    // A panic anywhere is a bug: reported as one line and a failure exit, never a backtrace
+    // dump (threads that catch their own panics report them as errors, see engine::panic).
+    genarm::engine::panic::install_hook();
+    let result = genarm::engine::panic::catch(|| run(&cli))
+        .unwrap_or_else(|panic| Err(anyhow::anyhow!("{panic} (please report this)")));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -55,8 +46,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// The subcommand, or the playground.
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Some(Command::Generate(args)) => commands::generate::run(args),
+        Some(Command::Score(args)) => commands::score::run(args),
+        Some(Command::Bench(args)) => commands::bench::run(args),
+        Some(Command::RandomModel(args)) => commands::random_model::run(args),
+        Some(Command::TrainArm(args)) => commands::train_arm::run(args),
+        Some(Command::TrainLm(args)) => commands::train_lm::run(args),
+        Some(Command::TrainTokenizer(args)) => commands::train_lm::run_tokenizer(args),
+        Some(Command::Demo(command)) => commands::demo::run(command),
+        Some(Command::Sweep(args)) => commands::sweep::run(args),
+        Some(Command::Models(args)) => commands::models::run(args),
+        // No subcommand: the playground, on the embedded demo unless --base is given.
+        None => play(&cli.play),
+    }
+}
+
 /// The playground, its flags turned into a model spec and its own settings.
 fn play(args: &PlayArgs) -> anyhow::Result<()> {
+    if args.max_new_tokens == 0 {
+        anyhow::bail!(
+            "--max-new-tokens must be at least 1 in the playground (a run of 0 tokens shows nothing)"
+        );
+    }
     let models = args.models.to_spec()?;
     let options = genarm::tui::PlayOptions {
         max_new_tokens: args.max_new_tokens,

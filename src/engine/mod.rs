@@ -4,12 +4,14 @@
 //! - `formats/`: the files models come in (GGUF, tokenizers, chat templates, Hub cache, adapters).
 //! - `kernels/`: hand-written CPU kernels (crate-private).
 //! - `decode/`: guided decoding (guide, guidance, sampling, generation, batches, records, worker).
+//! - `panic`: panics in background work turned into errors.
 
 pub mod decode;
 pub mod error;
 pub mod formats;
 pub(crate) mod kernels;
 pub mod model;
+pub mod panic;
 
 pub use decode::generation::{Generation, ScoreSums, StopReason, score, validate_weights};
 pub use decode::guide::Guide;

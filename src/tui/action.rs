@@ -10,6 +10,10 @@ use crate::engine::decode::worker::{Command, Event};
 #[derive(Debug, Clone)]
 pub enum Action {
     Quit,
+    /// Ctrl-Z / SIGTSTP: give the terminal back and stop until the shell's `fg`.
+    Suspend,
+    /// A bracketed paste: the whole text at once, into the field being typed in.
+    Paste(String),
     ToggleHelp,
     /// Esc: close an overlay or leave the prompt line.
     Back,

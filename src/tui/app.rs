@@ -3,11 +3,10 @@
 //! (many tokens, one frame); input is drawn at once, so keys feel immediate. Nothing here waits
 //! on the engine or on loading models.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event as TermEvent, KeyEventKind, MouseButton, MouseEventKind};
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use ratatui::Terminal;
 use ratatui::backend::Backend;
 
@@ -28,6 +27,13 @@ pub struct LoopStats {
 }
 
 impl LoopStats {
+    /// Add the measurements of another stretch of the loop (after a suspension).
+    pub fn add(&mut self, other: LoopStats) {
+        self.frames += other.frames;
+        self.engine_events += other.engine_events;
+        self.input_to_frame_ms.extend(other.input_to_frame_ms);
+    }
+
     pub fn percentile(&self, p: f64) -> Option<f64> {
         let mut v = self.input_to_frame_ms.clone();
         if v.is_empty() {
@@ -54,46 +60,74 @@ pub fn translate(session: &Session, hits: &HitMap, event: TermEvent) -> Option<A
             _ => None,
         },
         TermEvent::Resize(..) => Some(Action::Resize),
+        TermEvent::Paste(text) => Some(Action::Paste(text)),
         _ => None,
     }
 }
 
-/// Run until the user quits, input ends, or `shutdown` resolves (a signal).
+/// A signal from outside the terminal's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outside {
+    /// SIGTERM, SIGHUP, SIGINT, SIGQUIT.
+    Quit,
+    /// SIGTSTP (`kill -TSTP`; Ctrl-Z itself is a key in raw mode).
+    Suspend,
+}
+
+/// Most input events applied before one frame is drawn: keys typed faster than frames (a
+/// paste into a terminal without bracketed paste) are drawn together.
+const INPUT_BATCH: usize = 256;
+
+/// Run until the user quits or suspends (`state.suspend` says which), input ends, or a signal
+/// comes. Called again after a suspension, with the same input and signals.
 pub async fn run<B, I, S>(
     terminal: &mut Terminal<B>,
     session: &mut Session,
     input: I,
-    shutdown: S,
+    signals: S,
 ) -> anyhow::Result<LoopStats>
 where
     B: Backend,
     B::Error: std::error::Error + Send + Sync + 'static,
     I: Stream<Item = std::io::Result<TermEvent>>,
-    S: Future<Output = ()>,
+    S: Stream<Item = Outside>,
 {
     let mut stats = LoopStats::default();
     let mut hits = draw(terminal, session, &mut stats)?;
     let mut dirty = false;
     let mut tick = tokio::time::interval(FRAME);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    tokio::pin!(shutdown);
+    tokio::pin!(signals);
     tokio::pin!(input);
     loop {
         tokio::select! {
-            () = &mut shutdown => break,
+            signal = signals.next() => {
+                if signal == Some(Outside::Suspend) {
+                    session.dispatch(Action::Suspend);
+                }
+                break;
+            }
             event = input.next() => {
                 let arrived = Instant::now();
-                match event {
-                    Some(Ok(event)) => {
-                        if let Some(action) = translate(session, &hits, event) {
-                            session.dispatch(action);
+                let mut event = event;
+                for _ in 0..INPUT_BATCH {
+                    match event {
+                        Some(Ok(event)) => {
+                            if let Some(action) = translate(session, &hits, event) {
+                                session.dispatch(action);
+                            }
                         }
+                        Some(Err(e)) => return Err(anyhow::anyhow!("reading the terminal: {e}")),
+                        None => return Ok(stats),
                     }
-                    Some(Err(e)) => return Err(anyhow::anyhow!("reading the terminal: {e}")),
-                    None => break,
-                }
-                if session.state.quit {
-                    break;
+                    if session.state.quit || session.state.suspend {
+                        return Ok(stats);
+                    }
+                    // More input already waiting is applied before drawing.
+                    match input.next().now_or_never() {
+                        Some(next) => event = next,
+                        None => break,
+                    }
                 }
                 // Apply tokens that came meanwhile, then draw now: input never waits a tick.
                 stats.engine_events += session.drain_events();

@@ -57,6 +57,7 @@ pub static BINDINGS: &[Binding] = &[
     bind("help",                  NORMAL,      &[ch('?')],                             Action::ToggleHelp,       "help",        "show or hide this help"),
     bind("quit",                  NORMAL,      &[ch('q')],                             Action::Quit,             "quit",        "quit"),
     bind("quit-anywhere",         ALL,         &[ctrl('c')],                           Action::Quit,             "",            "quit (any mode)"),
+    bind("suspend",               ALL,         &[ctrl('z')],                           Action::Suspend,          "",            "suspend to the shell (`fg` resumes)"),
     bind("run",                   NORMAL,      &[ch('r'), key(KeyCode::Enter)],        Action::Run,              "run",         "generate from the prompt"),
     bind("pause",                 NORMAL,      &[ch(' ')],                             Action::PauseResume,      "pause",       "pause or resume generation"),
     bind("step",                  NORMAL,      &[ch('s')],                             Action::Step,             "step",        "generate one token, then pause"),

@@ -81,10 +81,19 @@ pub fn run(models: &ModelSpec, args: &PlayOptions) -> Result<()> {
         .build()
         .context("starting the event loop")?;
     let stats = runtime.block_on(async {
-        let shutdown = shutdown_signal()?;
+        let mut signals = outside_signals()?;
         let mut guard = terminal::TerminalGuard::enter().context("opening the terminal")?;
-        let input = crossterm::event::EventStream::new();
-        app::run(guard.terminal(), &mut session, input, shutdown).await
+        let mut input = crossterm::event::EventStream::new();
+        let mut stats = app::LoopStats::default();
+        loop {
+            let run = app::run(guard.terminal(), &mut session, &mut input, &mut signals).await?;
+            stats.add(run);
+            if !std::mem::take(&mut session.state.suspend) {
+                break;
+            }
+            guard.suspend().context("resuming the terminal")?;
+        }
+        anyhow::Ok(stats)
         // The guard drops here: the terminal is restored before anything is printed.
     })?;
     if let Ok(path) = std::env::var("GENARM_PLAY_STATS") {
@@ -93,19 +102,32 @@ pub fn run(models: &ModelSpec, args: &PlayOptions) -> Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGTERM, SIGHUP or SIGINT (Ctrl-C is a key in raw mode; a `kill -INT` is not).
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = hangup.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-    })
+/// SIGTERM, SIGHUP, SIGINT and SIGQUIT quit (Ctrl-C is a key in raw mode; a `kill -INT` is
+/// not); SIGTSTP suspends (Ctrl-Z is a key too).
+fn outside_signals() -> Result<impl futures::Stream<Item = app::Outside> + Unpin> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let listen = |kind: SignalKind, name: &str| {
+        signal(kind).with_context(|| format!("installing the {name} handler"))
+    };
+    let quits: [Signal; 4] = [
+        listen(SignalKind::terminate(), "SIGTERM")?,
+        listen(SignalKind::hangup(), "SIGHUP")?,
+        listen(SignalKind::interrupt(), "SIGINT")?,
+        listen(SignalKind::quit(), "SIGQUIT")?,
+    ];
+    let suspend = listen(SignalKind::from_raw(libc::SIGTSTP), "SIGTSTP")?;
+    let stream = futures::stream::unfold((quits, suspend), |(mut quits, mut suspend)| async move {
+        let [term, hangup, interrupt, quit] = &mut quits;
+        let outside = tokio::select! {
+            _ = term.recv() => app::Outside::Quit,
+            _ = hangup.recv() => app::Outside::Quit,
+            _ = interrupt.recv() => app::Outside::Quit,
+            _ = quit.recv() => app::Outside::Quit,
+            _ = suspend.recv() => app::Outside::Suspend,
+        };
+        Some((outside, (quits, suspend)))
+    });
+    Ok(Box::pin(stream))
 }
 
 /// Measurements for docs/performance.md (input latency, UI-side tokens/s), as JSON.

@@ -228,9 +228,16 @@ impl Session {
             .name("genarm-loader".into())
             .spawn(move || {
                 // The terminal is the playground's: no download progress bar on stderr.
-                let loaded = without_progress(|| load_guide(&args, config.as_deref()))
-                    .map(Box::new)
-                    .map_err(|e| format!("{:#}", anyhow::Error::from(e)).replace('\n', " "));
+                // A loader that panics (a malformed file tripping a bug) is a failed load: the
+                // playground keeps its current models.
+                let loaded = crate::engine::panic::catch(|| {
+                    without_progress(|| load_guide(&args, config.as_deref()))
+                })
+                .and_then(|loaded| {
+                    loaded
+                        .map(Box::new)
+                        .map_err(|e| crate::cli_errors::one_line(&anyhow::Error::from(e)))
+                });
                 // The session may be gone (the user quit while loading): nothing to tell.
                 let _ = sender.send(loaded);
             });

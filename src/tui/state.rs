@@ -64,6 +64,8 @@ pub struct State {
     /// The last error or notice, shown in the status line.
     pub message: Option<String>,
     pub quit: bool,
+    /// Asked to suspend (Ctrl-Z); the app loop hands the terminal back and clears it.
+    pub suspend: bool,
 
     /// The models in use: the base, the ARMs and their weights (one per ARM, in order).
     pub base_name: String,
@@ -143,6 +145,7 @@ impl State {
             theme: Theme::default(),
             message: None,
             quit: false,
+            suspend: false,
             base_name,
             arm_names,
             steering: Steering::new(weights.clone(), sampling),

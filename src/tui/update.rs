@@ -21,6 +21,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     let mode = state.mode;
     match action {
         Action::Quit => state.quit = true,
+        Action::Suspend => state.suspend = true,
         Action::ToggleHelp => toggle_help(state),
         Action::Back if mode == Mode::Frontier => return frontier::update::apply(state, action),
         Action::Back | Action::Stop if mode == Mode::Compare => {
@@ -33,15 +34,24 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             };
         }
         // Outside the prompt line, typing goes to the mode's one-line field, if it has one.
-        Action::InsertChar(_) | Action::Backspace if mode == Mode::PresetName => {
+        Action::InsertChar(_) | Action::Paste(_) | Action::Backspace
+            if mode == Mode::PresetName =>
+        {
             return presets::update::apply(state, action);
         }
-        Action::InsertChar(_) | Action::Backspace if mode == Mode::Response => {
+        Action::InsertChar(_) | Action::Paste(_) | Action::Backspace if mode == Mode::Response => {
             return score::update::apply(state, action);
         }
-        Action::InsertChar(_) | Action::Backspace if mode != Mode::Editing => {}
+        // A paste on the main screen opens the prompt line and types there (it is never read
+        // as keys: pasted text could otherwise run commands).
+        Action::Paste(_) if mode == Mode::Normal => {
+            prompt::update::apply(state, Action::EditPrompt);
+            return prompt::update::apply(state, action);
+        }
+        Action::InsertChar(_) | Action::Paste(_) | Action::Backspace if mode != Mode::Editing => {}
         Action::EditPrompt
         | Action::InsertChar(_)
+        | Action::Paste(_)
         | Action::Backspace
         | Action::DeleteChar
         | Action::PromptLeft

@@ -420,7 +420,7 @@ fn keys_drive_the_real_event_loop() {
             &mut terminal,
             &mut s,
             input,
-            std::future::pending(),
+            futures::stream::pending(),
         ))
         .unwrap();
     assert!(s.state.quit);
@@ -648,7 +648,7 @@ fn the_picker_works_through_keys_in_the_real_event_loop() {
             &mut terminal,
             &mut s,
             input,
-            std::future::pending(),
+            futures::stream::pending(),
         ))
         .unwrap();
     assert_eq!(

@@ -225,3 +225,26 @@ fn stop_gives_up_a_running_sweep() {
     let events = until_done(&mut worker);
     assert_eq!(tokens(&events).len(), 3);
 }
+
+#[test]
+fn a_run_of_zero_tokens_ends_with_done_and_the_thread_goes_on() {
+    let models = Models::new();
+    let mut worker = Worker::spawn(guide(&models, 256), vec![0.5], SamplingParams::default());
+    worker.send(generate(0));
+    let events = until_done(&mut worker);
+    assert!(matches!(events[0], Event::Started { .. }), "{events:?}");
+    assert!(
+        matches!(
+            events.last(),
+            Some(Event::Done {
+                reason: StopReason::MaxTokens,
+                tokens: 0,
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+    worker.send(generate(2));
+    let events = until_done(&mut worker);
+    assert_eq!(tokens(&events).len(), 2, "{events:?}");
+}

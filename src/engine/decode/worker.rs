@@ -230,17 +230,28 @@ impl EngineThread {
                 if matches!(command, Command::Shutdown) {
                     return;
                 }
-                if let Err(e) = self.handle(command) {
-                    self.mode = Mode::Idle;
-                    self.emit(Event::Error(e.to_string()));
-                }
+                let outcome = crate::engine::panic::catch(|| self.handle(command));
+                self.report(outcome);
                 continue;
             }
-            if let Err(e) = self.advance() {
-                self.mode = Mode::Idle;
-                self.emit(Event::Error(e.to_string()));
-            }
+            let outcome = crate::engine::panic::catch(|| self.advance());
+            self.report(outcome);
         }
+    }
+
+    /// An error stops the run and becomes an `Error` event; after a panic the generation is
+    /// dropped too (its caches may be half-updated), the thread carries on for the next command.
+    fn report(&mut self, outcome: std::result::Result<Result<()>, String>) {
+        let message = match outcome {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(panic) => {
+                self.generation = None;
+                panic
+            }
+        };
+        self.mode = Mode::Idle;
+        self.emit(Event::Error(message));
     }
 
     fn emit(&self, event: Event) {
@@ -506,8 +517,10 @@ impl EngineThread {
             self.mode = Mode::Idle;
             return Ok(());
         };
-        if generation.stopped().is_some() {
-            self.mode = Mode::Idle;
+        if let Some(reason) = generation.stopped() {
+            // Already at its end (e.g. a limit of 0 tokens): the run still ends with `Done`, so
+            // a UI waiting for it does not wait forever.
+            self.finish(reason);
             return Ok(());
         }
         if self.sampling.has_changed().unwrap_or(false) {

@@ -17,9 +17,11 @@
 //! - `profiles`: switching model sets
 //! - `export`: the session as JSONL
 //! - `launch`: what every run does first (history, what exports record)
+//! - `field`: what typing and pasting may put in a one-line field
 
 pub mod compare;
 pub mod export;
+pub mod field;
 pub mod frontier;
 pub mod generation;
 pub mod launch;

@@ -2,6 +2,7 @@
 //! file), open the list, and put a preset's weights on the sliders.
 
 use crate::tui::action::{Action, Effect};
+use crate::tui::features::field;
 use crate::tui::features::steering::WEIGHT_RANGE;
 use crate::tui::mode::Mode;
 use crate::tui::state::State;
@@ -13,7 +14,8 @@ pub fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             state.mode = Mode::PresetName;
             presets.name.clear();
         }
-        Action::InsertChar(c) => presets.name.push(c),
+        Action::InsertChar(c) => push_name(&mut presets.name, &c.to_string()),
+        Action::Paste(text) => push_name(&mut presets.name, &text),
         Action::Backspace => {
             presets.name.pop();
         }
@@ -92,4 +94,9 @@ fn load(state: &mut State) -> Vec<Effect> {
         )
     });
     vec![Effect::SetWeights(state.weights.clone())]
+}
+
+/// Type or paste at the end of a preset's name (one line, up to a field's size).
+fn push_name(name: &mut String, raw: &str) {
+    name.push_str(&field::pasted(raw, name.chars().count()).0);
 }

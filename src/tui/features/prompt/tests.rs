@@ -94,3 +94,57 @@ fn examples_pick_sets_the_prompt_and_runs() {
         [Effect::Send(Command::Generate { .. })]
     ));
 }
+
+#[test]
+fn a_paste_lands_whole_at_the_cursor_as_one_line() {
+    let mut s = empty_state();
+    s.prompt = "ab".into();
+    update(&mut s, Action::EditPrompt);
+    update(&mut s, Action::PromptLeft);
+    update(&mut s, Action::Paste("X\nY\r\nZ".into()));
+    assert_eq!(s.prompt, "aX Y Zb");
+    assert_eq!(s.prompt_line.cursor, 6);
+    assert_eq!(s.mode, Mode::Editing);
+}
+
+#[test]
+fn a_paste_on_the_main_screen_opens_the_prompt_line_and_never_runs_keys() {
+    let mut s = empty_state();
+    s.prompt = "go".into();
+    assert_eq!(s.mode, Mode::Normal);
+    // Each of these characters is a command key on the main screen.
+    let effects = update(&mut s, Action::Paste("q r x".into()));
+    assert!(!s.quit && effects.is_empty(), "{effects:?}");
+    assert_eq!(s.mode, Mode::Editing);
+    assert_eq!(s.prompt, "goq r x");
+}
+
+#[test]
+fn a_paste_too_long_for_the_field_is_cut_and_said_so() {
+    let mut s = empty_state();
+    s.prompt.clear();
+    update(&mut s, Action::EditPrompt);
+    let big = "word ".repeat(10_000);
+    update(&mut s, Action::Paste(big));
+    assert_eq!(
+        s.prompt.chars().count(),
+        crate::tui::features::field::MAX_FIELD_CHARS
+    );
+    assert!(
+        s.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("pasted text cut")
+    );
+    // Typing into a full field adds nothing.
+    update(&mut s, Action::InsertChar('!'));
+    assert!(!s.prompt.ends_with('!'));
+}
+
+#[test]
+fn ctrl_z_asks_the_loop_to_suspend_in_any_mode() {
+    let mut s = empty_state();
+    update(&mut s, Action::EditPrompt);
+    update(&mut s, Action::Suspend);
+    assert!(s.suspend && !s.quit);
+}

@@ -3,7 +3,7 @@
 
 use super::EXAMPLE_PROMPTS;
 use crate::tui::action::{Action, Effect};
-use crate::tui::features::launch;
+use crate::tui::features::{field, launch};
 use crate::tui::mode::Mode;
 use crate::tui::state::State;
 
@@ -14,12 +14,8 @@ pub fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             state.mode = Mode::Editing;
             line.cursor = state.prompt.chars().count();
         }
-        Action::InsertChar(c) => {
-            let at = byte_index(&state.prompt, line.cursor);
-            state.prompt.insert(at, c);
-            line.cursor += 1;
-            line.history_pos = None;
-        }
+        Action::InsertChar(c) => insert(state, &c.to_string()),
+        Action::Paste(text) => insert(state, &text),
         Action::Backspace if line.cursor > 0 => {
             line.cursor -= 1;
             let at = byte_index(&state.prompt, line.cursor);
@@ -55,6 +51,19 @@ pub fn apply(state: &mut State, action: Action) -> Vec<Effect> {
         _ => {}
     }
     vec![]
+}
+
+/// Type or paste `raw` at the cursor (one line, up to the field's size).
+fn insert(state: &mut State, raw: &str) {
+    let (text, cut) = field::pasted(raw, state.prompt.chars().count());
+    if cut {
+        state.message = Some(field::cut_notice());
+    }
+    let line = &mut state.prompt_line;
+    let at = byte_index(&state.prompt, line.cursor);
+    state.prompt.insert_str(at, &text);
+    line.cursor += text.chars().count();
+    line.history_pos = None;
 }
 
 fn history_prev(state: &mut State) {

@@ -3,9 +3,9 @@
 
 use crate::engine::decode::worker::{Command, Event};
 use crate::tui::action::{Action, Effect};
-use crate::tui::features::launch;
 use crate::tui::features::transcript::TokenCell;
 use crate::tui::features::transcript::update::reset_alternative;
+use crate::tui::features::{field, launch};
 use crate::tui::mode::Mode;
 use crate::tui::state::{RunState, State};
 
@@ -16,7 +16,8 @@ pub fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             state.score.demo_responses = demo_responses(&state.prompt);
             state.score.demo_response = None;
         }
-        Action::InsertChar(c) => state.score.response.push(c),
+        Action::InsertChar(c) => push_text(state, &c.to_string()),
+        Action::Paste(text) => push_text(state, &text),
         Action::Backspace => {
             state.score.response.pop();
         }
@@ -103,4 +104,13 @@ fn demo_responses(prompt: &str) -> Vec<(String, String)> {
             (style.name().to_string(), text)
         })
         .collect()
+}
+
+/// Type or paste at the end of the response (one line, up to the field's size).
+fn push_text(state: &mut State, raw: &str) {
+    let (text, cut) = field::pasted(raw, state.score.response.chars().count());
+    if cut {
+        state.message = Some(field::cut_notice());
+    }
+    state.score.response.push_str(&text);
 }
