@@ -22,7 +22,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ratatui::style::Color;
@@ -301,19 +300,10 @@ pub fn save_preset(path: &Path, name: &str, weights: &[(String, f32)]) -> Result
     write_atomically(path, &doc.to_string()).map_err(|e| error(e.to_string()))
 }
 
+/// The config file is replaced whole, keeping its mode (it may be private on purpose).
 fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir)?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".config-")
-        .tempfile_in(dir)?;
-    temp.write_all(contents.as_bytes())?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    std::fs::create_dir_all(crate::output::parent_of(path))?;
+    crate::output::write_file(path, contents.as_bytes())
 }
 
 #[cfg(test)]

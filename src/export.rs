@@ -83,7 +83,8 @@ pub fn write_new(dir: &Path, stem: &str, contents: &str) -> std::io::Result<Path
         .map_err(|e| context("writing into", dir, e))?;
     temp.write_all(contents.as_bytes())
         .and_then(|()| temp.as_file().sync_all())
-        .map_err(|e| context("writing", temp.path(), e))?;
+        .and_then(|()| crate::output::set_new_file_mode(temp.as_file()))
+        .map_err(|e| context("writing into", dir, e))?;
     for n in 1.. {
         let name = if n == 1 {
             format!("{stem}.jsonl")
@@ -175,6 +176,12 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&second).unwrap(), "two\n");
         let names = std::fs::read_dir(&nested).unwrap().count();
         assert_eq!(names, 2, "no temporary file is left behind");
+        // The mode of any new file here (not the private 0600 of a temporary file).
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let plain = dir.path().join("plain");
+        std::fs::File::create(&plain).unwrap();
+        assert_eq!(mode(&first), mode(&plain));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod export;
 pub mod keys;
 pub mod loading;
+pub mod output;
 pub mod synthetic;
 pub mod train;
 pub mod tui;

@@ -95,6 +95,8 @@ pub fn write_random_model(out: &Path, spec: &RandomModelSpec) -> Result<()> {
             )
         })?;
     write_files(staging.path(), spec, architecture)?;
+    crate::output::publish_tree(staging.path())
+        .with_context(|| format!("--out {}", out.display()))?;
     if out.exists() {
         std::fs::remove_dir(out).with_context(|| format!("--out {}", out.display()))?;
     }

@@ -17,12 +17,21 @@ use crate::demo::rates::{
 use crate::demo::world::World;
 use crate::engine::SamplingParams;
 
+/// Most values one `--grid` axis may have.
+const MAX_GRID_VALUES: usize = 1000;
+
+/// Most responses one sweep may ask for (settings × prompts × samples): at the demo's speed
+/// of some hundreds a second, days of work. Results are tallied batch by batch, so memory does
+/// not grow with it; the cap is there to turn a typo into an error instead of a run for ever.
+const MAX_RESPONSES: u64 = 100_000_000;
+
 /// Values of one `--grid NAME=SPEC`: START:STOP:STEP (inclusive) or a comma list.
 pub fn parse_grid_values(item: &str) -> Result<(String, Vec<f32>)> {
     let (name, spec) = split_pair("--grid", item)?;
     let bad = || anyhow::anyhow!("--grid {item}: expected NAME=START:STOP:STEP or NAME=W1,W2,...");
     let values: Vec<f32> = if spec.contains(':') {
-        let parts: Vec<f32> = spec
+        // f64, so that a tiny STEP is tiny rather than 0.
+        let parts: Vec<f64> = spec
             .split(':')
             .map(|p| p.trim().parse().map_err(|_| bad()))
             .collect::<Result<_>>()?;
@@ -32,20 +41,44 @@ pub fn parse_grid_values(item: &str) -> Result<(String, Vec<f32>)> {
         if step.is_nan() || step <= 0.0 || !start.is_finite() || !stop.is_finite() || stop < start {
             bail!("--grid {item}: needs START <= STOP and a positive STEP");
         }
-        let n = ((stop - start) / step + 1e-4).floor() as usize + 1;
-        if n > 1000 {
-            bail!("--grid {item}: {n} values is too many");
+        let steps = ((stop - start) / step + 1e-4).floor();
+        if !(steps < MAX_GRID_VALUES as f64) {
+            bail!("--grid {item}: more than {MAX_GRID_VALUES} values; use a larger STEP");
         }
-        (0..n).map(|i| start + step * i as f32).collect()
+        let n = steps as usize + 1;
+        (0..n).map(|i| (start + step * i as f64) as f32).collect()
     } else {
-        spec.split(',')
+        let values: Vec<f32> = spec
+            .split(',')
             .map(|p| p.trim().parse().map_err(|_| bad()))
-            .collect::<Result<_>>()?
+            .collect::<Result<_>>()?;
+        if values.len() > MAX_GRID_VALUES {
+            bail!("--grid {item}: more than {MAX_GRID_VALUES} values");
+        }
+        values
     };
     if values.iter().any(|v| !v.is_finite()) {
         bail!("--grid {item}: weights must be finite numbers");
     }
     Ok((name.to_string(), values))
+}
+
+/// How many responses the sweep draws, checked against [`MAX_RESPONSES`] before anything is
+/// built (the grid's settings included).
+fn count_responses(grid: &[(String, Vec<f32>)], prompts: usize, samples: usize) -> Result<u64> {
+    let settings = grid
+        .iter()
+        .try_fold(1u64, |n, (_, values)| n.checked_mul(values.len() as u64));
+    settings
+        .and_then(|n| n.checked_mul(prompts as u64))
+        .and_then(|n| n.checked_mul(samples as u64))
+        .filter(|&n| n <= MAX_RESPONSES)
+        .ok_or_else(|| {
+            let settings = settings.map_or_else(|| "too many".to_string(), |n| n.to_string());
+            anyhow::anyhow!(
+                "--samples {samples} × --grid settings ({settings}) × prompts ({prompts}) is more than {MAX_RESPONSES} responses"
+            )
+        })
 }
 
 /// Every combination of the grid, as full weight vectors over `names`.
@@ -115,9 +148,21 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         .map(|g| parse_grid_values(g))
         .collect::<Result<_>>()?;
     let prompts = read_prompts(args.prompts.as_deref())?;
+    let responses = count_responses(&grid, prompts.len(), args.samples)?;
+    // Where the results go is checked before the models load and the sweep runs.
+    crate::output::check_file_target(&args.out, "--out")?;
+    crate::output::check_file_target(&args.out.with_extension("json"), "--out")?;
+    if let Some(plot) = &args.plot {
+        crate::output::check_file_target(plot, "--plot")?;
+    }
     let (mut guide, defaults) = load_guide(&args.models)?;
     let names = guide.arm_names();
     let all = settings(&grid, &names, &defaults)?;
+    if let Some(plot) = &args.plot
+        && names.len() < 2
+    {
+        bail!("--plot {}: the frontier needs two ARMs", plot.display());
+    }
     let betas: Vec<f64> = parse_betas(&args.betas, &names)?
         .into_iter()
         .map(|b| b.unwrap_or(1.0))
@@ -130,7 +175,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         max_new_tokens: args.max_new_tokens,
         betas,
     };
-    let bar = ProgressBar::new((all.len() * prompts.len() * args.samples) as u64);
+    let bar = ProgressBar::new(responses);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} responses [{elapsed}<{eta}] {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -155,7 +200,6 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         draw_frontier(plot, &results)?;
     }
     print_table(&results)?;
-    let responses = all.len() * prompts.len() * args.samples;
     eprintln!(
         "{responses} responses in {seconds:.1} s ({:.1} responses/s, {})",
         responses as f64 / seconds.max(1e-9),
@@ -278,7 +322,8 @@ fn write_outputs(out: &Path, results: &[SettingResult]) -> Result<()> {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::train::model::write_atomically(path, bytes).map_err(|e| anyhow::anyhow!("--out {e}"))
+    crate::output::write_file(path, bytes)
+        .map_err(|e| anyhow::anyhow!("--out {}: {e}", path.display()))
 }
 
 fn print_table(results: &[SettingResult]) -> Result<()> {

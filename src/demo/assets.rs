@@ -153,7 +153,8 @@ fn extract(root: &Path) -> Result<()> {
         }
     }
     std::fs::write(staging.path().join("complete"), b"")
-        .map_err(|e| EngineError::io(staging.path(), e))?;
+        .and_then(|()| crate::output::publish_tree(staging.path()))
+        .map_err(|e| EngineError::io(root, e))?;
     let staged = staging.keep();
     match std::fs::rename(&staged, root) {
         Ok(()) => Ok(()),

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::classify::{Verdict, classify};
 use super::topics::RequestClass;
 use super::world::{Style, World, prompt_for};
-use crate::engine::decode::batch::{BatchRow, sample_rows};
+use crate::engine::decode::batch::{BatchRow, MAX_ROWS, sample_rows};
 use crate::engine::{Generation, Guide, Result, SamplingParams};
 
 /// A prompt to sample; `topic` is set for demo requests (so responses can be classified).
@@ -78,7 +78,10 @@ impl SweepOptions {
             temperature: self.temperature,
             top_k: 0,
             top_p: self.top_p,
-            seed: self.seed.wrapping_add((prompt * 1_000_003 + sample) as u64),
+            seed: self
+                .seed
+                .wrapping_add((prompt as u64).wrapping_mul(1_000_003))
+                .wrapping_add(sample as u64),
         }
     }
 }
@@ -135,22 +138,22 @@ pub fn evaluate_grid(
     let mut tallies: Vec<Tally> = grid.iter().map(|_| Tally::new(arms)).collect();
     for (p, prompt) in prompts.iter().enumerate() {
         let ids = guide.prompt_ids(&prompt.text)?;
-        let rows: Vec<BatchRow> = grid
-            .iter()
-            .flat_map(|weights| {
-                (0..options.samples).map(move |sample| BatchRow {
-                    weights: weights.clone(),
-                    params: options.params(p, sample),
+        // Row i is sample i % samples of setting i / samples. Rows are made, sampled and
+        // tallied one batch at a time, so memory stays that of one batch whatever the
+        // number of samples (the batches are the ones `sample_rows` would cut anyway).
+        let samples = options.samples.max(1);
+        let total = grid.len().saturating_mul(samples);
+        for start in (0..total).step_by(MAX_ROWS) {
+            let end = start.saturating_add(MAX_ROWS).min(total);
+            let rows: Vec<BatchRow> = (start..end)
+                .map(|i| BatchRow {
+                    weights: grid[i / samples].clone(),
+                    params: options.params(p, i % samples),
                 })
-            })
-            .collect();
-        let samples = sample_rows(guide, &ids, &rows, options.max_new_tokens)?;
-        for (tally, setting) in tallies
-            .iter_mut()
-            .zip(samples.chunks(options.samples.max(1)))
-        {
-            for s in setting {
-                tally.add(
+                .collect();
+            let drawn = sample_rows(guide, &ids, &rows, options.max_new_tokens)?;
+            for (i, s) in (start..end).zip(&drawn) {
+                tallies[i / samples].add(
                     prompt,
                     &s.text,
                     s.tokens.len(),
@@ -158,8 +161,8 @@ pub fn evaluate_grid(
                     &options.betas,
                 );
             }
+            progress(rows.len());
         }
-        progress(rows.len());
     }
     let names = guide.arm_names();
     Ok(tallies

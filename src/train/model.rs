@@ -188,9 +188,7 @@ pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Resul
 }
 
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_name(path);
-    std::fs::write(&tmp, bytes).map_err(|e| EngineError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))
+    crate::output::write_file(path, bytes).map_err(|e| EngineError::io(path, e))
 }
 
 fn copy_atomically(from: &Path, to: &Path) -> Result<()> {

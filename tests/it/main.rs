@@ -14,6 +14,7 @@ mod demo;
 mod detok;
 mod engine;
 mod gguf_tokenizer;
+mod hostile;
 mod hub;
 mod parity;
 mod playground;
