@@ -42,7 +42,7 @@ pub fn parse_grid_values(item: &str) -> Result<(String, Vec<f32>)> {
             bail!("--grid {item}: needs START <= STOP and a positive STEP");
         }
         let steps = ((stop - start) / step + 1e-4).floor();
-        if !(steps < MAX_GRID_VALUES as f64) {
+        if steps >= MAX_GRID_VALUES as f64 {
             bail!("--grid {item}: more than {MAX_GRID_VALUES} values; use a larger STEP");
         }
         let n = steps as usize + 1;
