@@ -9,8 +9,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,6 +18,7 @@ use candle_core::{DType, Device, Tensor};
 use serde_json::json;
 
 use crate::engine::error::{EngineError, Result};
+use crate::engine::formats::gguf_header::{self, shown};
 use crate::engine::model::config::ModelConfig;
 use crate::engine::model::weights::Weights;
 
@@ -42,10 +41,7 @@ const ARCHITECTURES: &[(&str, &str)] =
     &[("llama", "LlamaForCausalLM"), ("qwen2", "Qwen2ForCausalLM")];
 
 pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
-    let file = File::open(path).map_err(|e| EngineError::io(path, e))?;
-    let mut reader = BufReader::new(file);
-    let content =
-        Content::read(&mut reader).map_err(|e| bad(path, "not a readable GGUF file", e))?;
+    let (content, _header, mut reader) = gguf_header::read(path)?;
     let meta = Meta {
         map: &content.metadata,
         path,
@@ -56,7 +52,8 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
         return Err(EngineError::invalid(
             path,
             format!(
-                "unsupported GGUF architecture '{arch}' (supported: {})",
+                "unsupported GGUF architecture '{}' (supported: {})",
+                shown(&arch),
                 known.join(", ")
             ),
         ));
@@ -263,7 +260,7 @@ impl Meta<'_> {
             Some(other) => {
                 return Err(EngineError::invalid(
                     self.path,
-                    format!("unsupported GGUF rope scaling '{other}'"),
+                    format!("unsupported GGUF rope scaling '{}'", shown(other)),
                 ));
             }
         }
