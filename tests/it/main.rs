@@ -15,6 +15,7 @@ mod detok;
 mod engine;
 mod gguf_tokenizer;
 mod hostile;
+mod hostile_models;
 mod hub;
 mod parity;
 mod playground;

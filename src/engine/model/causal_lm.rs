@@ -212,7 +212,24 @@ impl CausalLm {
             .squeeze(0)?
             .to_vec1::<f32>()?;
         self.forward_time += start.elapsed();
+        self.check_finite(&logits, self.position() - 1)?;
         Ok(logits)
+    }
+
+    /// An error naming this model when `logits` (at `position`) hold a NaN or an infinity: a
+    /// model whose weights or config overflow must stop the run, not emit tokens chosen from
+    /// NaNs or records whose log-probabilities JSON cannot hold.
+    fn check_finite(&self, logits: &[f32], position: usize) -> Result<()> {
+        if logits.iter().all(|v| v.is_finite()) {
+            return Ok(());
+        }
+        Err(EngineError::invalid(
+            &self.dir,
+            format!(
+                "the logits at position {position} are not finite (NaN or infinity): the \
+                 model's weights or config overflow there"
+            ),
+        ))
     }
 
     /// Copy the cached prompt into `rows` rows; see [`CausalLm::feed_rows`].
@@ -226,6 +243,9 @@ impl CausalLm {
         let input = Tensor::new(tokens, &self.device)?.unsqueeze(1)?;
         let logits = self.net.forward_last(&input)?.to_vec2::<f32>()?;
         self.forward_time += start.elapsed();
+        for row in &logits {
+            self.check_finite(row, self.position() - 1)?;
+        }
         Ok(logits)
     }
 
@@ -241,6 +261,9 @@ impl CausalLm {
         }
         self.net.truncate(0);
         self.forward_time += start.elapsed();
+        for (position, row) in logits.iter().enumerate() {
+            self.check_finite(row, position)?;
+        }
         Ok(logits)
     }
 

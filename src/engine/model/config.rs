@@ -99,6 +99,12 @@ impl ModelConfig {
         let (rope_theta, rope_scaling) = parse_rope(v)?;
         let sliding_window = parse_sliding_window(v, architecture)?;
         let num_hidden_layers = req_usize(v, "num_hidden_layers")?;
+        if num_hidden_layers > MAX_LAYERS {
+            return Err(format!(
+                "num_hidden_layers is {num_hidden_layers}; genarm loads at most {} layers",
+                MAX_LAYERS
+            ));
+        }
         let sliding_layers = parse_sliding_layers(v, architecture, num_hidden_layers)?;
         // transformers hard-codes the biases of Qwen2 (q/k/v only) and Mistral (none); only
         // Llama reads `attention_bias` / `mlp_bias`.
@@ -116,7 +122,7 @@ impl ModelConfig {
             Architecture::Qwen2 => 32768,
             Architecture::Mistral => 131_072,
         };
-        Ok(Self {
+        let config = Self {
             architecture,
             vocab_size: req_usize(v, "vocab_size")?,
             hidden_size,
@@ -142,7 +148,9 @@ impl ModelConfig {
                 .or_else(|| v.get("torch_dtype"))
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-        })
+        };
+        check_numbers(&config)?;
+        Ok(config)
     }
 
     /// The window of layer `index`, if it uses one.
@@ -275,6 +283,59 @@ fn parse_sliding_layers(v: &Value, arch: Architecture, layers: usize) -> Result<
         }
         _ => Vec::new(),
     })
+}
+
+/// More layers than any published model has by two orders of magnitude; a config claiming more
+/// is refused before anything is sized by it.
+pub const MAX_LAYERS: usize = 1 << 14;
+
+/// Values of config.json that make every logit NaN or infinite however good the weights are.
+pub fn check_numbers(cfg: &ModelConfig) -> std::result::Result<(), String> {
+    let positive = |name: &str, value: f64| {
+        if value.is_finite() && value > 0.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{name} must be a positive finite number, got {value}"
+            ))
+        }
+    };
+    if !(cfg.rms_norm_eps.is_finite() && cfg.rms_norm_eps >= 0.0) {
+        return Err(format!(
+            "rms_norm_eps must be a finite number >= 0, got {}",
+            cfg.rms_norm_eps
+        ));
+    }
+    positive("rope_theta", f64::from(cfg.rope_theta))?;
+    match &cfg.rope_scaling {
+        RopeScaling::Linear { factor } => positive("rope scaling factor", f64::from(*factor))?,
+        RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings,
+        } => {
+            positive("rope scaling factor", f64::from(*factor))?;
+            positive("rope scaling low_freq_factor", f64::from(*low_freq_factor))?;
+            positive(
+                "rope scaling high_freq_factor",
+                f64::from(*high_freq_factor),
+            )?;
+            positive(
+                "rope scaling original_max_position_embeddings",
+                f64::from(*original_max_position_embeddings),
+            )?;
+            // transformers divides by their difference.
+            if high_freq_factor <= low_freq_factor {
+                return Err(format!(
+                    "rope scaling high_freq_factor ({high_freq_factor}) must exceed \
+                     low_freq_factor ({low_freq_factor})"
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Token ids given as an integer or a list of integers (eos_token_id often is a list).

@@ -12,6 +12,7 @@ use candle_nn::Embedding;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::config::{ModelConfig, RopeScaling};
 use crate::engine::model::linear::{Linear, QuantPlan};
+use crate::engine::model::preflight;
 use crate::engine::model::weights::Weights;
 
 mod decode;
@@ -207,6 +208,10 @@ impl Transformer {
         device: &Device,
         plan: Option<QuantPlan>,
     ) -> Result<Self> {
+        preflight::check_layers(cfg, w.all_names(), &w.source)?;
+        let rotary = Rotary::new(cfg);
+        preflight::check_rope_table(&rotary.inv_freq)
+            .map_err(|msg| EngineError::invalid(&w.source, msg))?;
         let body = plan.map(|p| p.projections);
         let proj = |name: &str, out_dim: usize, in_dim: usize, bias: bool| -> Result<Proj> {
             Ok(Proj {
@@ -273,7 +278,7 @@ impl Transformer {
             blocks,
             norm: w.get("model.norm.weight", &[h])?.to_dtype(DType::F32)?,
             lm_head,
-            rotary: Rotary::new(cfg),
+            rotary,
             rms_norm_eps: cfg.rms_norm_eps as f32,
             position: 0,
             device: device.clone(),
