@@ -58,10 +58,15 @@ fn edit_tensor(dir: &Path, name: &str, edit: impl FnOnce(Vec<f32>) -> Vec<f32>) 
 fn config_values_that_cannot_work_are_refused_naming_config_json() {
     let models = Models::new();
     type Edit = fn(&mut serde_json::Value);
-    let cases: [(Edit, &[&str]); 7] = [
+    let cases: [(Edit, &[&str]); 8] = [
         (
             |c| c["num_hidden_layers"] = 1_000_000_000.into(),
             &["num_hidden_layers is 1000000000", "at most"],
+        ),
+        // Found by the fuzzer: the rotary table was sized from head_dim before any check.
+        (
+            |c| c["head_dim"] = (1u64 << 62).into(),
+            &["head_dim is 4611686018427387904", "up to"],
         ),
         (
             |c| c["num_hidden_layers"] = 0.into(),

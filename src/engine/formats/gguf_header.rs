@@ -246,10 +246,14 @@ fn read_tensor_infos<R: Read + Seek>(
             let d: Vec<String> = dims.iter().map(u64::to_string).collect();
             d.join(" x ")
         };
+        // Elements and bytes both fit in an i64 (llama.cpp's limit), computed without overflow.
         let elements = dims
             .iter()
             .try_fold(1u64, |n, &d| n.checked_mul(d))
-            .filter(|&n| n > 0 && n <= i64::MAX as u64)
+            .filter(|&n| n > 0 && n <= i64::MAX as u64);
+        let bytes = elements
+            .and_then(|n| (n / kind.block).checked_mul(kind.block_bytes))
+            .filter(|&b| b <= i64::MAX as u64)
             .ok_or_else(|| it(format!("has an impossible shape {}", shape())))?;
         if dims[0] % kind.block != 0 {
             return Err(it(format!(
@@ -270,7 +274,7 @@ fn read_tensor_infos<R: Read + Seek>(
             dims,
             kind,
             offset,
-            bytes: elements / kind.block * kind.block_bytes,
+            bytes,
         });
     }
     Ok(tensors)
@@ -596,6 +600,10 @@ pub(crate) mod tests {
         assert!(refused(&unknown).contains("unknown type 200"));
         let overflow = Builder::new().tensor("t", &[1 << 40, 1 << 40], 0, 0);
         assert!(refused(&overflow).contains("impossible shape"));
+        // 2^62 elements fit an i64, their 2^64 bytes of F32 do not (found by the fuzzer: the
+        // byte count wrapped to 0 and passed the bound on the file size).
+        let bytes_overflow = Builder::new().tensor("t", &[1 << 31, 1 << 31], 0, 0);
+        assert!(refused(&bytes_overflow).contains("impossible shape"));
         let empty = Builder::new().tensor("t", &[0], 0, 0);
         assert!(refused(&empty).contains("impossible shape"));
         let rows = Builder::new().tensor("t", &[48], 8, 0).data(64);

@@ -101,9 +101,9 @@ impl CausalLm {
         Self::load_with(dir, dtype, None)
     }
 
-    /// A model folder or a `.gguf` file. For a GGUF file, `tokenizer` (a tokenizer.json, or a
-    /// folder holding one) is used first, then a tokenizer.json beside the file, then the
-    /// tokenizer its metadata describes.
+    /// A model folder or a `.gguf` file. `tokenizer` (a tokenizer.json, or a folder holding
+    /// one) replaces the model's own; without it a folder's tokenizer.json is used, and for a
+    /// GGUF file a tokenizer.json beside the file, else the tokenizer its metadata describes.
     pub fn load_with(path: &Path, dtype: ComputeDtype, tokenizer: Option<&Path>) -> Result<Self> {
         if gguf::is_gguf(path) {
             return Self::load_gguf(path, dtype, tokenizer);
@@ -135,7 +135,12 @@ impl CausalLm {
         } else {
             model_dir
         };
-        let tokenizer = ModelTokenizer::load(tokenizer_dir)?;
+        // `--tokenizer` replaces the folder's own tokenizer, as it does for a GGUF file.
+        let tokenizer = match tokenizer {
+            Some(t) if t.is_dir() => ModelTokenizer::load(t)?,
+            Some(t) => ModelTokenizer::load_file(t)?,
+            None => ModelTokenizer::load(tokenizer_dir)?,
+        };
         let mut eos_ids = generation_config_eos(model_dir)?;
         for id in config.eos_token_ids.iter().chain(&tokenizer.eos_ids) {
             if !eos_ids.contains(id) {

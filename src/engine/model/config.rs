@@ -149,6 +149,7 @@ impl ModelConfig {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         };
+        check_sizes(&config)?;
         check_numbers(&config)?;
         Ok(config)
     }
@@ -288,6 +289,29 @@ fn parse_sliding_layers(v: &Value, arch: Architecture, layers: usize) -> Result<
 /// More layers than any published model has by two orders of magnitude; a config claiming more
 /// is refused before anything is sized by it.
 pub const MAX_LAYERS: usize = 1 << 14;
+
+/// Larger than any dimension of a published model by two orders of magnitude (vocabularies
+/// reach 262k, hidden sizes 16k): a config claiming more is refused before any size is
+/// computed from it, so no product of two dimensions can overflow.
+pub const MAX_DIMENSION: usize = 1 << 24;
+
+fn check_sizes(cfg: &ModelConfig) -> Result<(), String> {
+    for (name, value) in [
+        ("vocab_size", cfg.vocab_size),
+        ("hidden_size", cfg.hidden_size),
+        ("intermediate_size", cfg.intermediate_size),
+        ("num_attention_heads", cfg.num_attention_heads),
+        ("num_key_value_heads", cfg.num_key_value_heads),
+        ("head_dim", cfg.head_dim),
+    ] {
+        if value > MAX_DIMENSION {
+            return Err(format!(
+                "{name} is {value}; genarm loads dimensions up to {MAX_DIMENSION}"
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Values of config.json that make every logit NaN or infinite however good the weights are.
 pub fn check_numbers(cfg: &ModelConfig) -> std::result::Result<(), String> {

@@ -209,9 +209,6 @@ impl Transformer {
         plan: Option<QuantPlan>,
     ) -> Result<Self> {
         preflight::check_layers(cfg, w.all_names(), &w.source)?;
-        let rotary = Rotary::new(cfg);
-        preflight::check_rope_table(&rotary.inv_freq)
-            .map_err(|msg| EngineError::invalid(&w.source, msg))?;
         let body = plan.map(|p| p.projections);
         let proj = |name: &str, out_dim: usize, in_dim: usize, bias: bool| -> Result<Proj> {
             Ok(Proj {
@@ -273,6 +270,10 @@ impl Transformer {
         } else {
             w.linear("lm_head", cfg.vocab_size, h, false, head)?
         };
+        // After the shape checks: the table's size comes from head_dim.
+        let rotary = Rotary::new(cfg);
+        preflight::check_rope_table(&rotary.inv_freq)
+            .map_err(|msg| EngineError::invalid(&w.source, msg))?;
         Ok(Self {
             embed_tokens: Embedding::new(embed, h),
             blocks,
