@@ -25,6 +25,7 @@ pub fn flag(input: Input) -> &'static str {
         Input::LearningRate => "--lr",
         Input::EvalSplit => "--eval-split",
         Input::LoraAlpha => "--lora-alpha",
+        Input::LoraRank => "--lora-rank",
         Input::VocabSize => "--vocab-size",
     }
 }

@@ -346,3 +346,27 @@ fn gguf_weights_holding_nan_are_refused() {
     let out = generate(&file, &[]);
     assert_one_line_error(&out, &["model.gguf", "'output_norm.weight'", "element 3"]);
 }
+
+#[test]
+fn a_tokenizer_that_panics_on_every_text_is_refused_at_load() {
+    // Found by the fuzzer: a post-processor template naming a special token that the template
+    // does not define makes the tokenizers crate panic on every encode.
+    let models = Models::new();
+    let dir = llama_copy(&models, "template");
+    edit_json(&dir.join("tokenizer.json"), |t| {
+        t["post_processor"] = serde_json::json!({
+            "type": "TemplateProcessing",
+            "single": [
+                {"SpecialToken": {"id": "<zz>", "type_id": 0}},
+                {"Sequence": {"id": "A", "type_id": 0}}
+            ],
+            "pair": [
+                {"Sequence": {"id": "A", "type_id": 0}},
+                {"Sequence": {"id": "B", "type_id": 1}}
+            ],
+            "special_tokens": {}
+        });
+    });
+    let out = generate(&dir, &[]);
+    assert_one_line_error(&out, &["tokenizer.json", "inconsistent"]);
+}

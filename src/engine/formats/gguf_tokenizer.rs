@@ -175,7 +175,7 @@ pub fn from_metadata(path: &Path, metadata: &HashMap<String, Value>) -> Result<M
             eos_ids.push(id);
         }
     }
-    Ok(ModelTokenizer::assemble(
+    let tokenizer = ModelTokenizer::assemble(
         inner,
         Conventions {
             bos_id,
@@ -184,7 +184,9 @@ pub fn from_metadata(path: &Path, metadata: &HashMap<String, Value>) -> Result<M
             add_eos: meta.bool("tokenizer.ggml.add_eos_token")?,
             chat_template,
         },
-    ))
+    );
+    tokenizer.probe(path)?;
+    Ok(tokenizer)
 }
 
 /// How each token is spelled in the BPE vocabulary of a tokenizer of type `kind`.
