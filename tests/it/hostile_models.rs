@@ -241,8 +241,8 @@ fn llama_gguf(models: &Models, name: &str, extra: &[(String, Value)]) -> PathBuf
     file
 }
 
-/// Change the info of tensor `name` in a GGUF file: `(type, offset)` to new ones.
-fn patch_tensor_info(file: &Path, name: &str, patch: impl FnOnce(u32, u64) -> (u32, u64)) {
+/// Change the info of tensor `name` in a GGUF file: its dimensions, type and offset.
+fn patch_tensor_info(file: &Path, name: &str, patch: impl FnOnce(&mut [u64], &mut u32, &mut u64)) {
     let mut bytes = std::fs::read(file).unwrap();
     // A tensor info is: name length (u64), name, n_dims (u32), dims (u64 each), type, offset.
     let mut needle = (name.len() as u64).to_le_bytes().to_vec();
@@ -253,10 +253,23 @@ fn patch_tensor_info(file: &Path, name: &str, patch: impl FnOnce(u32, u64) -> (u
         .unwrap()
         + needle.len();
     let n_dims = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-    let kind_at = at + 4 + 8 * n_dims;
-    let kind = u32::from_le_bytes(bytes[kind_at..kind_at + 4].try_into().unwrap());
-    let offset = u64::from_le_bytes(bytes[kind_at + 4..kind_at + 12].try_into().unwrap());
-    let (kind, offset) = patch(kind, offset);
+    let dims_at = at + 4;
+    let mut dims: Vec<u64> = (0..n_dims)
+        .map(|i| {
+            u64::from_le_bytes(
+                bytes[dims_at + 8 * i..dims_at + 8 * i + 8]
+                    .try_into()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let kind_at = dims_at + 8 * n_dims;
+    let mut kind = u32::from_le_bytes(bytes[kind_at..kind_at + 4].try_into().unwrap());
+    let mut offset = u64::from_le_bytes(bytes[kind_at + 4..kind_at + 12].try_into().unwrap());
+    patch(&mut dims, &mut kind, &mut offset);
+    for (i, d) in dims.iter().enumerate() {
+        bytes[dims_at + 8 * i..dims_at + 8 * i + 8].copy_from_slice(&d.to_le_bytes());
+    }
     bytes[kind_at..kind_at + 4].copy_from_slice(&kind.to_le_bytes());
     bytes[kind_at + 4..kind_at + 12].copy_from_slice(&offset.to_le_bytes());
     std::fs::write(file, bytes).unwrap();
@@ -309,19 +322,26 @@ fn gguf_files_that_lie_are_refused_naming_the_file() {
     }
 
     let misaligned = llama_gguf(&models, "misaligned", &[]);
-    patch_tensor_info(&misaligned, "blk.0.ffn_up.weight", |k, o| (k, o + 4));
+    patch_tensor_info(&misaligned, "blk.0.ffn_up.weight", |_, _, o| *o += 4);
     let out = generate(&misaligned, &[]);
     assert_one_line_error(&out, &["model.gguf", "'blk.0.ffn_up.weight'", "alignment"]);
 
     let int32 = llama_gguf(&models, "int32", &[]);
-    patch_tensor_info(&int32, "blk.1.attn_v.weight", |_, o| (26, o));
+    patch_tensor_info(&int32, "blk.1.attn_v.weight", |_, k, _| *k = 26);
     let out = generate(&int32, &[]);
     assert_one_line_error(&out, &["model.gguf", "'blk.1.attn_v.weight'", "I32"]);
 
     let past_end = llama_gguf(&models, "past_end", &[]);
-    patch_tensor_info(&past_end, "output.weight", |k, o| (k, o + (1 << 40)));
+    patch_tensor_info(&past_end, "output.weight", |_, _, o| *o += 1 << 40);
     let out = generate(&past_end, &[]);
     assert_one_line_error(&out, &["model.gguf", "'output.weight'", "past the end"]);
+
+    // Found by the fuzzer: a q projection of one row (4 heads) divided by zero when its rows
+    // were put back in Hugging Face order.
+    let one_row = llama_gguf(&models, "one_row", &[]);
+    patch_tensor_info(&one_row, "blk.0.attn_q.weight", |dims, _, _| dims[1] = 1);
+    let out = generate(&one_row, &[]);
+    assert_one_line_error(&out, &["model.gguf", "'blk.0.attn_q.weight'", "4 heads"]);
 }
 
 #[test]

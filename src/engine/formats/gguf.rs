@@ -94,7 +94,25 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
             ("llama", Some("k_proj")) => Some(config.num_key_value_heads),
             _ => None,
         };
-        let order = heads.map(|h| halves_from_pairs(q.shape().dims()[0], h));
+        let order = match heads {
+            None => None,
+            Some(h) => {
+                // Each head's rows come in pairs (found by the fuzzer: fewer rows than heads
+                // divided by zero); the decoder checks the exact shape later.
+                let rows = q.shape().dims().first().copied().unwrap_or(0);
+                if q.shape().rank() != 2 || rows == 0 || rows % (2 * h) != 0 {
+                    return Err(EngineError::invalid(
+                        path,
+                        format!(
+                            "tensor '{}' has shape {:?}, not {h} heads of an even number of rows",
+                            shown(gguf_name),
+                            q.shape().dims()
+                        ),
+                    ));
+                }
+                Some(halves_from_pairs(rows, h))
+            }
+        };
         match q.dtype() {
             GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
                 let stored = match q.dtype() {
