@@ -44,8 +44,10 @@ const ARCHITECTURES: &[(&str, &str)] =
 pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
     let file = File::open(path).map_err(|e| EngineError::io(path, e))?;
     let mut reader = BufReader::new(file);
-    let content =
-        Content::read(&mut reader).map_err(|e| bad(path, "not a readable GGUF file", e))?;
+    let content = Content::read(&mut reader).map_err(|e| match unknown_type(&e) {
+        Some(message) => EngineError::invalid(path, message),
+        None => bad(path, "not a readable GGUF file", e),
+    })?;
     let meta = Meta {
         map: &content.metadata,
         path,
@@ -175,6 +177,68 @@ fn permute_rows(q: &QTensor, order: &[u32]) -> Result<QTensor> {
     }
     let storage = QStorage::from_data(Cow::Owned(out), &q.device(), q.dtype())?;
     Ok(QTensor::new(storage, q.shape().clone())?)
+}
+
+/// ggml's tensor types by their GGUF number (ggml.h's `ggml_type`; the gaps are types ggml
+/// has removed).
+const GGML_TYPES: &[(u32, &str)] = &[
+    (0, "f32"),
+    (1, "f16"),
+    (2, "q4_0"),
+    (3, "q4_1"),
+    (6, "q5_0"),
+    (7, "q5_1"),
+    (8, "q8_0"),
+    (9, "q8_1"),
+    (10, "q2_k"),
+    (11, "q3_k"),
+    (12, "q4_k"),
+    (13, "q5_k"),
+    (14, "q6_k"),
+    (15, "q8_k"),
+    (16, "iq2_xxs"),
+    (17, "iq2_xs"),
+    (18, "iq3_xxs"),
+    (19, "iq1_s"),
+    (20, "iq4_nl"),
+    (21, "iq3_s"),
+    (22, "iq2_s"),
+    (23, "iq4_xs"),
+    (24, "i8"),
+    (25, "i16"),
+    (26, "i32"),
+    (27, "i64"),
+    (28, "f64"),
+    (29, "iq1_m"),
+    (30, "bf16"),
+    (34, "tq1_0"),
+    (35, "tq2_0"),
+    (39, "mxfp4"),
+];
+
+/// The types genarm reads (candle's GGUF reader's; the quantized ones other than q8_1, q2_k,
+/// q3_k and q8_k run on genarm's own kernels where the CPU has AVX2).
+const READ_TYPES: &str =
+    "f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q8_1, q2_k, q3_k, q4_k, q5_k, q6_k, q8_k";
+
+/// The message for a tensor type candle's GGUF reader does not know ("unknown dtype for tensor
+/// N", N the type number), naming the type; None for any other error.
+fn unknown_type(e: &candle_core::Error) -> Option<String> {
+    let text = e.to_string();
+    let number: u32 = text
+        .lines()
+        .next()?
+        .trim()
+        .strip_prefix("unknown dtype for tensor ")?
+        .parse()
+        .ok()?;
+    let name = GGML_TYPES
+        .iter()
+        .find(|(n, _)| *n == number)
+        .map_or_else(|| format!("number {number}"), |(_, name)| name.to_string());
+    Some(format!(
+        "holds tensors of GGML type {name}, which genarm does not read (it reads {READ_TYPES})"
+    ))
 }
 
 fn bad(path: &Path, what: &str, e: candle_core::Error) -> EngineError {
