@@ -260,14 +260,23 @@ pub fn format_name_of(format: GgmlDType) -> String {
 }
 
 /// Whether a quantized weight goes to `qgemv`: a format it packs, on the CPU, where this
-/// CPU runs its fast kernels, unless `GENARM_QUANT_KERNEL=candle` asks for candle's (to compare
-/// the two, see docs/performance.md).
+/// CPU runs its fast kernels, unless `GENARM_QUANT_KERNEL` asks for candle's kernels: item
+/// `candle` for every format, `candle:q4_0,q5_0` for those formats (items are joined with
+/// '+', as in `avx2+candle:q5_0`; to compare the kernels, see docs/performance.md).
 fn packable(q: &QTensor) -> bool {
-    let candle_asked = std::env::var("GENARM_QUANT_KERNEL").is_ok_and(|v| v == "candle");
+    let asked = std::env::var("GENARM_QUANT_KERNEL").unwrap_or_default();
+    let name = format_name_of(q.dtype());
+    let to_candle = asked
+        .split('+')
+        .any(|item| match item.strip_prefix("candle") {
+            Some("") => true,
+            Some(list) => list.trim_start_matches(':').split(',').any(|f| f == name),
+            None => false,
+        });
     packed_format(q.dtype()).is_some()
         && q.device().is_cpu()
         && qgemv::Isa::detect().is_fast()
-        && !candle_asked
+        && !to_candle
 }
 
 /// The formats `qgemv` packs, by candle's name.

@@ -65,13 +65,39 @@ impl Isa {
         Isa::Portable,
     ];
 
-    /// The fastest kernel set this CPU runs.
+    /// The fastest kernel set this CPU runs, or the one `GENARM_QUANT_KERNEL` names (one of its
+    /// '+'-joined items: "avx2", to measure the AVX2 kernels on an AVX-512 machine) where this
+    /// CPU runs it. Read once.
     pub fn detect() -> Self {
+        static CHOSEN: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let asked = std::env::var("GENARM_QUANT_KERNEL").unwrap_or_default();
+            Self::PREFERENCE
+                .iter()
+                .copied()
+                .filter(|isa| isa.runs_here())
+                .find(|isa| asked.split('+').any(|item| item == isa.name()))
+                .unwrap_or_else(Self::fastest)
+        })
+    }
+
+    fn fastest() -> Self {
         Self::PREFERENCE
             .iter()
             .copied()
             .find(|isa| isa.runs_here())
             .unwrap_or(Self::Portable)
+    }
+
+    /// The set's name for `GENARM_QUANT_KERNEL`.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Portable => "portable",
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512Vnni => "avx512",
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 => "avx2",
+        }
     }
 
     /// Every kernel set this CPU runs, the fastest first: the tests hold each to the portable one.
