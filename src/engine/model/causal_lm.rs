@@ -35,11 +35,19 @@ pub enum ComputeDtype {
     Q6K,
 }
 
+/// One `--dtype`: the variant, its name, other spellings, quantization plan.
+type DtypeRow = (
+    ComputeDtype,
+    &'static str,
+    &'static [&'static str],
+    Option<QuantPlan>,
+);
+
 /// Every `--dtype`: its name, the other spellings it accepts, and for the quantized ones the
 /// formats of the projections and of the output layer. The output layer follows llama.cpp's
 /// quantizer: Q6_K for every file type but Q8_0 (its errors reach the logits directly), and
 /// like every matrix it falls back where its rows do not split into blocks (`fitting_format`).
-const DTYPES: &[(ComputeDtype, &str, &[&str], Option<QuantPlan>)] = {
+const DTYPES: &[DtypeRow] = {
     const fn plan(projections: GgmlDType, lm_head: GgmlDType) -> Option<QuantPlan> {
         Some(QuantPlan {
             projections,
@@ -64,14 +72,7 @@ const DTYPES: &[(ComputeDtype, &str, &[&str], Option<QuantPlan>)] = {
 };
 
 impl ComputeDtype {
-    fn row(
-        self,
-    ) -> &'static (
-        ComputeDtype,
-        &'static str,
-        &'static [&'static str],
-        Option<QuantPlan>,
-    ) {
+    fn row(self) -> &'static DtypeRow {
         DTYPES
             .iter()
             .find(|row| row.0 == self)
