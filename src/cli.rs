@@ -125,8 +125,9 @@ pub struct ModelArgs {
     /// Weight of an ARM, NAME=W (repeatable; default 1; negative steers away).
     #[arg(long = "weight", value_name = "NAME=W", allow_hyphen_values = true)]
     pub weights: Vec<String>,
-    /// Weights and compute: f32, f16 or bf16; or q8_0 / q4_k (quantized at load, f32
-    /// activations). A GGUF model's quantized tensors are used as stored.
+    /// Weights and compute: f32, f16 or bf16; or q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k,
+    /// q6_k (quantized at load, f32 activations; rows that do not split into a K-quant's
+    /// blocks take llama.cpp's fallback). A GGUF model's quantized tensors are used as stored.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
     /// tokenizer.json for a GGUF model (--base or --arm FILE.gguf), used instead of one beside

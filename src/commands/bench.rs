@@ -242,7 +242,8 @@ fn write_json(
         let report = json!({
             "base": about.base_label, "arms": about.names,
             "dtype": s.dtype, "threads": about.threads, "vocab": about.vocab,
-            "weight_formats": formats_map(&about.model_names, &s.guide),
+            "weight_formats": by_model(&about.model_names, s.guide.weight_formats()),
+            "fallbacks": by_model(&about.model_names, s.guide.fallbacks()),
             "prompt_tokens": args.prompt_tokens, "decode_tokens": args.decode_tokens,
             "repeats": args.repeats,
             "base_only": {"prompt_tokens_per_second": m.base_pp,
@@ -316,18 +317,22 @@ fn write_table(
             .model_names
             .iter()
             .zip(s.guide.weight_formats())
-            .map(|(n, f)| format!("{n} {f}"))
+            .zip(s.guide.fallbacks())
+            .map(|((n, f), fell)| match fell.is_empty() {
+                true => format!("{n} {f}"),
+                false => format!("{n} {f} (fallbacks {fell})"),
+            })
             .collect();
         writeln!(out, "formats of {}: {}", s.dtype, weights.join(", "))?;
     }
     Ok(())
 }
 
-/// {model name: its weight formats}, for the JSON report.
-fn formats_map(model_names: &[String], guide: &Guide) -> serde_json::Value {
+/// {model name: its value}, for the JSON report.
+fn by_model(model_names: &[String], values: Vec<String>) -> serde_json::Value {
     model_names
         .iter()
-        .zip(guide.weight_formats())
+        .zip(values)
         .map(|(n, f)| (n.clone(), json!(f)))
         .collect::<serde_json::Map<_, _>>()
         .into()

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::gguf::{GgufLayout, write_gguf};
+use crate::common::gguf::{GgufLayout, write_dequantized, write_gguf, write_gguf_typed};
 use crate::common::{Models, assert_one_line_error, genarm, p};
 use candle_core::Device;
 use candle_core::quantized::GgmlDType;
@@ -151,27 +151,224 @@ fn bf16_decoding_matches_f32_within_tolerance() {
     }
 }
 
+/// Whether this CPU runs genarm's packed kernels (else quantized weights go to candle's).
+fn genarm_kernels_run_here() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Every matrix of `m` runs on genarm's kernels where this CPU has them.
+fn assert_genarm_kernels(m: &CausalLm, what: &str) {
+    if !genarm_kernels_run_here() {
+        return;
+    }
+    for (name, format, kernel) in m.matrix_kernels() {
+        assert_eq!(
+            kernel, "genarm",
+            "{what}: {name} ({format}) runs on {kernel}"
+        );
+    }
+}
+
 #[test]
-fn matrices_that_do_not_split_into_blocks_stay_dense() {
-    // hidden 96: rows of 96 are whole Q8_0 blocks (32) but not Q4_K blocks (256).
+fn matrices_that_do_not_split_into_256_take_llama_cpps_fallbacks() {
+    // hidden 96: rows of 96 are whole 32-value blocks but not K-quant blocks (256), so
+    // llama.cpp's quantizer stores Q4_K matrices as Q5_0, Q5_K as Q5_1 and the output layer's
+    // Q6_K as Q8_0.
     let models = Models::new();
-    let dir = sharp_model(
-        &models,
-        "odd",
-        RandomModelSpec {
-            hidden: 96,
+    let odd = |name: &str, hidden: usize, intermediate: usize| {
+        let spec = RandomModelSpec {
+            hidden,
             heads: 4,
             kv_heads: 2,
-            intermediate: 192,
+            intermediate,
             ..Default::default()
-        },
-    );
+        };
+        sharp_model(&models, name, spec)
+    };
+    let dir = odd("odd", 96, 192);
     let f32 = logprobs(&dir, ComputeDtype::F32, None);
-    let q4 = logprobs(&dir, ComputeDtype::Q4K, None);
-    // Q4_K (and Q6_K for the output layer) need rows of 256: everything stays dense.
-    assert!(max_error(&f32, &q4) < 1e-4);
-    let q8 = logprobs(&dir, ComputeDtype::Q8_0, None);
-    assert!(max_error(&f32, &q8) > 1e-5);
+    for (dtype, formats, fallbacks) in [
+        (
+            ComputeDtype::Q4K,
+            "q5_0+q8_0",
+            "q4_k->q5_0 x14, q6_k->q8_0 x1",
+        ),
+        (
+            ComputeDtype::Q5K,
+            "q5_1+q8_0",
+            "q5_k->q5_1 x14, q6_k->q8_0 x1",
+        ),
+        (ComputeDtype::Q6K, "q8_0", "q6_k->q8_0 x15"),
+        (ComputeDtype::Q4_0, "q4_0+q8_0", "q6_k->q8_0 x1"),
+    ] {
+        let m = CausalLm::load(&dir, dtype).unwrap();
+        assert_eq!(m.weight_formats(), formats, "{dtype:?}");
+        assert_eq!(m.fallbacks(), fallbacks, "{dtype:?}");
+        assert_genarm_kernels(&m, dtype.name());
+        // Quantized (not left f32), within the 4-bit tolerance.
+        let e = max_error_plausible(&f32, &logprobs(&dir, dtype, None));
+        assert!(e > 1e-5 && e < Q4K_TOLERANCE, "{dtype:?}: {e}");
+    }
+    // hidden 80, intermediate 144: not even 32 divides the rows, so f16 (llama.cpp's last
+    // resort), never f32.
+    let dir = odd("odder", 80, 144);
+    let m = CausalLm::load(&dir, ComputeDtype::Q4K).unwrap();
+    assert_eq!(m.weight_formats(), "f16");
+    assert_eq!(m.fallbacks(), "q4_k->f16 x14, q6_k->f16 x1");
+}
+
+/// The file types whose every tensor runs on genarm's kernels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum FileType {
+    Q4_0,
+    Q4_1,
+    Q4KM,
+    Q5KM,
+    Q6K,
+    Q8_0,
+}
+
+/// The format llama.cpp's quantizer gives one tensor of a Llama file of type `ft` with
+/// `layers` layers (`llama_tensor_get_type` in llama.cpp's src/llama-quant.cpp, read for these
+/// file types): the file type's format; the output layer Q6_K (Q8_0 in Q8_0 files, or where
+/// its rows do not split into the file type's blocks); Q4_K_M and Q5_K_M give Q6_K to
+/// `attn_v` and `ffn_down` of the layers `use_more_bits` picks; then a K-quant on rows that
+/// are not a multiple of 256 falls back to Q5_0 (Q4_K), Q5_1 (Q5_K) or Q8_0 (Q6_K).
+fn llama_cpp_type(ft: FileType, name: &str, cols: usize, layers: usize) -> GgmlDType {
+    use GgmlDType as G;
+    let base = match ft {
+        FileType::Q4_0 => G::Q4_0,
+        FileType::Q4_1 => G::Q4_1,
+        FileType::Q4KM => G::Q4K,
+        FileType::Q5KM => G::Q5K,
+        FileType::Q6K => G::Q6K,
+        FileType::Q8_0 => G::Q8_0,
+    };
+    let layer: Option<usize> = name
+        .strip_prefix("blk.")
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|n| n.parse().ok());
+    let more_bits = |i: usize| i < layers / 8 || i >= 7 * layers / 8 || (i - layers / 8) % 3 == 2;
+    let chosen = if name == "output.weight" {
+        if ft == FileType::Q8_0 || !cols.is_multiple_of(base.block_size()) {
+            G::Q8_0
+        } else {
+            G::Q6K
+        }
+    } else if matches!(ft, FileType::Q4KM | FileType::Q5KM)
+        && (name.contains("attn_v") || name.contains("ffn_down"))
+        && layer.is_some_and(more_bits)
+    {
+        G::Q6K
+    } else {
+        base
+    };
+    if cols.is_multiple_of(chosen.block_size()) {
+        return chosen;
+    }
+    match chosen {
+        G::Q4K => G::Q5_0,
+        G::Q5K => G::Q5_1,
+        G::Q6K => G::Q8_0,
+        other => panic!("llama.cpp refuses {other:?} on rows of {cols}"),
+    }
+}
+
+/// llama.cpp's file types, written as its quantizer would type each tensor, from a model whose
+/// `ffn_down` rows (288) take the K-quants' fallbacks: every tensor runs on genarm's kernels,
+/// in the format llama.cpp would store it, and the logits match the same weights dequantized
+/// to f32 within what rounding the activations to 8 bits costs.
+#[test]
+fn llama_cpp_file_types_run_on_genarms_kernels() {
+    let models = Models::new();
+    let spec = RandomModelSpec {
+        intermediate: 288,
+        ..spec("llama", 13, false)
+    };
+    let layers = spec.layers;
+    let dir = sharp_model(&models, "llama", spec);
+    let tokenizer = dir.join("tokenizer.json");
+    let mut seen = std::collections::BTreeSet::new();
+    for ft in [
+        FileType::Q4_0,
+        FileType::Q4_1,
+        FileType::Q4KM,
+        FileType::Q5KM,
+        FileType::Q6K,
+        FileType::Q8_0,
+    ] {
+        let folder = models.path(&format!("{ft:?}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let file = folder.join("model.gguf");
+        let type_of = |name: &str, t: &candle_core::Tensor| match t.dims() {
+            [_, cols] => llama_cpp_type(ft, name, *cols, layers),
+            _ => GgmlDType::F32,
+        };
+        write_gguf_typed(&dir, &file, layout(GgmlDType::F32, "llama"), &[], &type_of);
+        let m = CausalLm::load_with(&file, ComputeDtype::F32, Some(&tokenizer)).unwrap();
+        for (name, format, kernel) in m.matrix_kernels() {
+            let gguf = gguf_name_of(&name);
+            let cols = if gguf.contains("ffn_down") { 288 } else { 256 };
+            let want = llama_cpp_type(ft, &gguf, cols, layers);
+            assert_eq!(format, format_name(want), "{ft:?} {name}");
+            if genarm_kernels_run_here() {
+                assert_eq!(kernel, "genarm", "{ft:?} {name} ({format})");
+            }
+            seen.insert(format);
+        }
+        // The reference: the file's own weights, dequantized to f32.
+        let reference = folder.join("dequantized.gguf");
+        write_dequantized(&file, &reference);
+        let want = logprobs(&reference, ComputeDtype::F32, Some(&tokenizer));
+        let got = logprobs(&file, ComputeDtype::F32, Some(&tokenizer));
+        // Only the activations differ: rounded to 8 bits per block of 32 or 256 values, the
+        // rounding Q8_0 applies to weights, whose error `Q8_TOLERANCE` bounds.
+        let e = max_error_plausible(&want, &got);
+        eprintln!("{ft:?}: max |Δ log p| against the dequantized weights {e}");
+        assert!(e < Q8_TOLERANCE, "{ft:?}: {e}");
+        assert!(e > 0.0, "{ft:?}: no activation rounding at all?");
+    }
+    // Every format genarm packs was in some file.
+    let all = [
+        "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k", "q5_k", "q6_k",
+    ];
+    assert_eq!(seen, all.iter().map(|s| s.to_string()).collect());
+}
+
+/// Our (Hugging Face) matrix name as llama.cpp names it.
+fn gguf_name_of(hf: &str) -> String {
+    if hf == "lm_head.weight" {
+        return "output.weight".into();
+    }
+    let renames = [
+        ("self_attn.q_proj", "attn_q"),
+        ("self_attn.k_proj", "attn_k"),
+        ("self_attn.v_proj", "attn_v"),
+        ("self_attn.o_proj", "attn_output"),
+        ("mlp.gate_proj", "ffn_gate"),
+        ("mlp.up_proj", "ffn_up"),
+        ("mlp.down_proj", "ffn_down"),
+    ];
+    let rest = hf.strip_prefix("model.layers.").unwrap();
+    let (layer, rest) = rest.split_once('.').unwrap();
+    let (_, to) = renames.iter().find(|(f, _)| rest.starts_with(f)).unwrap();
+    format!("blk.{layer}.{to}.weight")
+}
+
+/// A format as llama.cpp spells it ("q4_k").
+fn format_name(format: GgmlDType) -> String {
+    let name = format!("{format:?}").to_lowercase();
+    match name.strip_suffix('k') {
+        Some(stem) if !stem.contains('_') => format!("{stem}_k"),
+        _ => name,
+    }
 }
 
 fn write(models: &Models, source: &Path, name: &str, layout: GgufLayout) -> std::path::PathBuf {
@@ -417,4 +614,37 @@ fn bad_gguf_input_gives_one_line_naming_the_file() {
     // A missing file.
     let out = generate(&models.path("absent.gguf"), &["--tokenizer", p(&tokenizer)]);
     assert_one_line_error(&out, &["absent.gguf"]);
+
+    // A tensor type candle cannot read: blk.0.attn_q.weight's type (after its name, rank and
+    // two dimensions in the tensor infos) set to 20, ggml's IQ4_NL.
+    let mut bytes = bytes.clone();
+    let name = b"blk.0.attn_q.weight";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+    assert_eq!(bytes[at..at + 4], 2u32.to_le_bytes());
+    let type_at = at + 4 + 2 * 8;
+    assert_eq!(bytes[type_at..type_at + 4], 8u32.to_le_bytes(), "Q8_0");
+    bytes[type_at..type_at + 4].copy_from_slice(&20u32.to_le_bytes());
+    let iq4 = models.path("iq4_nl.gguf");
+    std::fs::write(&iq4, &bytes).unwrap();
+    let out = generate(&iq4, &["--tokenizer", p(&tokenizer)]);
+    assert_one_line_error(
+        &out,
+        &[
+            "iq4_nl.gguf",
+            "'blk.0.attn_q.weight'",
+            "IQ4_NL (type 20)",
+            "Q5_K",
+        ],
+    );
+
+    // An unknown --dtype lists the ones there are.
+    let out = generate(&base, &["--dtype", "q3_k"]);
+    assert_one_line_error(
+        &out,
+        &[
+            "--dtype",
+            "q3_k",
+            "q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k",
+        ],
+    );
 }

@@ -143,6 +143,14 @@ impl Guide {
             .collect()
     }
 
+    /// Each model's fallback formats taken at load (`CausalLm::fallbacks`), the base's first.
+    pub fn fallbacks(&self) -> Vec<String> {
+        std::iter::once(&self.base)
+            .chain(self.arms.iter().map(|(_, m)| m))
+            .map(|m| m.fallbacks())
+            .collect()
+    }
+
     pub fn arm_names(&self) -> Vec<String> {
         self.arms.iter().map(|(n, _)| n.clone()).collect()
     }

@@ -18,66 +18,105 @@ use crate::engine::model::transformer::Transformer;
 use crate::engine::model::weights::Weights;
 
 /// Weight format and compute precision, chosen with `--dtype`: dense f32/f16/bf16 weights
-/// computed in that precision, or weights quantized at load (Q8_0, Q4_K) with f32 activations.
+/// computed in that precision, or weights quantized at load to one of llama.cpp's block
+/// formats with f32 activations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ComputeDtype {
     F32,
     F16,
     Bf16,
     Q8_0,
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
     Q4K,
+    Q5K,
+    Q6K,
 }
 
+/// One `--dtype`: the variant, its name, other spellings, quantization plan.
+type DtypeRow = (
+    ComputeDtype,
+    &'static str,
+    &'static [&'static str],
+    Option<QuantPlan>,
+);
+
+/// Every `--dtype`: its name, the other spellings it accepts, and for the quantized ones the
+/// formats of the projections and of the output layer. The output layer follows llama.cpp's
+/// quantizer: Q6_K for every file type but Q8_0 (its errors reach the logits directly), and
+/// like every matrix it falls back where its rows do not split into blocks (`fitting_format`).
+const DTYPES: &[DtypeRow] = {
+    const fn plan(projections: GgmlDType, lm_head: GgmlDType) -> Option<QuantPlan> {
+        Some(QuantPlan {
+            projections,
+            lm_head,
+        })
+    }
+    use ComputeDtype as C;
+    use GgmlDType as G;
+    &[
+        (C::F32, "f32", &["float32"], None),
+        (C::F16, "f16", &["float16", "half"], None),
+        (C::Bf16, "bf16", &["bfloat16"], None),
+        (C::Q8_0, "q8_0", &["q8"], plan(G::Q8_0, G::Q8_0)),
+        (C::Q4_0, "q4_0", &[], plan(G::Q4_0, G::Q6K)),
+        (C::Q4_1, "q4_1", &[], plan(G::Q4_1, G::Q6K)),
+        (C::Q5_0, "q5_0", &[], plan(G::Q5_0, G::Q6K)),
+        (C::Q5_1, "q5_1", &[], plan(G::Q5_1, G::Q6K)),
+        (C::Q4K, "q4_k", &["q4k", "q4_k_m"], plan(G::Q4K, G::Q6K)),
+        (C::Q5K, "q5_k", &["q5k", "q5_k_m"], plan(G::Q5K, G::Q6K)),
+        (C::Q6K, "q6_k", &["q6k"], plan(G::Q6K, G::Q6K)),
+    ]
+};
+
 impl ComputeDtype {
+    fn row(self) -> &'static DtypeRow {
+        DTYPES
+            .iter()
+            .find(|row| row.0 == self)
+            .unwrap_or(&DTYPES[0])
+    }
+
     /// The dtype of activations (and of dense weights).
     pub fn candle(self) -> DType {
         match self {
-            Self::F32 | Self::Q8_0 | Self::Q4K => DType::F32,
             Self::F16 => DType::F16,
             Self::Bf16 => DType::BF16,
+            _ => DType::F32,
         }
     }
 
-    /// How the weights are quantized at load, if they are. Q4_K follows llama.cpp's Q4_K_M for
-    /// the output layer (Q6_K), whose errors reach the logits directly.
+    /// How the weights are quantized at load, if they are.
     pub fn quantization(self) -> Option<QuantPlan> {
-        match self {
-            Self::F32 | Self::F16 | Self::Bf16 => None,
-            Self::Q8_0 => Some(QuantPlan {
-                projections: GgmlDType::Q8_0,
-                lm_head: GgmlDType::Q8_0,
-            }),
-            Self::Q4K => Some(QuantPlan {
-                projections: GgmlDType::Q4K,
-                lm_head: GgmlDType::Q6K,
-            }),
-        }
+        self.row().3
     }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Self::F32 => "f32",
-            Self::F16 => "f16",
-            Self::Bf16 => "bf16",
-            Self::Q8_0 => "q8_0",
-            Self::Q4K => "q4_k",
-        }
+        self.row().1
+    }
+
+    /// Every `--dtype` name, for messages.
+    pub fn names() -> Vec<&'static str> {
+        DTYPES.iter().map(|row| row.1).collect()
     }
 }
 
 impl FromStr for ComputeDtype {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "f32" | "float32" => Ok(Self::F32),
-            "f16" | "float16" | "half" => Ok(Self::F16),
-            "bf16" | "bfloat16" => Ok(Self::Bf16),
-            "q8_0" | "q8" => Ok(Self::Q8_0),
-            "q4_k" | "q4k" | "q4_k_m" => Ok(Self::Q4K),
-            other => Err(format!(
-                "unknown dtype '{other}' (expected f32, f16, bf16, q8_0 or q4_k)"
-            )),
-        }
+        let wanted = s.to_ascii_lowercase();
+        DTYPES
+            .iter()
+            .find(|(_, name, others, _)| *name == wanted || others.contains(&wanted.as_str()))
+            .map(|row| row.0)
+            .ok_or_else(|| {
+                format!(
+                    "unknown dtype '{wanted}' (expected one of {})",
+                    Self::names().join(", ")
+                )
+            })
     }
 }
 
@@ -281,6 +320,16 @@ impl CausalLm {
     /// `Transformer::weight_formats`).
     pub fn weight_formats(&self) -> String {
         self.net.weight_formats()
+    }
+
+    /// (name, storage format, kernel) of every matrix (`Transformer::matrix_kernels`).
+    pub fn matrix_kernels(&self) -> Vec<(String, String, &'static str)> {
+        self.net.matrix_kernels()
+    }
+
+    /// The matrices that took llama.cpp's fallback format at load (`Transformer::fallbacks`).
+    pub fn fallbacks(&self) -> String {
+        self.net.fallbacks()
     }
 
     /// A short name for messages: the Hub id of a cached snapshot, else the folder's last

@@ -1,8 +1,8 @@
 //! One linear layer for every weight format: dense tensors (f32, f16, bf16) through candle's
-//! matmul or `gemv.rs`, block-quantized ones (Q8_0, Q4_K, Q6_K, ... read from GGUF or quantized
-//! at load) through `qgemv`'s packed tiles where this CPU has their kernels (Q4_K, Q6_K and
-//! Q8_0 with AVX-512 VNNI or AVX2), else candle's `QMatMul`; both multiply f32 activations with
-//! the blocks directly. The decoder builds every projection from this type, so one model code
+//! matmul or `gemv.rs`, block-quantized ones (read from GGUF or quantized at load) through
+//! `qgemv`'s packed tiles where this CPU has their kernels (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
+//! Q5_K and Q6_K with AVX-512 VNNI or AVX2), else candle's `QMatMul` (the other GGUF formats,
+//! or CPUs without those kernels); both multiply f32 activations with the blocks directly. The decoder builds every projection from this type, so one model code
 //! runs all formats.
 
 use std::borrow::Cow;
@@ -29,14 +29,36 @@ pub enum LinearWeight {
     Quantized(Arc<QTensor>),
 }
 
+/// The format a weight with rows of `in_dim` values gets when `format` is asked for: `format`
+/// itself where the rows split into its blocks, else llama.cpp's fallback (its quantizer's
+/// `llama_tensor_get_type`: a K-quant whose 256-value blocks do not fit becomes Q4_K -> Q5_0,
+/// Q5_K -> Q5_1, Q6_K -> Q8_0), and f16 (None) where even that does not fit. llama.cpp refuses
+/// the 32-value formats on rows that are not a multiple of 32; genarm keeps those in f16 too.
+pub fn fitting_format(format: GgmlDType, in_dim: usize) -> Option<GgmlDType> {
+    const FALLBACKS: &[(GgmlDType, GgmlDType)] = &[
+        (GgmlDType::Q4K, GgmlDType::Q5_0),
+        (GgmlDType::Q5K, GgmlDType::Q5_1),
+        (GgmlDType::Q6K, GgmlDType::Q8_0),
+    ];
+    let fits = |f: GgmlDType| in_dim.is_multiple_of(f.block_size());
+    if fits(format) {
+        return Some(format);
+    }
+    FALLBACKS
+        .iter()
+        .find(|(from, _)| *from == format)
+        .map(|&(_, to)| to)
+        .filter(|&to| fits(to))
+}
+
 impl LinearWeight {
-    /// Quantize a dense weight to `format`, or keep it dense where its rows do not split into
-    /// whole blocks of that format (llama.cpp falls back the same way).
+    /// Quantize a dense weight to `format`, or to llama.cpp's fallback where its rows do not
+    /// split into whole blocks of that format (see `fitting_format`; f16 as the last resort).
     pub fn quantize(dense: &Tensor, format: GgmlDType) -> Result<Self> {
         let (_, in_dim) = dense.dims2()?;
-        if in_dim % format.block_size() != 0 {
-            return Ok(Self::Dense(dense.clone()));
-        }
+        let Some(format) = fitting_format(format, in_dim) else {
+            return Ok(Self::Dense(dense.to_dtype(DType::F16)?));
+        };
         let q = QTensor::quantize(&dense.to_dtype(DType::F32)?, format)?;
         Ok(Self::Quantized(Arc::new(q)))
     }
@@ -54,6 +76,9 @@ impl LinearWeight {
 pub struct Linear {
     kernel: Kernel,
     bias: Option<Tensor>,
+    /// The format asked for at load (`--dtype`), where the weight was quantized at load: it
+    /// differs from the one stored where the rows did not fit its blocks.
+    asked: Option<GgmlDType>,
 }
 
 #[derive(Clone)]
@@ -68,7 +93,7 @@ enum Kernel {
         /// The whole weight, kept only where it is not sharded (one thread).
         whole: Option<Arc<QTensor>>,
     },
-    /// Q4_K, Q6_K or Q8_0 in `qgemv`'s tiles, for every number of rows.
+    /// A format `qgemv` packs, in its tiles, for every number of rows.
     Packed {
         weight: Arc<PackedWeight>,
         format: GgmlDType,
@@ -111,7 +136,25 @@ impl Linear {
                 }
             }
         };
-        Ok(Self { kernel, bias })
+        Ok(Self {
+            kernel,
+            bias,
+            asked: None,
+        })
+    }
+
+    /// Record the format asked for at load (None: stored as read, or dense by choice).
+    pub fn asked_for(mut self, format: Option<GgmlDType>) -> Self {
+        self.asked = format;
+        self
+    }
+
+    /// (asked, stored) format names where the weight was quantized at load to another format
+    /// than the one asked for (its rows did not split into the asked format's blocks).
+    pub fn fallback(&self) -> Option<(String, String)> {
+        let asked = format_name_of(self.asked?);
+        let stored = self.format_name();
+        (asked != stored).then_some((asked, stored))
     }
 
     /// (out, in).
@@ -142,13 +185,18 @@ impl Linear {
         match &self.kernel {
             Kernel::Dense(t) => format!("{:?}", t.dtype()).to_lowercase(),
             Kernel::Quantized { format, .. } | Kernel::Packed { format, .. } => {
-                let name = format!("{format:?}").to_lowercase();
-                // candle's "q4k" is the K-quant llama.cpp calls "q4_k".
-                match name.strip_suffix('k') {
-                    Some(stem) if !stem.contains('_') => format!("{stem}_k"),
-                    _ => name,
-                }
+                format_name_of(*format)
             }
+        }
+    }
+
+    /// Which kernels multiply with this weight: "genarm" (`qgemv`'s packed tiles), "candle"
+    /// (candle's `QMatMul`) or "dense" (`gemv.rs` and candle's matmul).
+    pub fn kernel_name(&self) -> &'static str {
+        match &self.kernel {
+            Kernel::Dense(_) => "dense",
+            Kernel::Quantized { .. } => "candle",
+            Kernel::Packed { .. } => "genarm",
         }
     }
 
@@ -201,24 +249,50 @@ impl Linear {
     }
 }
 
+/// A block format spelled as `--dtype` and llama.cpp spell it: candle's "Q4K" is the K-quant
+/// llama.cpp calls "q4_k".
+pub fn format_name_of(format: GgmlDType) -> String {
+    let name = format!("{format:?}").to_lowercase();
+    match name.strip_suffix('k') {
+        Some(stem) if !stem.contains('_') => format!("{stem}_k"),
+        _ => name,
+    }
+}
+
 /// Whether a quantized weight goes to `qgemv`: a format it packs, on the CPU, where this
-/// CPU runs its fast kernels, unless `GENARM_QUANT_KERNEL=candle` asks for candle's (to compare
-/// the two, see docs/performance.md).
+/// CPU runs its fast kernels, unless `GENARM_QUANT_KERNEL` asks for candle's kernels: item
+/// `candle` for every format, `candle:q4_0,q5_0` for those formats (items are joined with
+/// '+', as in `avx2+candle:q5_0`; to compare the kernels, see docs/performance.md).
 fn packable(q: &QTensor) -> bool {
-    let candle_asked = std::env::var("GENARM_QUANT_KERNEL").is_ok_and(|v| v == "candle");
+    let asked = std::env::var("GENARM_QUANT_KERNEL").unwrap_or_default();
+    let name = format_name_of(q.dtype());
+    let to_candle = asked
+        .split('+')
+        .any(|item| match item.strip_prefix("candle") {
+            Some("") => true,
+            Some(list) => list.trim_start_matches(':').split(',').any(|f| f == name),
+            None => false,
+        });
     packed_format(q.dtype()).is_some()
         && q.device().is_cpu()
         && qgemv::Isa::detect().is_fast()
-        && !candle_asked
+        && !to_candle
 }
 
+/// The formats `qgemv` packs, by candle's name.
+const PACKED: &[(GgmlDType, PackedFormat)] = &[
+    (GgmlDType::Q4_0, PackedFormat::Q4_0),
+    (GgmlDType::Q4_1, PackedFormat::Q4_1),
+    (GgmlDType::Q5_0, PackedFormat::Q5_0),
+    (GgmlDType::Q5_1, PackedFormat::Q5_1),
+    (GgmlDType::Q8_0, PackedFormat::Q8_0),
+    (GgmlDType::Q4K, PackedFormat::Q4K),
+    (GgmlDType::Q5K, PackedFormat::Q5K),
+    (GgmlDType::Q6K, PackedFormat::Q6K),
+];
+
 fn packed_format(format: GgmlDType) -> Option<PackedFormat> {
-    match format {
-        GgmlDType::Q4K => Some(PackedFormat::Q4K),
-        GgmlDType::Q6K => Some(PackedFormat::Q6K),
-        GgmlDType::Q8_0 => Some(PackedFormat::Q8_0),
-        _ => None,
-    }
+    PACKED.iter().find(|(f, _)| *f == format).map(|&(_, p)| p)
 }
 
 fn pack(q: &QTensor) -> Result<PackedWeight> {
@@ -661,7 +735,7 @@ mod tests {
         let w = normal(&[n, k], 1.0);
         // A large bias, so one left out would show above the activations' rounding.
         let bias = normal(&[n], 20.0);
-        for format in [GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::Q8_0] {
+        for &(format, _) in PACKED {
             let q = Arc::new(QTensor::quantize(&w, format).unwrap());
             let dense = q.dequantize(&dev).unwrap();
             let layer = Linear::new(LinearWeight::Quantized(q), Some(bias.clone())).unwrap();
@@ -683,6 +757,44 @@ mod tests {
                 assert!(diff <= bound, "{format:?}, {m} rows: {diff} > {bound}");
             }
         }
+    }
+
+    /// llama.cpp's quantizer (`llama_tensor_get_type` in llama-quant.cpp): a K-quant on rows
+    /// that are not a multiple of 256 falls back to Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0,
+    /// and to F16 where the fallback's 32-value blocks do not fit either.
+    #[test]
+    fn rows_that_do_not_fit_get_llama_cpps_fallback_formats() {
+        let cases = [
+            (GgmlDType::Q4K, 512, Some(GgmlDType::Q4K)),
+            (GgmlDType::Q4K, 576, Some(GgmlDType::Q5_0)),
+            (GgmlDType::Q5K, 576, Some(GgmlDType::Q5_1)),
+            (GgmlDType::Q6K, 576, Some(GgmlDType::Q8_0)),
+            (GgmlDType::Q4K, 1536, Some(GgmlDType::Q4K)),
+            (GgmlDType::Q4K, 80, None),
+            (GgmlDType::Q6K, 80, None),
+            (GgmlDType::Q4_0, 96, Some(GgmlDType::Q4_0)),
+            (GgmlDType::Q5_0, 80, None),
+        ];
+        for (asked, cols, want) in cases {
+            assert_eq!(
+                fitting_format(asked, cols),
+                want,
+                "{asked:?} on rows of {cols}"
+            );
+        }
+        // The fallback is what gets stored, and recorded as one.
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (8, 96), &dev).unwrap();
+        let layer = Linear::new(LinearWeight::quantize(&w, GgmlDType::Q4K).unwrap(), None)
+            .unwrap()
+            .asked_for(Some(GgmlDType::Q4K));
+        assert_eq!(layer.format_name(), "q5_0");
+        assert_eq!(layer.fallback(), Some(("q4_k".into(), "q5_0".into())));
+        let w = Tensor::randn(0f32, 1.0, (8, 80), &dev).unwrap();
+        let layer = Linear::new(LinearWeight::quantize(&w, GgmlDType::Q4K).unwrap(), None)
+            .unwrap()
+            .asked_for(Some(GgmlDType::Q4K));
+        assert_eq!(layer.format_name(), "f16");
     }
 
     #[test]

@@ -165,29 +165,66 @@ pub struct Transformer {
 }
 
 impl Transformer {
+    /// Every matrix with its Hugging Face name: the projections of each layer, then the
+    /// output layer.
+    fn named_matrices(&self) -> impl Iterator<Item = (String, &Linear)> {
+        let layers = self.blocks.iter().enumerate().flat_map(|(i, b)| {
+            let (a, m) = (&b.attention, &b.mlp);
+            [
+                ("self_attn.q_proj", &a.q_proj.base),
+                ("self_attn.k_proj", &a.k_proj.base),
+                ("self_attn.v_proj", &a.v_proj.base),
+                ("self_attn.o_proj", &a.o_proj.base),
+                ("mlp.gate_proj", &m.gate_proj),
+                ("mlp.up_proj", &m.up_proj),
+                ("mlp.down_proj", &m.down_proj),
+            ]
+            .map(|(name, layer)| (format!("model.layers.{i}.{name}.weight"), layer))
+        });
+        layers.chain([("lm_head.weight".to_string(), &self.lm_head)])
+    }
+
+    fn matrices(&self) -> impl Iterator<Item = &Linear> {
+        self.named_matrices().map(|(_, layer)| layer)
+    }
+
+    /// (name, storage format, kernel) of every matrix: which kernels run each one (see
+    /// `Linear::kernel_name`).
+    pub fn matrix_kernels(&self) -> Vec<(String, String, &'static str)> {
+        self.named_matrices()
+            .map(|(name, layer)| (name, layer.format_name(), layer.kernel_name()))
+            .collect()
+    }
+
     /// The storage formats of the matrices (projections and output layer), each once, in the
     /// order met: "f32", or "q4_k+q6_k" for a GGUF Q4_K_M file.
     pub fn weight_formats(&self) -> String {
         let mut names: Vec<String> = Vec::new();
-        let layers = self.blocks.iter().flat_map(|b| {
-            let (a, m) = (&b.attention, &b.mlp);
-            [
-                &a.q_proj.base,
-                &a.k_proj.base,
-                &a.v_proj.base,
-                &a.o_proj.base,
-                &m.gate_proj,
-                &m.up_proj,
-                &m.down_proj,
-            ]
-        });
-        for layer in layers.chain([&self.lm_head]) {
+        for layer in self.matrices() {
             let name = layer.format_name();
             if !names.contains(&name) {
                 names.push(name);
             }
         }
         names.join("+")
+    }
+
+    /// The matrices quantized at load to another format than `--dtype` asked for (their rows
+    /// do not split into its blocks; llama.cpp's fallbacks), counted per pair in the order met:
+    /// "q4_k->q5_0 x180, q6_k->q8_0 x1"; empty when there are none.
+    pub fn fallbacks(&self) -> String {
+        let mut counts: Vec<((String, String), usize)> = Vec::new();
+        for pair in self.matrices().filter_map(Linear::fallback) {
+            match counts.iter_mut().find(|(p, _)| *p == pair) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((pair, 1)),
+            }
+        }
+        counts
+            .iter()
+            .map(|((asked, stored), n)| format!("{asked}->{stored} x{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// A model with the dense weights of `w` (training, and decoding in f32/f16/bf16).

@@ -167,14 +167,14 @@ impl Weights {
         } else {
             None
         };
-        let weight = match self.quantized.get(&name) {
+        let (weight, asked) = match self.quantized.get(&name) {
             Some(q) => {
                 self.check_shape(&name, q.shape().dims(), &[out_dim, in_dim])?;
-                LinearWeight::Quantized(q.clone())
+                (LinearWeight::Quantized(q.clone()), None)
             }
             None => self.weight_from(&name, &self.get(&name, &[out_dim, in_dim])?, quantize)?,
         };
-        Linear::new(weight, bias)
+        Ok(Linear::new(weight, bias)?.asked_for(asked))
     }
 
     /// A bias-free linear layer over `dense`, the tensor `{prefix}.weight` (a tied output
@@ -185,22 +185,21 @@ impl Weights {
         dense: &Tensor,
         quantize: Option<GgmlDType>,
     ) -> Result<Linear> {
-        Linear::new(
-            self.weight_from(&format!("{prefix}.weight"), dense, quantize)?,
-            None,
-        )
+        let (weight, asked) = self.weight_from(&format!("{prefix}.weight"), dense, quantize)?;
+        Ok(Linear::new(weight, None)?.asked_for(asked))
     }
 
+    /// The weight, and the format it was asked to take at load if it was quantized at load.
     fn weight_from(
         &self,
         name: &str,
         dense: &Tensor,
         quantize: Option<GgmlDType>,
-    ) -> Result<LinearWeight> {
+    ) -> Result<(LinearWeight, Option<GgmlDType>)> {
         Ok(match (self.quantized.get(name), quantize) {
-            (Some(q), _) => LinearWeight::Quantized(q.clone()),
-            (None, Some(format)) => LinearWeight::quantize(dense, format)?,
-            (None, None) => LinearWeight::Dense(dense.clone()),
+            (Some(q), _) => (LinearWeight::Quantized(q.clone()), None),
+            (None, Some(format)) => (LinearWeight::quantize(dense, format)?, Some(format)),
+            (None, None) => (LinearWeight::Dense(dense.clone()), None),
         })
     }
 

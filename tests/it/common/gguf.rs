@@ -69,6 +69,23 @@ pub fn write_gguf(dir: &Path, out: &Path, layout: GgufLayout) {
 /// [`write_gguf`] with more metadata (`tokenizer.ggml.*`, say); a key given here replaces the
 /// one `write_gguf` would write.
 pub fn write_gguf_with(dir: &Path, out: &Path, layout: GgufLayout, extra: &[(String, Value)]) {
+    let type_of = |gguf: &str, t: &Tensor| match (gguf, t.rank()) {
+        ("token_embd.weight", _) => layout.embedding,
+        (_, 2) => layout.matrices,
+        _ => GgmlDType::F32,
+    };
+    write_gguf_typed(dir, out, layout, extra, &type_of);
+}
+
+/// [`write_gguf_with`] with each tensor's format chosen by `type_of(gguf name, tensor)` (the
+/// tensor as written: q/k rows already permuted) instead of the layout's two formats.
+pub fn write_gguf_typed(
+    dir: &Path,
+    out: &Path,
+    layout: GgufLayout,
+    extra: &[(String, Value)],
+    type_of: &dyn Fn(&str, &Tensor) -> GgmlDType,
+) {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let get = |k: &str| config[k].as_u64().unwrap() as u32;
@@ -90,12 +107,9 @@ pub fn write_gguf_with(dir: &Path, out: &Path, layout: GgufLayout, extra: &[(Str
         if permute && hf.ends_with("k_proj.weight") {
             t = llama_cpp_permute(&t, kv_heads);
         }
-        let format = match (hf.as_str(), t.rank()) {
-            ("model.embed_tokens.weight", _) => layout.embedding,
-            (_, 2) => layout.matrices,
-            _ => GgmlDType::F32,
-        };
-        named.push((gguf_name(hf), QTensor::quantize(&t, format).unwrap()));
+        let name = gguf_name(hf);
+        let format = type_of(&name, &t);
+        named.push((name, QTensor::quantize(&t, format).unwrap()));
     }
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let arch = layout.arch;
@@ -132,5 +146,31 @@ pub fn write_gguf_with(dir: &Path, out: &Path, layout: GgufLayout, extra: &[(Str
     let meta_refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut file = std::fs::File::create(out).unwrap();
+    gguf_file::write(&mut file, &meta_refs, &tensor_refs).unwrap();
+}
+
+/// Copy the GGUF file `from` to `to` with every tensor dequantized to f32 (metadata as is):
+/// the same weights, for a reference run without quantized kernels.
+pub fn write_dequantized(from: &Path, to: &Path) {
+    let mut reader = std::io::BufReader::new(std::fs::File::open(from).unwrap());
+    let content = gguf_file::Content::read(&mut reader).unwrap();
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    let tensors: Vec<(String, QTensor)> = names
+        .into_iter()
+        .map(|name| {
+            let q = content.tensor(&mut reader, name, &Device::Cpu).unwrap();
+            let dense = q.dequantize(&Device::Cpu).unwrap();
+            (
+                name.clone(),
+                QTensor::quantize(&dense, GgmlDType::F32).unwrap(),
+            )
+        })
+        .collect();
+    let mut metadata: Vec<(&String, &Value)> = content.metadata.iter().collect();
+    metadata.sort_by(|a, b| a.0.cmp(b.0));
+    let meta_refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut file = std::fs::File::create(to).unwrap();
     gguf_file::write(&mut file, &meta_refs, &tensor_refs).unwrap();
 }

@@ -18,7 +18,33 @@ unsafe fn broadcast4(qs: &[i8], at: usize) -> __m256i {
     unsafe { _mm256_set1_epi32(std::ptr::read_unaligned(qs.as_ptr().add(at).cast::<i32>())) }
 }
 
-/// `portable::q4k_sums` for M activation rows, each with one block per tile.
+/// As `avx512::next_fifths`: the fifth bits of the next group of a high-bit plane (here a
+/// half of 8 rows), at bit 4 of the low nibbles' and the high nibbles' bytes.
+///
+/// # Safety
+/// The CPU must support avx2 (the kernels below, which enable it, are the only callers).
+#[inline(always)]
+unsafe fn next_fifths(plane: &mut __m256i) -> (__m256i, __m256i) {
+    // SAFETY: register operations only; the caller runs with avx2 enabled.
+    unsafe {
+        let bit4 = _mm256_set1_epi8(0x10);
+        let low = _mm256_and_si256(_mm256_slli_epi16::<4>(*plane), bit4);
+        let high = _mm256_and_si256(_mm256_slli_epi16::<3>(*plane), bit4);
+        *plane = _mm256_srli_epi16::<2>(*plane);
+        (low, high)
+    }
+}
+
+/// Groups of 8 values whose `maddubs` products can be summed in i16 before widening: a
+/// `maddubs` lane is at most 2·15·127 = 3810 for 4-bit values, and a group adds two (low and
+/// high nibbles), so 4 groups reach 30480; 5-bit values give 2·31·127 = 7874, so 2 groups
+/// reach 31496. Both stay under 32767.
+const fn groups_per_i16_sum(high: usize) -> usize {
+    if high > 0 { 2 } else { 4 }
+}
+
+/// `portable::qk_sums` (Q4_K, or Q5_K with its high-bit planes) for M activation rows, each
+/// with one block per tile.
 ///
 /// # Safety
 /// The CPU must support avx2, fma and f16c (`Isa::Avx2.runs_here()`, which
@@ -27,8 +53,8 @@ unsafe fn broadcast4(qs: &[i8], at: usize) -> __m256i {
 /// are indexed with bounds checks, so fewer than M rows in `acts` or `out`, or fewer than
 /// `tiles.len()` blocks in a row, panic.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q4k_sums<const M: usize>(
-    tiles: &[TileQ4K],
+pub unsafe fn qk_sums<const HIGH: usize, const M: usize>(
+    tiles: &[TileK<HIGH>],
     acts: &[&[ActQ8K]],
     out: &mut [[f32; TILE_ROWS]],
 ) {
@@ -40,17 +66,37 @@ pub unsafe fn q4k_sums<const M: usize>(
         for (half, acc) in acc.iter_mut().enumerate() {
             let mut scaled = [_mm256_setzero_si256(); M];
             for sub in 0..8 {
-                // The sub-block's products summed in i16: a `maddubs` lane is at most
-                // 2·15·127 = 3810 in magnitude (it cannot saturate) and a sub-block adds 8
-                // of them (4 groups, low and high nibbles), at most 30480 < 32767.
+                // Each row's scale in both i16 halves of its lane: one `madd` adds the
+                // row's two i16 sums and scales them (at most 2 · 31496 · 63).
+                // SAFETY: 16 scale bytes per sub-block, 8 sub-blocks; 8 read from 8·half.
+                let scale = unsafe {
+                    _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                        tile.scales.as_ptr().add(sub * TILE_ROWS + 8 * half).cast(),
+                    ))
+                };
+                let scale = _mm256_or_si256(scale, _mm256_slli_epi32::<16>(scale));
+                let mut plane = if HIGH > 0 {
+                    // SAFETY: Q5_K's 8 planes of 64 bytes; this half's rows are 32 of them.
+                    unsafe { _mm256_loadu_si256(tile.qh.as_ptr().add(sub * 64 + 32 * half).cast()) }
+                } else {
+                    _mm256_setzero_si256()
+                };
+                // The sub-block's products summed in i16, widened and scaled every
+                // `groups_per_i16_sum` groups.
                 let mut dot = [_mm256_setzero_si256(); M];
                 for g in sub * 4..sub * 4 + 4 {
                     // SAFETY: group g's 64 bytes lie within `qs` (32 groups of 64).
                     let w = unsafe {
                         _mm256_loadu_si256(tile.qs.as_ptr().add(g * 64 + 32 * half).cast())
                     };
-                    let lo = _mm256_and_si256(w, nibble);
-                    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(w), nibble);
+                    let mut lo = _mm256_and_si256(w, nibble);
+                    let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(w), nibble);
+                    if HIGH > 0 {
+                        // SAFETY: this kernel enables avx2.
+                        let (a, b) = unsafe { next_fifths(&mut plane) };
+                        (lo, hi) = (_mm256_or_si256(lo, a), _mm256_or_si256(hi, b));
+                    }
+                    let widen = (g + 1) % groups_per_i16_sum(HIGH) == 0;
                     for m in 0..M {
                         // SAFETY: 8g + 8 <= 256.
                         let (x_lo, x_hi) = unsafe {
@@ -64,19 +110,12 @@ pub unsafe fn q4k_sums<const M: usize>(
                             _mm256_maddubs_epi16(hi, x_hi),
                         );
                         dot[m] = _mm256_add_epi16(dot[m], both);
+                        if widen {
+                            let products = _mm256_madd_epi16(dot[m], scale);
+                            scaled[m] = _mm256_add_epi32(scaled[m], products);
+                            dot[m] = _mm256_setzero_si256();
+                        }
                     }
-                }
-                // Each row's scale in both i16 halves of its lane: one `madd` adds the
-                // row's two i16 sums and scales them (at most 60960 · 63 per sub-block).
-                // SAFETY: 16 scale bytes per sub-block, 8 sub-blocks; 8 read from 8·half.
-                let scale = unsafe {
-                    _mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                        tile.scales.as_ptr().add(sub * TILE_ROWS + 8 * half).cast(),
-                    ))
-                };
-                let scale = _mm256_or_si256(scale, _mm256_slli_epi32::<16>(scale));
-                for m in 0..M {
-                    scaled[m] = _mm256_add_epi32(scaled[m], _mm256_madd_epi16(dot[m], scale));
                 }
             }
             let mut mins = [_mm256_setzero_si256(); M];
@@ -109,6 +148,97 @@ pub unsafe fn q4k_sums<const M: usize>(
                 *sum = _mm256_fmadd_ps(scaled, _mm256_mul_ps(d, da), *sum);
                 let mins = _mm256_cvtepi32_ps(mins[m]);
                 *sum = _mm256_fnmadd_ps(mins, _mm256_mul_ps(dmin, da), *sum);
+            }
+        }
+    }
+    for (half, acc) in acc.iter().enumerate() {
+        for m in 0..M {
+            // SAFETY: 16 floats per output row, 8 written from 8·half.
+            unsafe { _mm256_storeu_ps(out[m].as_mut_ptr().add(8 * half), acc[m]) };
+        }
+    }
+}
+
+/// `portable::q32_sums` (Q4_0, Q4_1, Q5_0, Q5_1) for M activation rows, each with one block
+/// per tile.
+///
+/// # Safety
+/// The CPU must support avx2, fma and f16c (`Isa::Avx2.runs_here()`, which
+/// `PackedWeight::product` checks). Nothing else: every load and store is unaligned and stays
+/// inside a tile's or an activation block's fixed-size arrays, and `acts[m][b]` and `out[m]`
+/// are indexed with bounds checks, so fewer than M rows in `acts` or `out`, or fewer than
+/// `tiles.len()` blocks in a row, panic.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q32_sums<const HIGH: usize, const MINS: usize, const M: usize>(
+    tiles: &[Tile32<HIGH, MINS>],
+    acts: &[&[ActQ8_32]],
+    out: &mut [[f32; TILE_ROWS]],
+) {
+    let nibble = _mm256_set1_epi8(0x0F);
+    let ones = _mm256_set1_epi16(1);
+    // acc[half][m]: the f32 sums of rows 8·half..8·half+8.
+    let mut acc = [[_mm256_setzero_ps(); M]; 2];
+    for (b, tile) in tiles.iter().enumerate() {
+        let act: [&ActQ8_32; M] = std::array::from_fn(|m| &acts[m][b]);
+        for (half, acc) in acc.iter_mut().enumerate() {
+            let mut plane = if HIGH > 0 {
+                // SAFETY: Q5_0's and Q5_1's plane of 64 bytes; this half's rows are 32.
+                unsafe { _mm256_loadu_si256(tile.qh.as_ptr().add(32 * half).cast()) }
+            } else {
+                _mm256_setzero_si256()
+            };
+            let mut part = [_mm256_setzero_si256(); M];
+            let mut dot = [_mm256_setzero_si256(); M];
+            for g in 0..QK32 / 8 {
+                // SAFETY: group g's 64 bytes lie within `qs` (4 groups of 64).
+                let w =
+                    unsafe { _mm256_loadu_si256(tile.qs.as_ptr().add(g * 64 + 32 * half).cast()) };
+                let mut lo = _mm256_and_si256(w, nibble);
+                let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(w), nibble);
+                if HIGH > 0 {
+                    // SAFETY: this kernel enables avx2.
+                    let (a, b) = unsafe { next_fifths(&mut plane) };
+                    (lo, hi) = (_mm256_or_si256(lo, a), _mm256_or_si256(hi, b));
+                }
+                let widen = (g + 1) % groups_per_i16_sum(HIGH) == 0;
+                for m in 0..M {
+                    // SAFETY: 8g + 8 <= 32.
+                    let (x_lo, x_hi) = unsafe {
+                        (
+                            broadcast4(&act[m].qs, 8 * g),
+                            broadcast4(&act[m].qs, 8 * g + 4),
+                        )
+                    };
+                    let both = _mm256_add_epi16(
+                        _mm256_maddubs_epi16(lo, x_lo),
+                        _mm256_maddubs_epi16(hi, x_hi),
+                    );
+                    part[m] = _mm256_add_epi16(part[m], both);
+                    if widen {
+                        dot[m] = _mm256_add_epi32(dot[m], _mm256_madd_epi16(part[m], ones));
+                        part[m] = _mm256_setzero_si256();
+                    }
+                }
+            }
+            // SAFETY: 16 f16 scales; 8 read from 8·half.
+            let d =
+                unsafe { _mm256_cvtph_ps(_mm_loadu_si128(tile.d.as_ptr().add(8 * half).cast())) };
+            for m in 0..M {
+                let mut dot = dot[m];
+                if MINS == 0 {
+                    let offset = _mm256_set1_epi32(zero_point(HIGH) * act[m].sum);
+                    dot = _mm256_sub_epi32(dot, offset);
+                }
+                let da = _mm256_set1_ps(act[m].d);
+                acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, da), acc[m]);
+                if MINS > 0 {
+                    // SAFETY: Q4_1's and Q5_1's 16 f16 mins; 8 read from 8·half.
+                    let min = unsafe {
+                        _mm256_cvtph_ps(_mm_loadu_si128(tile.m.as_ptr().add(8 * half).cast()))
+                    };
+                    let sum = _mm256_set1_ps(act[m].sum as f32);
+                    acc[m] = _mm256_fmadd_ps(sum, _mm256_mul_ps(min, da), acc[m]);
+                }
             }
         }
     }
@@ -252,7 +382,7 @@ pub unsafe fn q8_0_sums<const M: usize>(
     for (b, tile) in tiles.iter().enumerate() {
         let act: [&ActQ8_32; M] = std::array::from_fn(|m| &acts[m][b]);
         let mut dot = [[_mm256_setzero_si256(); M]; 2];
-        for g in 0..QK8_0 / 4 {
+        for g in 0..QK32 / 4 {
             // SAFETY: 4g + 4 <= 32.
             let x: [__m256i; M] = std::array::from_fn(|m| unsafe { broadcast4(&act[m].qs, 4 * g) });
             for (half, dot) in dot.iter_mut().enumerate() {

@@ -3,7 +3,19 @@
 
 use super::*;
 
-pub fn q4k_sums(tiles: &[TileQ4K], acts: &[&[ActQ8K]], out: &mut [[f32; TILE_ROWS]]) {
+/// The fifth bits of values 8g+j and 8g+j+4 (g the group within its 32 values) from a
+/// high-bit plane byte, as 16s to add to their low nibbles.
+fn fifths(plane_byte: u8, g: usize) -> (i32, i32) {
+    let bits = (plane_byte >> (2 * (g % 4))) as i32;
+    ((bits & 1) << 4, (bits & 2) << 3)
+}
+
+/// Q4_K (HIGH = 0) and Q5_K.
+pub fn qk_sums<const HIGH: usize>(
+    tiles: &[TileK<HIGH>],
+    acts: &[&[ActQ8K]],
+    out: &mut [[f32; TILE_ROWS]],
+) {
     for (act_row, sums) in acts.iter().zip(out.iter_mut()) {
         *sums = [0.0; TILE_ROWS];
         for (tile, act) in tiles.iter().zip(act_row.iter()) {
@@ -14,8 +26,13 @@ pub fn q4k_sums(tiles: &[TileQ4K], acts: &[&[ActQ8K]], out: &mut [[f32; TILE_ROW
                     for g in sub * 4..sub * 4 + 4 {
                         for j in 0..4 {
                             let byte = tile.qs[(g * TILE_ROWS + r) * 4 + j] as i32;
-                            dot += (byte & 0x0F) * act.qs[8 * g + j] as i32;
-                            dot += (byte >> 4) * act.qs[8 * g + j + 4] as i32;
+                            let (mut low, mut high) = (byte & 0x0F, byte >> 4);
+                            if HIGH > 0 {
+                                let (a, b) = fifths(tile.qh[(sub * TILE_ROWS + r) * 4 + j], g);
+                                (low, high) = (low | a, high | b);
+                            }
+                            dot += low * act.qs[8 * g + j] as i32;
+                            dot += high * act.qs[8 * g + j + 4] as i32;
                         }
                     }
                     scaled += dot * tile.scales[sub * TILE_ROWS + r] as i32;
@@ -26,6 +43,43 @@ pub fn q4k_sums(tiles: &[TileQ4K], acts: &[&[ActQ8K]], out: &mut [[f32; TILE_ROW
                 let dmin = tile.dmin[r].to_f32() * act.d;
                 *sum = (scaled as f32).mul_add(d, *sum);
                 *sum = (-(mins as f32)).mul_add(dmin, *sum);
+            }
+        }
+    }
+}
+
+/// Q4_0 (HIGH = MINS = 0), Q4_1, Q5_0 and Q5_1.
+pub fn q32_sums<const HIGH: usize, const MINS: usize>(
+    tiles: &[Tile32<HIGH, MINS>],
+    acts: &[&[ActQ8_32]],
+    out: &mut [[f32; TILE_ROWS]],
+) {
+    for (act_row, sums) in acts.iter().zip(out.iter_mut()) {
+        *sums = [0.0; TILE_ROWS];
+        for (tile, act) in tiles.iter().zip(act_row.iter()) {
+            for (r, sum) in sums.iter_mut().enumerate() {
+                let mut dot = 0i32;
+                for g in 0..QK32 / 8 {
+                    for j in 0..4 {
+                        let byte = tile.qs[(g * TILE_ROWS + r) * 4 + j] as i32;
+                        let (mut low, mut high) = (byte & 0x0F, byte >> 4);
+                        if HIGH > 0 {
+                            let (a, b) = fifths(tile.qh[r * 4 + j], g);
+                            (low, high) = (low | a, high | b);
+                        }
+                        dot += low * act.qs[8 * g + j] as i32;
+                        dot += high * act.qs[8 * g + j + 4] as i32;
+                    }
+                }
+                let d = tile.d[r].to_f32() * act.d;
+                if MINS == 0 {
+                    let dot = dot - zero_point(HIGH) * act.sum;
+                    *sum = (dot as f32).mul_add(d, *sum);
+                } else {
+                    *sum = (dot as f32).mul_add(d, *sum);
+                    let m = tile.m[r].to_f32() * act.d;
+                    *sum = (act.sum as f32).mul_add(m, *sum);
+                }
             }
         }
     }
@@ -66,7 +120,7 @@ pub fn q8_0_sums(tiles: &[TileQ8_0], acts: &[&[ActQ8_32]], out: &mut [[f32; TILE
         for (tile, act) in tiles.iter().zip(act_row.iter()) {
             for (r, sum) in sums.iter_mut().enumerate() {
                 let mut dot = 0i32;
-                for i in 0..QK8_0 {
+                for i in 0..QK32 {
                     let stored = tile.qs[(i / 4 * TILE_ROWS + r) * 4 + i % 4] as i32;
                     dot += stored * act.qs[i] as i32;
                 }

@@ -2,20 +2,32 @@ use super::*;
 use crate::engine::kernels::gemv::tests::reference;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
+use half::f16;
 
 fn packed(format: GgmlDType, w: &Tensor) -> (PackedWeight, Vec<f32>) {
     let (rows, cols) = w.dims2().unwrap();
     let q = QTensor::quantize(w, format).unwrap();
-    let ours = match format {
-        GgmlDType::Q4K => PackedFormat::Q4K,
-        GgmlDType::Q6K => PackedFormat::Q6K,
-        _ => PackedFormat::Q8_0,
-    };
+    let ours = ours(format);
     let weight = PackedWeight::from_gguf_blocks(ours, &q.data().unwrap(), rows, cols).unwrap();
     // candle's dequantization: an independent reading of the GGUF block layout.
     let dequantized = q.dequantize(&Device::Cpu).unwrap();
     let values = dequantized.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     (weight, values)
+}
+
+/// Our name for a candle format: every format packed here.
+fn ours(format: GgmlDType) -> PackedFormat {
+    match format {
+        GgmlDType::Q4_0 => PackedFormat::Q4_0,
+        GgmlDType::Q4_1 => PackedFormat::Q4_1,
+        GgmlDType::Q5_0 => PackedFormat::Q5_0,
+        GgmlDType::Q5_1 => PackedFormat::Q5_1,
+        GgmlDType::Q8_0 => PackedFormat::Q8_0,
+        GgmlDType::Q4K => PackedFormat::Q4K,
+        GgmlDType::Q5K => PackedFormat::Q5K,
+        GgmlDType::Q6K => PackedFormat::Q6K,
+        other => panic!("{other:?} is not packed"),
+    }
 }
 
 fn random(rows: usize, cols: usize, seed: u64) -> Tensor {
@@ -31,7 +43,7 @@ fn max_abs(v: &[f32]) -> f32 {
     v.iter().fold(0f32, |m, x| m.max(x.abs()))
 }
 
-/// All three formats, row counts that do not fill the last tile, 1 to 6 activation rows (two
+/// Every format, row counts that do not fill the last tile, 1 to 6 activation rows (two
 /// passes when over 4), whole and partial tile ranges: the portable kernels equal the
 /// dequantized product up to the activations' 8-bit rounding, and every vector kernel set
 /// this CPU runs (AVX-512 VNNI, AVX2) equals the portable one.
@@ -40,9 +52,14 @@ fn packed_products_match_the_dequantized_weights() {
     let isas = Isa::available();
     assert_eq!(isas[0], Isa::detect());
     let formats = [
-        (GgmlDType::Q4K, 512),
-        (GgmlDType::Q6K, 512),
+        (GgmlDType::Q4_0, 96),
+        (GgmlDType::Q4_1, 96),
+        (GgmlDType::Q5_0, 96),
+        (GgmlDType::Q5_1, 96),
         (GgmlDType::Q8_0, 96),
+        (GgmlDType::Q4K, 512),
+        (GgmlDType::Q5K, 512),
+        (GgmlDType::Q6K, 512),
     ];
     for (format, cols) in formats {
         for rows in [16, 40] {
@@ -85,19 +102,27 @@ fn packed_products_match_the_dequantized_weights() {
     }
 }
 
-/// The extremes the vector kernels' i16 sums are sized for (Q4_K nibbles of 15 with scales
-/// and mins of 63, Q6_K values of 63 and 0 with scales of -128 and 127, Q8_0 values of -128
+/// The extremes the vector kernels' i16 sums are sized for (4-bit values of 15 and 5-bit ones
+/// of 31, K-quant scales and mins of 63, Q6_K values of 63 and 0 with scales of -128 and 127, Q8_0 values of -128
 /// and 127, activations of ±127): every kernel set this CPU runs gives the portable
 /// kernels' sums exactly.
 #[test]
 fn extreme_values_give_the_portable_sums() {
     let one = f16::ONE.to_le_bytes();
     let rows = 20;
-    let q4k_block = |r: usize| {
-        let mut block = vec![0u8; Q4K_BLOCK_BYTES];
-        block[0..2].copy_from_slice(&one);
-        block[2..4].copy_from_slice(&one);
-        for (i, byte) in block[4..].iter_mut().enumerate() {
+    // The formats with nibbles (and fifth bits): d = 1 (and m or dmin = 1), then every byte
+    // of scales, fifth bits and nibbles all ones, all high nibbles, all low nibbles, or mixed.
+    let nibble_block = |format: PackedFormat, r: usize| {
+        let (_, bytes, _) = format.table();
+        let halves = match format {
+            PackedFormat::Q4_0 | PackedFormat::Q5_0 => 1,
+            _ => 2,
+        };
+        let mut block = vec![0u8; bytes];
+        for h in 0..halves {
+            block[2 * h..2 * h + 2].copy_from_slice(&one);
+        }
+        for (i, byte) in block[2 * halves..].iter_mut().enumerate() {
             *byte = match r % 4 {
                 0 => 0xFF,
                 1 => 0xF0,
@@ -149,18 +174,24 @@ fn extreme_values_give_the_portable_sums() {
         patterns.iter().flat_map(|p| (0..cols).map(p)).collect()
     };
     let formats = [
-        (PackedFormat::Q4K, 512),
-        (PackedFormat::Q6K, 512),
+        (PackedFormat::Q4_0, 64),
+        (PackedFormat::Q4_1, 64),
+        (PackedFormat::Q5_0, 64),
+        (PackedFormat::Q5_1, 64),
         (PackedFormat::Q8_0, 64),
+        (PackedFormat::Q4K, 512),
+        (PackedFormat::Q5K, 512),
+        (PackedFormat::Q6K, 512),
     ];
     for (format, cols) in formats {
-        let (size, block): (usize, &dyn Fn(usize) -> Vec<u8>) = match format {
-            PackedFormat::Q4K => (QK_K, &q4k_block),
-            PackedFormat::Q6K => (QK_K, &q6k_block),
-            PackedFormat::Q8_0 => (QK8_0, &q8_0_block),
+        let size = format.block_values();
+        let block = |r: usize| match format {
+            PackedFormat::Q6K => q6k_block(r),
+            PackedFormat::Q8_0 => q8_0_block(r),
+            _ => nibble_block(format, r),
         };
         let bytes: Vec<u8> = (0..rows)
-            .flat_map(|r| (0..cols / size).flat_map(move |_| block(r)))
+            .flat_map(|r| (0..cols / size).flat_map(|_| block(r)).collect::<Vec<_>>())
             .collect();
         let weight = PackedWeight::from_gguf_blocks(format, &bytes, rows, cols).unwrap();
         let x = act_rows(cols);
