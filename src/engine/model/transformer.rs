@@ -791,11 +791,14 @@ impl Mlp {
 mod tests {
     use super::*;
 
-    /// A fixture model of the test data, loaded twice (one per path).
+    /// A fixture model of the test data (tests/data/parity or parity_families).
     fn fixture(name: &str) -> Transformer {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/parity/models")
-            .join(name);
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let dir = ["parity", "parity_families"]
+            .iter()
+            .map(|set| data.join(set).join("models").join(name))
+            .find(|dir| dir.is_dir())
+            .unwrap();
         let cfg = ModelConfig::from_file(&dir.join("config.json")).unwrap();
         let w = Weights::load(&dir, DType::F32, &Device::Cpu).unwrap();
         Transformer::load(&cfg, &w, &Device::Cpu).unwrap()
@@ -804,10 +807,21 @@ mod tests {
     /// The slice path of `decode.rs` and candle's ops give the same hidden states step after
     /// step, from a prompt prefilled by candle, for one sequence and a forked batch of three:
     /// Mistral (window 8, one KV head for four query heads, so the window bites after 8
-    /// positions) and Qwen2 (q/k/v biases).
+    /// positions) and Qwen2 (q/k/v biases), and every other family's switches.
     #[test]
     fn slice_decoding_matches_candles_ops() {
-        for name in ["mistral_base", "qwen2_base", "llama_base"] {
+        let families = [
+            "qwen3_base",
+            "gemma2_base",
+            "gemma3_base",
+            "phi3_base",
+            "olmo2_base",
+            "smollm3_base",
+        ];
+        for name in ["mistral_base", "qwen2_base", "llama_base"]
+            .into_iter()
+            .chain(families)
+        {
             for rows in [1, 3] {
                 let (mut fast, mut slow) = (fixture(name), fixture(name));
                 let prompt = Tensor::new(&[[5u32, 17, 42, 7, 99]], &Device::Cpu).unwrap();
