@@ -683,7 +683,7 @@ fn parse_partial_rotary(
         _ => 1.0,
     };
     let dim = rotary_dim(head_dim, factor as f32);
-    if !(factor > 0.0 && factor <= 1.0) || dim == 0 || dim % 2 != 0 {
+    if !(factor > 0.0 && factor <= 1.0) || dim == 0 || !dim.is_multiple_of(2) {
         return Err(format!(
             "'partial_rotary_factor' {factor} gives {dim} rotary dimensions of head_dim {head_dim}; it must be a positive even number"
         ));
@@ -978,5 +978,139 @@ mod tests {
         let c = ModelConfig::from_json(&v).unwrap();
         assert_eq!(c.layer_window(0), Some(4096));
         assert_eq!(c.layer_window(1), None);
+    }
+
+    /// transformers-4 style configs as the Hub holds them: the derivations transformers' config
+    /// classes make (read in their sources: Gemma2Config, Gemma3TextConfig, Phi3Config,
+    /// SmolLM3Config, Qwen3Config) give the same switches as the transformers-5 keys.
+    #[test]
+    fn family_defaults_in_transformers4_style() {
+        let mut v = base();
+        v["architectures"] = json!(["Gemma2ForCausalLM"]);
+        v["sliding_window"] = json!(4);
+        v["num_hidden_layers"] = json!(3);
+        let c = ModelConfig::from_json(&v).unwrap();
+        // Even layers slide; soft-caps 50 and 30; head_dim 256; query_pre_attn_scalar 256.
+        assert_eq!(
+            (0..3).map(|i| c.layer_window(i)).collect::<Vec<_>>(),
+            [Some(4), None, Some(4)]
+        );
+        assert_eq!(c.attn_logit_softcapping, Some(50.0));
+        assert_eq!(c.final_logit_softcapping, Some(30.0));
+        assert_eq!((c.head_dim, c.attention_scale), (256, 1.0 / 16.0));
+        assert!(c.tie_word_embeddings && c.scale_embeddings);
+        assert_eq!(c.norm_weight_offset, 1.0);
+        assert_eq!(c.activation, Activation::GeluTanh);
+
+        v["architectures"] = json!(["Gemma3ForCausalLM"]);
+        v["num_hidden_layers"] = json!(7);
+        v["rope_theta"] = json!(1_000_000.0);
+        v["rope_local_base_freq"] = json!(10_000.0);
+        v["rope_scaling"] = json!({"rope_type": "linear", "factor": 8.0});
+        let c = ModelConfig::from_json(&v).unwrap();
+        // Pattern 6: layer 5 is global, the rest local with their own rope base.
+        let ropes: Vec<LayerRope> = (0..7).map(|i| c.layer_rope(i)).collect();
+        assert_eq!(ropes[5], LayerRope::Global);
+        assert_eq!(ropes[4], LayerRope::Local);
+        assert_eq!(c.layer_window(5), None);
+        assert_eq!(c.rope_scaling, RopeScaling::Linear { factor: 8.0 });
+        let local = c.local_rope.clone().unwrap();
+        assert_eq!((local.theta, local.scaling), (10_000.0, RopeScaling::None));
+        assert_eq!(c.attn_logit_softcapping, None);
+        assert_eq!(c.qk_norm, QkNorm::PerHead);
+
+        let mut v = base();
+        v["architectures"] = json!(["Phi3ForCausalLM"]);
+        v["original_max_position_embeddings"] = json!(4096);
+        v["max_position_embeddings"] = json!(131_072);
+        v["rope_scaling"] = json!({"type": "su", "short_factor": vec![1.0; 8],
+            "long_factor": vec![2.0; 8]});
+        let c = ModelConfig::from_json(&v).unwrap();
+        let RopeScaling::LongRope {
+            attention_factor,
+            original_max_position_embeddings,
+            ..
+        } = c.rope_scaling
+        else {
+            panic!("expected LongRoPE, got {:?}", c.rope_scaling);
+        };
+        // sqrt(1 + ln(32) / ln(4096)), as Phi-3-mini-128k's scaling.
+        let expected = (1.0 + 32f64.ln() / 4096f64.ln()).sqrt() as f32;
+        assert_eq!(
+            (attention_factor, original_max_position_embeddings),
+            (expected, 4096)
+        );
+        assert!(c.fused_projections);
+
+        let mut v = base();
+        v["architectures"] = json!(["SmolLM3ForCausalLM"]);
+        v["num_hidden_layers"] = json!(8);
+        let c = ModelConfig::from_json(&v).unwrap();
+        let off: Vec<usize> = (0..8)
+            .filter(|&i| c.layer_rope(i) == LayerRope::Off)
+            .collect();
+        assert_eq!(off, [3, 7]);
+
+        let mut v = base();
+        v["architectures"] = json!(["Qwen3ForCausalLM"]);
+        let c = ModelConfig::from_json(&v).unwrap();
+        assert_eq!(
+            c.head_dim, 128,
+            "Qwen3's default head_dim is not hidden / heads"
+        );
+        v["architectures"] = json!(["Olmo2ForCausalLM"]);
+        let c = ModelConfig::from_json(&v).unwrap();
+        assert_eq!(
+            (c.block_norms, c.qk_norm),
+            (BlockNorms::Post, QkNorm::Whole)
+        );
+    }
+
+    #[test]
+    fn family_values_that_cannot_work_are_refused_by_name() {
+        let mut v = base();
+        v["architectures"] = json!(["Gemma3ForCausalLM"]);
+        v["use_bidirectional_attention"] = json!(true);
+        assert!(
+            ModelConfig::from_json(&v)
+                .unwrap_err()
+                .contains("use_bidirectional_attention")
+        );
+        let mut v = base();
+        v["architectures"] = json!(["Gemma2ForCausalLM"]);
+        v["hidden_activation"] = json!("relu");
+        assert!(
+            ModelConfig::from_json(&v)
+                .unwrap_err()
+                .contains("hidden_activation")
+        );
+        v["hidden_activation"] = json!("gelu_pytorch_tanh");
+        v["attn_logit_softcapping"] = json!(0.0);
+        assert!(
+            ModelConfig::from_json(&v)
+                .unwrap_err()
+                .contains("attn_logit_softcapping")
+        );
+        let mut v = base();
+        v["architectures"] = json!(["Phi3ForCausalLM"]);
+        v["partial_rotary_factor"] = json!(0.1); // 1 rotary dimension of 16
+        assert!(
+            ModelConfig::from_json(&v)
+                .unwrap_err()
+                .contains("partial_rotary_factor")
+        );
+        v["partial_rotary_factor"] = json!(1.0);
+        v["rope_scaling"] =
+            json!({"type": "longrope", "short_factor": [1.0], "long_factor": [1.0]});
+        let err = ModelConfig::from_json(&v).unwrap_err();
+        assert!(err.contains("original_max_position_embeddings"), "{err}");
+        let mut v = base();
+        v["architectures"] = json!(["SmolLM3ForCausalLM"]);
+        v["no_rope_layer_interval"] = json!(0);
+        assert!(
+            ModelConfig::from_json(&v)
+                .unwrap_err()
+                .contains("no_rope_layer_interval")
+        );
     }
 }
