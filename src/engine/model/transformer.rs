@@ -146,6 +146,8 @@ struct Attention {
     scale: f64,
     /// Scores become cap·tanh(score / cap).
     softcap: Option<f32>,
+    /// q/k/v were split from one `qkv_proj` (Phi-3): LoRA and merging treat them as one.
+    fused: bool,
     /// Index of this layer's rotary table in `Transformer::rotaries`; None: no rotation.
     rope: Option<usize>,
     window: Option<usize>,
@@ -409,21 +411,44 @@ impl Transformer {
 
     /// Give the attention projections named in `targets` a LoRA update, `a`/`b` taken from
     /// `make(name, out_dim, in_dim)`; names are PEFT's module paths ("model.layers.0.self_attn.q_proj").
+    /// A model with a fused `qkv_proj` (Phi-3) takes "qkv_proj" as one module, as PEFT sees it:
+    /// one A shared by q, k and v, and B cut into their row ranges.
     pub fn attach_lora(
         &mut self,
         targets: &[String],
         scale: f64,
         mut make: impl FnMut(&str, usize, usize) -> Result<(Tensor, Tensor)>,
     ) -> Result<()> {
+        let wanted = |name: &str| targets.iter().any(|t| t == name);
         for (i, block) in self.blocks.iter_mut().enumerate() {
             let a = &mut block.attention;
+            let fused = a.fused;
+            if fused && wanted("qkv_proj") {
+                let in_dim = a.q_proj.base.dims()?.1;
+                let module = format!("model.layers.{i}.self_attn.qkv_proj");
+                let parts = [&mut a.q_proj, &mut a.k_proj, &mut a.v_proj];
+                let rows = parts
+                    .iter()
+                    .map(|p| Ok(p.base.dims()?.0))
+                    .collect::<Result<Vec<usize>>>()?;
+                let (lora_a, lora_b) = make(&module, rows.iter().sum(), in_dim)?;
+                let mut start = 0;
+                for (proj, n) in parts.into_iter().zip(rows) {
+                    proj.lora = Some(LoraPair {
+                        a: lora_a.clone(),
+                        b: lora_b.narrow(0, start, n)?,
+                        scale,
+                    });
+                    start += n;
+                }
+            }
             for (name, proj) in [
                 ("q_proj", &mut a.q_proj),
                 ("k_proj", &mut a.k_proj),
                 ("v_proj", &mut a.v_proj),
                 ("o_proj", &mut a.o_proj),
             ] {
-                if !targets.iter().any(|t| t == name) {
+                if !wanted(name) || (fused && name != "o_proj") {
                     continue;
                 }
                 let (out_dim, in_dim) = proj.base.dims()?;
@@ -439,22 +464,40 @@ impl Transformer {
         Ok(())
     }
 
-    /// `W + scale·B·A` for every projection with a LoRA update, by weight name.
+    /// `W + scale·B·A` for every projection with a LoRA update, by weight name (a fused
+    /// `qkv_proj` whole, its three parts stacked again).
     pub fn merged_lora_weights(&self) -> Result<Vec<(String, Tensor)>> {
+        let merged = |proj: &Proj| -> Result<Option<Tensor>> {
+            let Some(l) = &proj.lora else {
+                return Ok(None);
+            };
+            let delta = (l.b.matmul(&l.a)? * l.scale)?;
+            let base = proj.base.dense("merging a LoRA update")?;
+            Ok(Some((base + delta)?.detach()))
+        };
         let mut out = Vec::new();
         for (i, block) in self.blocks.iter().enumerate() {
             let a = &block.attention;
-            for (name, proj) in [
-                ("q_proj", &a.q_proj),
-                ("k_proj", &a.k_proj),
-                ("v_proj", &a.v_proj),
-                ("o_proj", &a.o_proj),
-            ] {
-                if let Some(l) = &proj.lora {
-                    let delta = (l.b.matmul(&l.a)? * l.scale)?;
-                    let base = proj.base.dense("merging a LoRA update")?;
-                    let merged = (base + delta)?.detach();
-                    out.push((format!("model.layers.{i}.self_attn.{name}.weight"), merged));
+            let p = format!("model.layers.{i}.self_attn");
+            let mut named = vec![("o_proj", &a.o_proj)];
+            if a.fused {
+                let parts = [&a.q_proj, &a.k_proj, &a.v_proj]
+                    .map(&merged)
+                    .into_iter()
+                    .collect::<Result<Option<Vec<Tensor>>>>()?;
+                if let Some(parts) = parts {
+                    out.push((format!("{p}.qkv_proj.weight"), Tensor::cat(&parts, 0)?));
+                }
+            } else {
+                named.extend([
+                    ("q_proj", &a.q_proj),
+                    ("k_proj", &a.k_proj),
+                    ("v_proj", &a.v_proj),
+                ]);
+            }
+            for (name, proj) in named {
+                if let Some(w) = merged(proj)? {
+                    out.push((format!("{p}.{name}.weight"), w));
                 }
             }
         }
@@ -536,6 +579,7 @@ fn load_block(cfg: &ModelConfig, w: &Weights, plan: Option<QuantPlan>, i: usize)
         eps: cfg.rms_norm_eps as f32,
         scale: cfg.attention_scale,
         softcap: cfg.attn_logit_softcapping,
+        fused: cfg.fused_projections,
         rope: match cfg.layer_rope(i) {
             LayerRope::Global => Some(0),
             LayerRope::Local => Some(1),
