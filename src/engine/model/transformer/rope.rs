@@ -138,3 +138,37 @@ pub(super) fn apply(x: &Tensor, cos: &Tensor, sin: &Tensor, slow: bool) -> Resul
     let tail = x.narrow(3, rotary, d - rotary)?;
     Ok(Tensor::cat(&[head, tail], 3)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// LongRoPE as transformers' `longrope_frequency_update` does it: the short factors while the
+    /// sequence a call reaches fits the original context, the long ones beyond, for every
+    /// position of that call; cos and sin times the attention factor. With rotary_dim 2 the one
+    /// frequency is 1 / factor.
+    #[test]
+    fn longrope_switches_factors_past_the_original_context() {
+        let scaling = RopeScaling::LongRope {
+            short_factor: vec![1.0],
+            long_factor: vec![2.0],
+            original_max_position_embeddings: 4,
+            attention_factor: 1.5,
+        };
+        let rotary = Rotary::new(100.0, &scaling, 2);
+        // Position 3 ends a sequence of 4: short factor, angle 3.
+        assert_eq!(
+            rotary.angles(3),
+            (vec![3f32.cos() * 1.5], vec![3f32.sin() * 1.5])
+        );
+        // Position 4 ends a sequence of 5: long factor, angle 4 / 2.
+        assert_eq!(
+            rotary.angles(4),
+            (vec![2f32.cos() * 1.5], vec![2f32.sin() * 1.5])
+        );
+        // A call over positions 0..5 uses the long factor at every position, position 3 too.
+        let (cos, _) = rotary.cos_sin(0, 5, &Device::Cpu).unwrap();
+        let cos: Vec<Vec<f32>> = cos.to_vec2().unwrap();
+        assert_eq!(cos[3], vec![1.5f32.cos() * 1.5]);
+    }
+}
