@@ -25,6 +25,7 @@ pub fn flag(input: Input) -> &'static str {
         Input::LearningRate => "--lr",
         Input::EvalSplit => "--eval-split",
         Input::LoraAlpha => "--lora-alpha",
+        Input::LoraRank => "--lora-rank",
         Input::VocabSize => "--vocab-size",
     }
 }
@@ -39,13 +40,23 @@ pub fn message(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The whole chain on one line, as anyhow's `{:#}` writes it (each cause after ": "), with
-/// flags for inputs and newlines folded.
+/// flags for inputs, newlines folded and other control characters escaped (`\u{1b}`): messages
+/// quote names and values from files, which must not move the cursor or recolour the terminal.
 pub fn one_line(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(message)
-        .collect::<Vec<_>>()
-        .join(": ")
-        .replace('\n', " ")
+    printable(&e.chain().map(message).collect::<Vec<_>>().join(": "))
+}
+
+/// `text` on one line with control characters escaped (see [`one_line`]).
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -70,6 +81,15 @@ mod tests {
         let e = anyhow::Error::from(both).context("scoring");
         assert_eq!(one_line(&e), "scoring: --prompt and --response: too long");
         assert_eq!(format!("{e:#}"), "scoring: prompt and response: too long");
+    }
+
+    #[test]
+    fn control_characters_from_files_are_escaped() {
+        let e = anyhow::anyhow!("model.gguf: unsupported architecture 'x\u{1b}[31mred\u{7}'\r\n");
+        assert_eq!(
+            one_line(&e),
+            "model.gguf: unsupported architecture 'x\\u{1b}[31mred\\u{7}'  "
+        );
     }
 
     #[test]

@@ -47,7 +47,24 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     }
     let started = Instant::now();
     while generation.stopped().is_none() {
-        let record = generation.step(&mut guide, &weights, None)?;
+        let record = match generation.step(&mut guide, &weights, None) {
+            Ok(record) => record,
+            Err(e) => {
+                // The tokens already made stay on stdout; the end record says why it stopped.
+                let e = anyhow::Error::from(e);
+                if args.json {
+                    let end = json!({
+                        "type": "end", "reason": "error", "text": generation.text(),
+                        "generated_tokens": generation.generated().len(),
+                        "error": crate::cli_errors::one_line(&e),
+                    });
+                    writeln!(out, "{end}")?;
+                } else {
+                    writeln!(out)?;
+                }
+                return Err(e);
+            }
+        };
         if args.json {
             writeln!(out, "{}", serde_json::to_string(&record)?)?;
         } else {

@@ -76,6 +76,7 @@ pub enum Input {
     LearningRate,
     EvalSplit,
     LoraAlpha,
+    LoraRank,
     // Training a tokenizer.
     VocabSize,
 }
@@ -103,6 +104,7 @@ impl Input {
             Self::LearningRate => "learning rate",
             Self::EvalSplit => "eval split",
             Self::LoraAlpha => "LoRA alpha",
+            Self::LoraRank => "LoRA rank",
             Self::VocabSize => "vocabulary size",
         }
     }

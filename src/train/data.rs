@@ -53,10 +53,23 @@ pub struct Dataset {
 
 /// Read a preference JSONL file. Blank lines are skipped.
 pub fn read_preferences(path: &Path, objective: Option<Objective>) -> std::io::Result<Dataset> {
-    let text = std::fs::read_to_string(path)?;
+    let bytes = std::fs::read(path)?;
     let mut pairs = Vec::new();
     let mut bad = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    // Line by line as bytes, so that one line that is not UTF-8 is a bad line like any other
+    // rather than making the whole file unreadable.
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = match std::str::from_utf8(raw) {
+            Ok(line) => line,
+            Err(e) => {
+                bad.push(BadLine {
+                    line: i + 1,
+                    reason: format!("not UTF-8 text (byte {} of the line)", e.valid_up_to() + 1),
+                });
+                continue;
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }
@@ -208,5 +221,22 @@ mod tests {
         let lines: Vec<usize> = d.bad.iter().map(|b| b.line).collect();
         assert_eq!(lines, vec![2, 4, 5, 6]);
         assert!(d.bad[1].reason.contains("rejected"));
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_one_bad_line_and_crlf_lines_still_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.jsonl");
+        let mut bytes = br#"{"prompt":"Q","chosen":"a","rejected":"b"}"#.to_vec();
+        bytes.extend_from_slice(b"\r\n{\"prompt\":\"\xff\xfe\"}\n");
+        bytes.extend_from_slice(br#"{"prompt":"R","chosen":"c","rejected":"d"}"#);
+        std::fs::write(&path, bytes).unwrap();
+        let d = read_preferences(&path, None).unwrap();
+        assert_eq!(d.pairs.len(), 2);
+        assert_eq!(d.pairs[0].rejected, "b");
+        assert_eq!(d.bad.len(), 1);
+        assert_eq!(d.bad[0].line, 2);
+        // {"prompt":" is 11 bytes; the 12th is the first that is not UTF-8.
+        assert!(d.bad[0].reason.contains("byte 12"), "{}", d.bad[0].reason);
     }
 }

@@ -14,7 +14,7 @@ use crate::engine::formats::tokenizer::ModelTokenizer;
 use crate::engine::model::config::ModelConfig;
 use crate::engine::model::transformer::Transformer;
 use crate::engine::model::weights::Weights;
-use crate::engine::{EngineError, Result};
+use crate::engine::{EngineError, Input, Result};
 
 /// Files copied unchanged from the starting model into a trained one (named by the format, so
 /// `synthetic` can copy them too without depending on training).
@@ -68,6 +68,24 @@ impl TrainableModel {
             return Err(EngineError::invalid(dir, "no config.json in this folder"));
         }
         let config = ModelConfig::from_file(&config_path)?;
+        if let Some(settings) = &lora {
+            // A rank past the smallest adapted dimension adds nothing a full update lacks, and
+            // an absurd one would size its matrices before anything else fails.
+            let smallest = [
+                config.hidden_size,
+                config.num_attention_heads * config.head_dim,
+                config.num_key_value_heads * config.head_dim,
+            ]
+            .into_iter()
+            .min()
+            .unwrap_or(0);
+            if settings.rank > smallest {
+                return Err(Input::LoraRank.error(format!(
+                    " {} exceeds {smallest}, the smallest dimension of the matrices it adapts",
+                    settings.rank
+                )));
+            }
+        }
         // A fused qkv_proj (Phi-3) is one module to PEFT: q/k/v targets name it.
         let lora = lora.map(|mut settings| {
             if config.fused_projections {

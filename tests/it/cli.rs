@@ -766,3 +766,54 @@ fn an_unknown_or_broken_profile_is_one_line_naming_the_config_file() {
     );
     assert_one_line_error(&run, &["--base", "/nowhere/model"]);
 }
+
+#[test]
+fn tokenizer_flag_replaces_a_model_folders_own_tokenizer() {
+    let models = Models::new();
+    let folder = models.path("no-tokenizer");
+    crate::common::copy_model(&crate::common::data("parity/models/llama_base"), &folder);
+    let tokenizer = models.path("tokenizer.json");
+    std::fs::rename(folder.join("tokenizer.json"), &tokenizer).unwrap();
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "generate",
+            "--base",
+            p(&folder),
+            "--prompt",
+            "Once upon a time",
+        ];
+        a.extend_from_slice(&["--max-new-tokens", "3", "--json"]);
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        genarm(&a)
+    };
+    // Without the flag the folder has no tokenizer; with it, the run is the one the intact
+    // folder gives.
+    assert_one_line_error(&run(args(&[])), &["tokenizer"]);
+    let with_flag = json_lines(&run(args(&["--tokenizer", p(&tokenizer)])));
+    let intact = crate::common::data("parity/models/llama_base");
+    let reference = json_lines(&genarm(&[
+        "generate",
+        "--base",
+        p(&intact),
+        "--prompt",
+        "Once upon a time",
+        "--max-new-tokens",
+        "3",
+        "--json",
+    ]));
+    let ids = |records: &[Value]| -> Vec<Value> {
+        records
+            .iter()
+            .filter_map(|r| r.get("token_id").cloned())
+            .collect()
+    };
+    assert_eq!(ids(&with_flag), ids(&reference));
+    assert_eq!(
+        with_flag[0]["prompt_token_ids"],
+        reference[0]["prompt_token_ids"]
+    );
+}

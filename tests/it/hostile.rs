@@ -133,3 +133,29 @@ fn generated_model_folders_have_the_ordinary_modes() {
     );
     assert_ordinary_modes(&out);
 }
+
+#[test]
+fn an_absurd_lora_rank_is_refused_before_sizing_the_adapters() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("pairs.jsonl");
+    std::fs::write(
+        &data,
+        "{\"prompt\": \"Q\", \"chosen\": \"a b\", \"rejected\": \"c\"}\n".repeat(4),
+    )
+    .unwrap();
+    let base = crate::common::data("parity/models/llama_base");
+    let out = genarm(&[
+        "train-arm",
+        "--base",
+        p(&base),
+        "--data",
+        p(&data),
+        "--out",
+        p(&dir.path().join("arm")),
+        "--lora-rank",
+        "1000000000",
+    ]);
+    // llama_base: hidden 64, 4 heads and 2 KV heads of 16: the k/v projections have 32 rows.
+    assert_one_line_error(&out, &["--lora-rank 1000000000", "exceeds 32"]);
+    assert!(!dir.path().join("arm").exists());
+}

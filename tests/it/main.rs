@@ -16,6 +16,7 @@ mod engine;
 mod families;
 mod gguf_tokenizer;
 mod hostile;
+mod hostile_models;
 mod hub;
 mod parity;
 mod playground;

@@ -116,6 +116,7 @@ fn sample_chunk(
                 continue;
             }
             let step = GuidedStep::new(row_logits, &row.weights);
+            step.check_finite(state.tokens.len())?;
             let token = state.sampler.pick(step.guided());
             for (arm, sum) in state.arm_logprobs.iter_mut().enumerate() {
                 *sum += step.arm_logprob(arm, token) as f64;

@@ -153,6 +153,7 @@ impl Generation {
             return Err(EngineError::usage("generation has no pending step"));
         };
         let step = GuidedStep::from_next(&logits, weights);
+        step.check_finite(self.generated.len())?;
         let token = match forced {
             Some(t) => t,
             None => self.sampler.pick(step.guided()),
@@ -304,6 +305,7 @@ pub fn score(
         // GuidedStep borrows whole rows; gather this position's row of every model.
         let logits: Vec<Vec<f32>> = rows.iter().map(|m| m[position].clone()).collect();
         let step = GuidedStep::new(&logits, weights);
+        step.check_finite(j)?;
         let before = decoder.clone();
         let mut text = decoder.step(tokenizer, token)?;
         if j + 1 == response_ids.len() {

@@ -8,6 +8,7 @@
 //! log-probs of any token, the top alternatives) is derived from those without another pass.
 
 use crate::engine::decode::guide::NextLogits;
+use crate::engine::error::{Input, Result};
 use crate::engine::kernels::fastmath;
 
 /// The distributions of one decoding position.
@@ -19,6 +20,8 @@ pub struct GuidedStep<'a> {
     arm_lse: Vec<f32>,
     /// log_softmax of the combined scores over the shared vocabulary.
     guided: Vec<f32>,
+    /// The combined scores' log-sum-exp.
+    combined_lse: f32,
 }
 
 impl<'a> GuidedStep<'a> {
@@ -67,7 +70,23 @@ impl<'a> GuidedStep<'a> {
             base_lse,
             arm_lse,
             guided,
+            combined_lse: lse,
         }
+    }
+
+    /// An error when the guided distribution is not a distribution: the weighted ARM
+    /// log-probabilities overflowed (huge weights or logits), or a NaN came in. `step` is the
+    /// response token's index, for the message.
+    pub fn check_finite(&self, step: usize) -> Result<()> {
+        // Every guided log-probability must be a number a record can carry: -inf from an
+        // overflowing weighted term is no more a probability of 0 than NaN is one.
+        if self.combined_lse.is_finite() && self.guided.iter().all(|g| g.is_finite()) {
+            return Ok(());
+        }
+        Err(Input::ArmWeight.error(format!(
+            ": the guided scores of response token {step} are not finite: the weighted ARM \
+             log-probabilities overflow there"
+        )))
     }
 
     pub fn vocab_len(&self) -> usize {
@@ -160,5 +179,16 @@ mod tests {
         for t in 0..3 {
             assert!((step.guided_logprob(t) - step.base_logprob(t)).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn an_overflowing_combination_is_an_error_not_a_nan() {
+        // The ARM's log-probs span 6e38: its weighted log-probs are +inf for one token and
+        // -inf for the other, so the combined normaliser is inf - inf.
+        let logits = vec![vec![0.0, 0.0], vec![3e38, -3e38]];
+        let step = GuidedStep::new(&logits, &[-2.0]);
+        let err = step.check_finite(4).unwrap_err().to_string();
+        assert!(err.contains("response token 4"), "{err}");
+        assert!(GuidedStep::new(&logits, &[0.0]).check_finite(0).is_ok());
     }
 }

@@ -146,9 +146,77 @@ impl ChatPrompt {
             .env
             .get_template(TEMPLATE_NAME)
             .map_err(|e| EngineError::invalid(&self.path, describe(&e)))?;
-        template
-            .render(Value::from(Serde(&context)))
-            .map_err(|e| EngineError::invalid(&self.path, describe(&e)))
+        let limit = output_limit(user.len() + self.system.as_ref().map_or(0, String::len));
+        let mut out = CappedText::new(limit);
+        let rendered = template.render_captured_to(Value::from(Serde(&context)), &mut out);
+        if out.overflowed {
+            return Err(EngineError::invalid(
+                &self.path,
+                format!(
+                    "chat_template: the rendered prompt passes {} MB; a chat template makes a \
+                     prompt from the conversation, not more",
+                    limit >> 20
+                ),
+            ));
+        }
+        match rendered {
+            Ok(_) => String::from_utf8(out.bytes).map_err(|_| {
+                EngineError::invalid(&self.path, "chat_template: output is not UTF-8")
+            }),
+            Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(EngineError::invalid(
+                &self.path,
+                format!(
+                    "chat_template: rendering did not finish within {RENDER_FUEL} steps (a loop \
+                     that does not end, or one that is far too long)"
+                ),
+            )),
+            Err(e) => Err(EngineError::invalid(&self.path, describe(&e))),
+        }
+    }
+}
+
+/// Instructions a template may run for one prompt. Real templates (Llama 3, Qwen, Gemma, Phi,
+/// SmolLM) take a few thousand for a two-message conversation; this bounds a runaway loop at
+/// well under a second.
+const RENDER_FUEL: u64 = 20_000_000;
+
+/// The most a template may write for a conversation of `conversation_bytes`: every real
+/// template writes each message once plus a few hundred bytes of markup; a budget of 8 copies
+/// plus 1 MiB leaves room for templates that repeat the system text, and stops a template that
+/// writes without end long before it takes the machine's memory.
+fn output_limit(conversation_bytes: usize) -> usize {
+    (1 << 20) + conversation_bytes.saturating_mul(8)
+}
+
+/// An in-memory writer that refuses to grow past `limit` bytes.
+struct CappedText {
+    bytes: Vec<u8>,
+    limit: usize,
+    overflowed: bool,
+}
+
+impl CappedText {
+    fn new(limit: usize) -> Self {
+        Self {
+            bytes: Vec::new(),
+            limit,
+            overflowed: false,
+        }
+    }
+}
+
+impl std::io::Write for CappedText {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            self.overflowed = true;
+            return Err(std::io::Error::other("chat template output budget spent"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -181,6 +249,7 @@ const RAISED: &str = "raise_exception: ";
 /// `trim_blocks`, `lstrip_blocks`, loop controls and its own globals and filter).
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_fuel(Some(RENDER_FUEL));
     let syntax = minijinja::syntax::SyntaxConfig::builder()
         .trim_blocks(true)
         .lstrip_blocks(true)
@@ -494,5 +563,45 @@ mod tests {
                 .unwrap(),
             "J<s>"
         );
+    }
+
+    fn render_error(source: &str) -> String {
+        let template = ChatTemplate::from_source(Path::new("t.json"), source, "<s>", "</s>");
+        let started = std::time::Instant::now();
+        let err = ChatPrompt::new(&template, None)
+            .unwrap()
+            .render("hi")
+            .expect_err("the template must be refused")
+            .to_string();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(err.contains("t.json") && !err.contains('\n'), "{err}");
+        err
+    }
+
+    #[test]
+    fn a_template_that_loops_without_end_runs_out_of_fuel() {
+        // 10^12 iterations: would run for hours.
+        let err = render_error(
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% for c in range(100) %}\
+             {% endfor %}{% endfor %}{% endfor %}",
+        );
+        assert!(err.contains("did not finish"), "{err}");
+    }
+
+    #[test]
+    fn a_template_that_writes_without_end_is_stopped_at_its_budget() {
+        // 100 MB of output in 1 KB pieces; the budget for "hi" is 1 MiB + 16 bytes.
+        let err = render_error(
+            "{% set kb = 'x' * 1000 %}{% for i in range(100000) %}{{ kb }}{% endfor %}",
+        );
+        assert!(err.contains("passes 1 MB"), "{err}");
+        // Just under the budget renders.
+        let text =
+            render("{% set kb = 'x' * 1000 %}{% for i in range(1000) %}{{ kb }}{% endfor %}");
+        assert_eq!(text.len(), 1_000_000);
     }
 }

@@ -9,8 +9,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,7 +18,9 @@ use candle_core::{DType, Device, Tensor};
 use serde_json::json;
 
 use crate::engine::error::{EngineError, Result};
+use crate::engine::formats::gguf_header::{self, shown};
 use crate::engine::model::config::ModelConfig;
+use crate::engine::model::preflight;
 use crate::engine::model::weights::Weights;
 
 /// Whether `path` names a GGUF file (rather than a model folder).
@@ -46,10 +46,7 @@ const ARCHITECTURES: &[(&str, &str)] = &[
 ];
 
 pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
-    let file = File::open(path).map_err(|e| EngineError::io(path, e))?;
-    let mut reader = BufReader::new(file);
-    let content =
-        Content::read(&mut reader).map_err(|e| bad(path, "not a readable GGUF file", e))?;
+    let (content, header, mut reader) = gguf_header::read(path)?;
     let meta = Meta {
         map: &content.metadata,
         path,
@@ -60,7 +57,8 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
         return Err(EngineError::invalid(
             path,
             format!(
-                "unsupported GGUF architecture '{arch}' (supported: {})",
+                "unsupported GGUF architecture '{}' (supported: {})",
+                shown(&arch),
                 known.join(", ")
             ),
         ));
@@ -72,6 +70,17 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
         ));
     }
     let config = meta.config(&arch, hf_class, &content)?;
+    // Dense tensors become the compute dtype; quantized ones stay as stored.
+    let needed: u64 = header
+        .tensors
+        .iter()
+        .filter(|t| hf_name(&t.name).is_some())
+        .map(|t| match t.kind.block {
+            1 => t.bytes / (t.kind.block_bytes) * dtype.size_in_bytes() as u64,
+            _ => t.bytes,
+        })
+        .sum();
+    preflight::check_memory(path, needed, dtype.as_str())?;
 
     let mut tensors = HashMap::new();
     let mut quantized = HashMap::new();
@@ -89,9 +98,35 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
             ("llama", Some("k_proj")) => Some(config.num_key_value_heads),
             _ => None,
         };
-        let order = heads.map(|h| halves_from_pairs(q.shape().dims()[0], h));
+        let order = match heads {
+            None => None,
+            Some(h) => {
+                // Each head's rows come in pairs (found by the fuzzer: fewer rows than heads
+                // divided by zero); the decoder checks the exact shape later.
+                let rows = q.shape().dims().first().copied().unwrap_or(0);
+                if q.shape().rank() != 2 || rows == 0 || rows % (2 * h) != 0 {
+                    return Err(EngineError::invalid(
+                        path,
+                        format!(
+                            "tensor '{}' has shape {:?}, not {h} heads of an even number of rows",
+                            shown(gguf_name),
+                            q.shape().dims()
+                        ),
+                    ));
+                }
+                Some(halves_from_pairs(rows, h))
+            }
+        };
         match q.dtype() {
             GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
+                let stored = match q.dtype() {
+                    GgmlDType::F32 => DType::F32,
+                    GgmlDType::F16 => DType::F16,
+                    _ => DType::BF16,
+                };
+                if let Some(i) = preflight::first_non_finite(&q.data()?, stored) {
+                    return Err(preflight::non_finite_error(path, gguf_name, i));
+                }
                 let mut t = q
                     .dequantize(device)
                     .and_then(|t| t.to_dtype(dtype))
@@ -222,8 +257,16 @@ impl Meta<'_> {
         self.opt_u64(key).ok_or_else(|| self.missing(key))
     }
 
-    fn opt_f32(&self, key: &str) -> Option<f32> {
-        self.map.get(key).and_then(|v| v.to_f32().ok())
+    /// A float value; a NaN or infinity is refused here, because JSON (the config it becomes)
+    /// cannot hold one and would silently read it as missing.
+    fn opt_f32(&self, key: &str) -> Result<Option<f32>> {
+        match self.map.get(key).and_then(|v| v.to_f32().ok()) {
+            Some(v) if !v.is_finite() => Err(EngineError::invalid(
+                self.path,
+                format!("GGUF '{key}' is {v}; it must be a finite number"),
+            )),
+            v => Ok(v),
+        }
     }
 
     /// The config.json transformers would have written for this model, read by the same code
@@ -250,8 +293,8 @@ impl Meta<'_> {
             "num_attention_heads": heads,
             "num_key_value_heads": self.opt_u64(&key("attention.head_count_kv")).unwrap_or(heads),
             "head_dim": self.opt_u64(&key("attention.key_length")).unwrap_or(hidden / heads.max(1)),
-            "rms_norm_eps": self.opt_f32(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
-            "rope_theta": self.opt_f32(&key("rope.freq_base")).unwrap_or(10_000.0),
+            "rms_norm_eps": self.opt_f32(&key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5),
+            "rope_theta": self.opt_f32(&key("rope.freq_base"))?.unwrap_or(10_000.0),
             "tie_word_embeddings": !content.tensor_infos.contains_key("output.weight"),
             "attention_bias": content.tensor_infos.contains_key("blk.0.attn_q.bias"),
         });
@@ -266,13 +309,13 @@ impl Meta<'_> {
             None => {}
             Some(t) if t == "none" => {}
             Some(t) if t == "linear" => {
-                let factor = self.opt_f32(&key("rope.scaling.factor")).unwrap_or(1.0);
+                let factor = self.opt_f32(&key("rope.scaling.factor"))?.unwrap_or(1.0);
                 cfg["rope_scaling"] = json!({"rope_type": "linear", "factor": factor});
             }
             Some(other) => {
                 return Err(EngineError::invalid(
                     self.path,
-                    format!("unsupported GGUF rope scaling '{other}'"),
+                    format!("unsupported GGUF rope scaling '{}'", shown(other)),
                 ));
             }
         }

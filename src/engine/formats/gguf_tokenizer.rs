@@ -26,12 +26,10 @@
 //! fresh id past the vocabulary and cannot match the others in text).
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::gguf_file::Value;
 use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::byte_level::ByteLevel;
 use tokenizers::decoders::fuse::Fuse;
@@ -81,13 +79,7 @@ const USER_DEFINED: i64 = 4;
 
 /// The tokenizer that the metadata of the GGUF file `path` describes. Reads only the header.
 pub fn load(path: &Path) -> Result<ModelTokenizer> {
-    let file = File::open(path).map_err(|e| EngineError::io(path, e))?;
-    let mut reader = BufReader::new(file);
-    let content = Content::read(&mut reader).map_err(|e| {
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or("unreadable").trim();
-        EngineError::invalid(path, format!("not a readable GGUF file: {first}"))
-    })?;
+    let (content, _, _) = crate::engine::formats::gguf_header::read(path)?;
     from_metadata(path, &content.metadata)
 }
 
@@ -183,7 +175,7 @@ pub fn from_metadata(path: &Path, metadata: &HashMap<String, Value>) -> Result<M
             eos_ids.push(id);
         }
     }
-    Ok(ModelTokenizer::assemble(
+    let tokenizer = ModelTokenizer::assemble(
         inner,
         Conventions {
             bos_id,
@@ -192,7 +184,9 @@ pub fn from_metadata(path: &Path, metadata: &HashMap<String, Value>) -> Result<M
             add_eos: meta.bool("tokenizer.ggml.add_eos_token")?,
             chat_template,
         },
-    ))
+    );
+    tokenizer.probe(path)?;
+    Ok(tokenizer)
 }
 
 /// How each token is spelled in the BPE vocabulary of a tokenizer of type `kind`.

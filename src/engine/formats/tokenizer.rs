@@ -1,6 +1,7 @@
 //! A model's tokenizer with the special-token conventions from `tokenizer_config.json` (or, for
 //! a GGUF file that carries its tokenizer as metadata, from that: see `gguf_tokenizer.rs`).
 
+use crate::engine::panic::catch;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -103,7 +104,30 @@ impl ModelTokenizer {
             add_eos: config.get("add_eos_token").and_then(Value::as_bool),
             chat_template,
         };
-        Ok(Self::assemble(inner, conventions))
+        let tokenizer = Self::assemble(inner, conventions);
+        tokenizer.probe(path)?;
+        Ok(tokenizer)
+    }
+
+    /// Run the tokenizer once on a text with special tokens, refusing it (naming `source`)
+    /// if it panics: the tokenizers crate trusts its file in places (a post-processor template
+    /// naming a special token it does not define panics on every encode), and a tokenizer that
+    /// fails on every prompt is better refused at load.
+    pub(super) fn probe(&self, source: &Path) -> Result<()> {
+        let text = "Hello wörld 42\n";
+        let outcome = catch(|| {
+            let with = self.inner.encode(text, true).map(|e| e.get_ids().to_vec());
+            let without = self.inner.encode(text, false).map(|e| e.get_ids().to_vec());
+            with.and_then(|ids| self.inner.decode(&ids, true))
+                .and(without)
+        });
+        match outcome {
+            Err(panic) => Err(EngineError::invalid(
+                source,
+                format!("the tokenizer is inconsistent: it fails on a test text ({panic})"),
+            )),
+            Ok(_) => Ok(()),
+        }
     }
 
     /// A tokenizer built elsewhere (from GGUF metadata) with its special-token conventions.
@@ -143,9 +167,8 @@ impl ModelTokenizer {
     /// Token ids of a prompt, with the special tokens the model expects (BOS where the
     /// tokenizer config says so), as `tokenizer(prompt)` does in transformers.
     pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = self
-            .inner
-            .encode(text, true)
+        let encoding = catch(|| self.inner.encode(text, true))
+            .map_err(|panic| EngineError::usage(format!("cannot tokenize the prompt: {panic}")))?
             .map_err(|e| EngineError::usage(format!("cannot tokenize the prompt: {e}")))?;
         let mut ids = encoding.get_ids().to_vec();
         // Tokens the post-processor added are flagged in the special-tokens mask.
@@ -181,9 +204,8 @@ impl ModelTokenizer {
     }
 
     fn encode_plain(&self, text: &str, what: &str) -> Result<Vec<u32>> {
-        let encoding = self
-            .inner
-            .encode(text, false)
+        let encoding = catch(|| self.inner.encode(text, false))
+            .map_err(|panic| EngineError::usage(format!("cannot tokenize the {what}: {panic}")))?
             .map_err(|e| EngineError::usage(format!("cannot tokenize the {what}: {e}")))?;
         Ok(encoding.get_ids().to_vec())
     }
@@ -195,8 +217,8 @@ impl ModelTokenizer {
 
     /// Decode ids to text, dropping special tokens.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner
-            .decode(ids, true)
+        catch(|| self.inner.decode(ids, true))
+            .map_err(|panic| EngineError::usage(format!("cannot decode tokens: {panic}")))?
             .map_err(|e| EngineError::usage(format!("cannot decode tokens: {e}")))
     }
 

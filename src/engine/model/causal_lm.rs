@@ -101,9 +101,9 @@ impl CausalLm {
         Self::load_with(dir, dtype, None)
     }
 
-    /// A model folder or a `.gguf` file. For a GGUF file, `tokenizer` (a tokenizer.json, or a
-    /// folder holding one) is used first, then a tokenizer.json beside the file, then the
-    /// tokenizer its metadata describes.
+    /// A model folder or a `.gguf` file. `tokenizer` (a tokenizer.json, or a folder holding
+    /// one) replaces the model's own; without it a folder's tokenizer.json is used, and for a
+    /// GGUF file a tokenizer.json beside the file, else the tokenizer its metadata describes.
     pub fn load_with(path: &Path, dtype: ComputeDtype, tokenizer: Option<&Path>) -> Result<Self> {
         if gguf::is_gguf(path) {
             return Self::load_gguf(path, dtype, tokenizer);
@@ -135,7 +135,12 @@ impl CausalLm {
         } else {
             model_dir
         };
-        let tokenizer = ModelTokenizer::load(tokenizer_dir)?;
+        // `--tokenizer` replaces the folder's own tokenizer, as it does for a GGUF file.
+        let tokenizer = match tokenizer {
+            Some(t) if t.is_dir() => ModelTokenizer::load(t)?,
+            Some(t) => ModelTokenizer::load_file(t)?,
+            None => ModelTokenizer::load(tokenizer_dir)?,
+        };
         let mut eos_ids = generation_config_eos(model_dir)?;
         for id in config.eos_token_ids.iter().chain(&tokenizer.eos_ids) {
             if !eos_ids.contains(id) {
@@ -212,7 +217,24 @@ impl CausalLm {
             .squeeze(0)?
             .to_vec1::<f32>()?;
         self.forward_time += start.elapsed();
+        self.check_finite(&logits, self.position() - 1)?;
         Ok(logits)
+    }
+
+    /// An error naming this model when `logits` (at `position`) hold a NaN or an infinity: a
+    /// model whose weights or config overflow must stop the run, not emit tokens chosen from
+    /// NaNs or records whose log-probabilities JSON cannot hold.
+    fn check_finite(&self, logits: &[f32], position: usize) -> Result<()> {
+        if logits.iter().all(|v| v.is_finite()) {
+            return Ok(());
+        }
+        Err(EngineError::invalid(
+            &self.dir,
+            format!(
+                "the logits at position {position} are not finite (NaN or infinity): the \
+                 model's weights or config overflow there"
+            ),
+        ))
     }
 
     /// Copy the cached prompt into `rows` rows; see [`CausalLm::feed_rows`].
@@ -226,6 +248,9 @@ impl CausalLm {
         let input = Tensor::new(tokens, &self.device)?.unsqueeze(1)?;
         let logits = self.net.forward_last(&input)?.to_vec2::<f32>()?;
         self.forward_time += start.elapsed();
+        for row in &logits {
+            self.check_finite(row, self.position() - 1)?;
+        }
         Ok(logits)
     }
 
@@ -248,6 +273,9 @@ impl CausalLm {
         }
         self.net.truncate(0);
         self.forward_time += start.elapsed();
+        for (position, row) in logits.iter().enumerate() {
+            self.check_finite(row, position)?;
+        }
         Ok(logits)
     }
 

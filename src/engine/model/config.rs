@@ -330,6 +330,12 @@ impl ModelConfig {
             ));
         }
         let num_hidden_layers = req_usize(v, "num_hidden_layers")?;
+        if num_hidden_layers > MAX_LAYERS {
+            return Err(format!(
+                "num_hidden_layers is {num_hidden_layers}; genarm loads at most {} layers",
+                MAX_LAYERS
+            ));
+        }
         let (rope, local_rope) = parse_ropes(v, architecture)?;
         let partial_rotary_factor = parse_partial_rotary(v, architecture, head_dim, &rope)?;
         let rope_on = parse_rope_layers(v, architecture, num_hidden_layers)?;
@@ -358,7 +364,7 @@ impl ModelConfig {
                 .collect(),
         };
         let s = parse_switches(v, architecture, head_dim)?;
-        Ok(Self {
+        let config = Self {
             architecture,
             vocab_size: req_usize(v, "vocab_size")?,
             hidden_size,
@@ -398,7 +404,10 @@ impl ModelConfig {
                 .or_else(|| v.get("torch_dtype"))
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-        })
+        };
+        check_sizes(&config)?;
+        check_numbers(&config)?;
+        Ok(config)
     }
 
     /// The window of layer `index`, if it uses one.
@@ -805,6 +814,82 @@ fn parse_sliding_layers(
         Architecture::SmolLm3 => rope_on.iter().map(|on| !on).collect(),
         _ => Vec::new(),
     })
+}
+
+/// More layers than any published model has by two orders of magnitude; a config claiming more
+/// is refused before anything is sized by it.
+pub const MAX_LAYERS: usize = 1 << 14;
+
+/// Larger than any dimension of a published model by two orders of magnitude (vocabularies
+/// reach 262k, hidden sizes 16k): a config claiming more is refused before any size is
+/// computed from it, so no product of two dimensions can overflow.
+pub const MAX_DIMENSION: usize = 1 << 24;
+
+fn check_sizes(cfg: &ModelConfig) -> Result<(), String> {
+    for (name, value) in [
+        ("vocab_size", cfg.vocab_size),
+        ("hidden_size", cfg.hidden_size),
+        ("intermediate_size", cfg.intermediate_size),
+        ("num_attention_heads", cfg.num_attention_heads),
+        ("num_key_value_heads", cfg.num_key_value_heads),
+        ("head_dim", cfg.head_dim),
+    ] {
+        if value > MAX_DIMENSION {
+            return Err(format!(
+                "{name} is {value}; genarm loads dimensions up to {MAX_DIMENSION}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Values of config.json that make every logit NaN or infinite however good the weights are.
+pub fn check_numbers(cfg: &ModelConfig) -> std::result::Result<(), String> {
+    let positive = |name: &str, value: f64| {
+        if value.is_finite() && value > 0.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{name} must be a positive finite number, got {value}"
+            ))
+        }
+    };
+    if !(cfg.rms_norm_eps.is_finite() && cfg.rms_norm_eps >= 0.0) {
+        return Err(format!(
+            "rms_norm_eps must be a finite number >= 0, got {}",
+            cfg.rms_norm_eps
+        ));
+    }
+    positive("rope_theta", f64::from(cfg.rope_theta))?;
+    match &cfg.rope_scaling {
+        RopeScaling::Linear { factor } => positive("rope scaling factor", f64::from(*factor))?,
+        RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings,
+        } => {
+            positive("rope scaling factor", f64::from(*factor))?;
+            positive("rope scaling low_freq_factor", f64::from(*low_freq_factor))?;
+            positive(
+                "rope scaling high_freq_factor",
+                f64::from(*high_freq_factor),
+            )?;
+            positive(
+                "rope scaling original_max_position_embeddings",
+                f64::from(*original_max_position_embeddings),
+            )?;
+            // transformers divides by their difference.
+            if high_freq_factor <= low_freq_factor {
+                return Err(format!(
+                    "rope scaling high_freq_factor ({high_freq_factor}) must exceed \
+                     low_freq_factor ({low_freq_factor})"
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Token ids given as an integer or a list of integers (eos_token_id often is a list).

@@ -3,5 +3,6 @@
 pub mod causal_lm;
 pub mod config;
 pub mod linear;
+pub mod preflight;
 pub mod transformer;
 pub mod weights;

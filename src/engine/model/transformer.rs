@@ -17,6 +17,7 @@ use candle_nn::Embedding;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::config::{Activation, BlockNorms, LayerRope, ModelConfig, QkNorm};
 use crate::engine::model::linear::{Linear, QuantPlan};
+use crate::engine::model::preflight;
 use crate::engine::model::weights::Weights;
 
 mod decode;
@@ -236,6 +237,7 @@ impl Transformer {
         device: &Device,
         plan: Option<QuantPlan>,
     ) -> Result<Self> {
+        preflight::check_layers(cfg, w.all_names(), &w.source)?;
         let h = cfg.hidden_size;
         let embed = w.get("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
         let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
@@ -267,6 +269,13 @@ impl Transformer {
         )];
         if let Some(local) = &cfg.local_rope {
             rotaries.push(Rotary::new(local.theta, &local.scaling, cfg.rotary_dim()));
+        }
+        // After the shape checks: the tables' sizes come from head_dim.
+        for rotary in &rotaries {
+            for freqs in rotary.frequencies() {
+                preflight::check_rope_table(freqs)
+                    .map_err(|msg| EngineError::invalid(&w.source, msg))?;
+            }
         }
         Ok(Self {
             embed_tokens: Embedding::new(embed, h),

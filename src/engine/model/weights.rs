@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::linear::{Linear, LinearWeight};
+use crate::engine::model::preflight;
 
 /// All tensors of one model, by their Hugging Face names.
 pub struct Weights {
@@ -32,14 +33,28 @@ impl Weights {
         let mut tensors = HashMap::new();
         match files.format {
             Format::Safetensors => {
-                for file in &files.paths {
-                    // SAFETY: a memory map is sound while no one changes the file under it. The
-                    // map is read-only and lives for this one iteration: every tensor is copied
-                    // out of it (`load` then `to_dtype`) before it is dropped, so only a writer
-                    // racing this loop could break it, a risk every mmap-based loader accepts.
-                    let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(file) }
-                        .map_err(|e| weights_error(file, e))?;
-                    for (name, _) in st.tensors() {
+                let maps = files
+                    .paths
+                    .iter()
+                    .map(|file| map_safetensors(file))
+                    .collect::<Result<Vec<_>>>()?;
+                let elements: u64 = maps
+                    .iter()
+                    .flat_map(|st| st.tensors())
+                    .map(|(_, view)| view.shape().iter().product::<usize>() as u64)
+                    .sum();
+                preflight::check_memory(
+                    dir,
+                    elements.saturating_mul(dtype.size_in_bytes() as u64),
+                    dtype.as_str(),
+                )?;
+                for (file, st) in files.paths.iter().zip(&maps) {
+                    for (name, view) in st.tensors() {
+                        if let Ok(stored) = DType::try_from(view.dtype())
+                            && let Some(i) = preflight::first_non_finite(view.data(), stored)
+                        {
+                            return Err(preflight::non_finite_error(file, &name, i));
+                        }
                         let t = st
                             .load(&name, device)
                             .and_then(|t| t.to_dtype(dtype))
@@ -57,6 +72,9 @@ impl Weights {
                             .to_device(device)
                             .and_then(|t| t.to_dtype(dtype))
                             .map_err(|e| weights_error(file, e))?;
+                        if let Some(i) = non_finite_in(&t).map_err(|e| weights_error(file, e))? {
+                            return Err(preflight::non_finite_error(file, &name, i));
+                        }
                         tensors.insert(name, t);
                     }
                 }
@@ -223,6 +241,11 @@ impl Weights {
         self.tensors.keys()
     }
 
+    /// Every tensor's name, dense and quantized.
+    pub fn all_names(&self) -> impl Iterator<Item = &String> {
+        self.tensors.keys().chain(self.quantized.keys())
+    }
+
     pub fn into_tensors(self) -> HashMap<String, Tensor> {
         self.tensors
     }
@@ -237,6 +260,25 @@ fn slice_rows(q: &QTensor, start: usize, rows: usize) -> Result<QTensor> {
     let bytes = data[start * row_bytes..(start + rows) * row_bytes].to_vec();
     let storage = QStorage::from_data(std::borrow::Cow::Owned(bytes), &q.device(), q.dtype())?;
     Ok(QTensor::new(storage, (rows, cols))?)
+}
+
+/// A safetensors file mapped for reading.
+fn map_safetensors(file: &Path) -> Result<candle_core::safetensors::MmapedSafetensors> {
+    // SAFETY: a memory map is sound while no one changes the file under it. The map is
+    // read-only and lives for `Weights::load` only: every tensor is copied out (`load` then
+    // `to_dtype`) before it is dropped, so only a writer racing the load could break it, a risk
+    // every mmap-based loader accepts.
+    unsafe { candle_core::safetensors::MmapedSafetensors::new(file) }
+        .map_err(|e| weights_error(file, e))
+}
+
+/// Index of the first NaN or infinity in a float tensor (pickled weights, already in memory).
+fn non_finite_in(t: &Tensor) -> candle_core::Result<Option<usize>> {
+    if !t.dtype().is_float() {
+        return Ok(None);
+    }
+    let values = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    Ok(values.iter().position(|v| !v.is_finite()))
 }
 
 fn weights_error(file: &Path, e: candle_core::Error) -> EngineError {

@@ -94,7 +94,8 @@ pub fn on_event(state: &mut State, event: Event) {
         }
         Event::Error(message) => {
             state.run = RunState::Failed;
-            state.message = Some(message);
+            // Engine messages quote text from model files: never let it drive the terminal.
+            state.message = Some(crate::cli_errors::printable(&message));
         }
         _ => {}
     }

@@ -70,6 +70,15 @@ impl Rotary {
         }
     }
 
+    /// Every frequency table it may use (LongRoPE has two), for the load-time checks.
+    pub(super) fn frequencies(&self) -> Vec<&[f32]> {
+        let mut all = vec![self.inv_freq.as_slice()];
+        if let Some((long, _)) = &self.long {
+            all.push(long);
+        }
+        all
+    }
+
     /// The frequencies for a call whose last position is `seq_len - 1`: LongRoPE switches to
     /// its long factors past the original context, per call, as transformers does.
     fn freqs(&self, seq_len: usize) -> &[f32] {
