@@ -45,6 +45,22 @@ pub struct TrainableModel {
     pub lora: Option<LoraSettings>,
 }
 
+/// LoRA targets for a model whose q/k/v are one `qkv_proj`: q_proj, k_proj or v_proj become
+/// qkv_proj (once), the rest stay.
+fn fused_targets(targets: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in targets {
+        let t = match t.as_str() {
+            "q_proj" | "k_proj" | "v_proj" => "qkv_proj",
+            other => other,
+        };
+        if !out.iter().any(|o| o == t) {
+            out.push(t.to_string());
+        }
+    }
+    out
+}
+
 impl TrainableModel {
     pub fn load(dir: &Path, lora: Option<LoraSettings>, seed: u64) -> Result<Self> {
         let config_path = dir.join("config.json");
@@ -70,6 +86,13 @@ impl TrainableModel {
                 )));
             }
         }
+        // A fused qkv_proj (Phi-3) is one module to PEFT: q/k/v targets name it.
+        let lora = lora.map(|mut settings| {
+            if config.fused_projections {
+                settings.targets = fused_targets(&settings.targets);
+            }
+            settings
+        });
         let tokenizer = ModelTokenizer::load(dir)?;
         let device = Device::Cpu;
         let weights = Weights::load(dir, DType::F32, &device)?;

@@ -13,6 +13,7 @@ mod cli;
 mod demo;
 mod detok;
 mod engine;
+mod families;
 mod gguf_tokenizer;
 mod hostile;
 mod hostile_models;

@@ -1,5 +1,5 @@
-//! Reading a llama.cpp GGUF file as our model: the config from its `llama.*` / `qwen2.*`
-//! metadata, its tensors renamed to Hugging Face names, and the q/k row order llama.cpp's
+//! Reading a llama.cpp GGUF file as our model: the config from its `llama.*` / `qwen2.*` /
+//! `qwen3.*` / `olmo2.*` metadata, its tensors renamed to Hugging Face names, and the q/k row order llama.cpp's
 //! converter changes for Llama put back, so the same decoder runs it. Quantized tensors stay
 //! quantized (see `linear.rs`); f32/f16/bf16 ones become dense tensors of the compute dtype.
 //!
@@ -38,8 +38,12 @@ pub struct GgufModel {
 }
 
 /// The GGUF architectures we run and the Hugging Face class each corresponds to.
-const ARCHITECTURES: &[(&str, &str)] =
-    &[("llama", "LlamaForCausalLM"), ("qwen2", "Qwen2ForCausalLM")];
+const ARCHITECTURES: &[(&str, &str)] = &[
+    ("llama", "LlamaForCausalLM"),
+    ("qwen2", "Qwen2ForCausalLM"),
+    ("qwen3", "Qwen3ForCausalLM"),
+    ("olmo2", "Olmo2ForCausalLM"),
+];
 
 pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
     let (content, header, mut reader) = gguf_header::read(path)?;
@@ -178,6 +182,11 @@ fn hf_name(gguf: &str) -> Option<String> {
         "ffn_gate" => "mlp.gate_proj",
         "ffn_up" => "mlp.up_proj",
         "ffn_down" => "mlp.down_proj",
+        // Qwen3 and OLMo 2: q/k norms; OLMo 2's norms after attention and the MLP.
+        "attn_q_norm" => "self_attn.q_norm",
+        "attn_k_norm" => "self_attn.k_norm",
+        "post_attention_norm" => "post_attention_layernorm",
+        "post_ffw_norm" => "post_feedforward_layernorm",
         _ => return None,
     };
     Some(format!("model.layers.{layer}.{ours}.{param}"))

@@ -12,7 +12,7 @@ use crate::engine::formats::adapter::{is_adapter_folder, merge_adapter, read_ada
 use crate::engine::formats::gguf;
 use crate::engine::formats::gguf_tokenizer;
 use crate::engine::formats::tokenizer::ModelTokenizer;
-use crate::engine::model::config::{ModelConfig, token_ids};
+use crate::engine::model::config::{ModelConfig, RopeScaling, token_ids};
 use crate::engine::model::linear::QuantPlan;
 use crate::engine::model::transformer::Transformer;
 use crate::engine::model::weights::Weights;
@@ -299,7 +299,14 @@ impl CausalLm {
         let start = Instant::now();
         self.net.truncate(0);
         let mut logits = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(PREFILL_CHUNK) {
+        // LongRoPE picks its factors from the length a forward call reaches, so a sequence
+        // past the original context must go in whole, as transformers runs it, or its first
+        // chunks would rotate with the short factors.
+        let chunk = match self.config.rope_scaling {
+            RopeScaling::LongRope { .. } => ids.len().max(1),
+            _ => PREFILL_CHUNK,
+        };
+        for chunk in ids.chunks(chunk) {
             let input = Tensor::new(chunk, &self.device)?.unsqueeze(0)?;
             logits.extend(self.net.forward_all(&input)?.squeeze(0)?.to_vec2::<f32>()?);
         }

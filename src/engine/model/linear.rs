@@ -59,7 +59,15 @@ impl LinearWeight {
         let Some(format) = fitting_format(format, in_dim) else {
             return Ok(Self::Dense(dense.to_dtype(DType::F16)?));
         };
-        let q = QTensor::quantize(&dense.to_dtype(DType::F32)?, format)?;
+        // candle quantizes the tensor's storage from its start, whatever the view's offset: a
+        // view into a larger buffer (a row range of Phi-3's fused qkv_proj) is copied first.
+        let dense = dense.to_dtype(DType::F32)?;
+        let dense = if dense.layout().start_offset() == 0 && dense.is_contiguous() {
+            dense
+        } else {
+            dense.force_contiguous()?
+        };
+        let q = QTensor::quantize(&dense, format)?;
         Ok(Self::Quantized(Arc::new(q)))
     }
 }

@@ -1,5 +1,10 @@
-//! One decoder for the Llama family: RMSNorm, rotary embeddings, grouped-query attention,
-//! SwiGLU MLP; Qwen2 adds q/k/v biases, Mistral a sliding window.
+//! One decoder for every supported family: RMSNorm, rotary embeddings, grouped-query
+//! attention, a gated MLP. The families differ by switches read from config.json (see
+//! `config.rs`): Qwen2 adds q/k/v biases, Mistral a sliding window, Qwen3 and Gemma 3 q/k norms
+//! per head, OLMo 2 over the whole projection, Gemma norms around attention and MLP with
+//! (1 + w) weights, scaled embeddings, GeGLU and soft-capping, Phi-3 fused projections and
+//! LongRoPE, SmolLM3 layers without rotation. A switch that is off is a `None` or a table
+//! lookup, so the Llama path does the same work as before.
 //!
 //! Written here rather than taken from candle-transformers because guided decoding needs three
 //! things those models lack: logits for every position (teacher-forced scoring), a KV cache that
@@ -10,12 +15,15 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::Embedding;
 
 use crate::engine::error::{EngineError, Result};
-use crate::engine::model::config::{ModelConfig, RopeScaling};
+use crate::engine::model::config::{Activation, BlockNorms, LayerRope, ModelConfig, QkNorm};
 use crate::engine::model::linear::{Linear, QuantPlan};
 use crate::engine::model::preflight;
 use crate::engine::model::weights::Weights;
 
 mod decode;
+mod rope;
+
+use rope::Rotary;
 
 /// Per-layer key/value storage with spare capacity, so appending a token does not copy the
 /// whole cache and rewinding is just forgetting the tail.
@@ -130,6 +138,19 @@ struct Attention {
     num_heads: usize,
     num_kv_heads: usize,
     head_dim: usize,
+    /// RMSNorm weights of queries and keys (f32), per head or over the projection (`qk_norm`).
+    q_norm: Option<Tensor>,
+    k_norm: Option<Tensor>,
+    qk_norm: QkNorm,
+    eps: f32,
+    /// Multiplier of q·k.
+    scale: f64,
+    /// Scores become cap·tanh(score / cap).
+    softcap: Option<f32>,
+    /// q/k/v were split from one `qkv_proj` (Phi-3): LoRA and merging treat them as one.
+    fused: bool,
+    /// Index of this layer's rotary table in `Transformer::rotaries`; None: no rotation.
+    rope: Option<usize>,
     window: Option<usize>,
     cache: KvCache,
 }
@@ -138,26 +159,34 @@ struct Mlp {
     gate_proj: Linear,
     up_proj: Linear,
     down_proj: Linear,
+    activation: Activation,
+}
+
+/// A block's RMSNorm weights (f32, Gemma's 1 + w already added), by where they apply: on the
+/// input of attention / the MLP, or on their output before the residual add.
+struct Norms {
+    attn_in: Option<Tensor>,
+    attn_out: Option<Tensor>,
+    mlp_in: Option<Tensor>,
+    mlp_out: Option<Tensor>,
 }
 
 struct Block {
-    input_layernorm: Tensor,
-    post_attention_layernorm: Tensor,
+    norms: Norms,
     attention: Attention,
     mlp: Mlp,
 }
 
-/// Rotary frequencies, computed for the positions of each forward call.
-struct Rotary {
-    inv_freq: Vec<f32>,
-}
-
 pub struct Transformer {
     embed_tokens: Embedding,
+    /// Embeddings are multiplied by this (Gemma: sqrt(hidden), rounded to the weights' dtype).
+    embed_scale: Option<f32>,
     blocks: Vec<Block>,
     norm: Tensor,
     lm_head: Linear,
-    rotary: Rotary,
+    final_softcap: Option<f32>,
+    /// The rotary tables layers refer to: [global] or [global, local] (Gemma 3).
+    rotaries: Vec<Rotary>,
     rms_norm_eps: f32,
     /// Number of positions held in every layer's cache.
     position: usize,
@@ -246,58 +275,11 @@ impl Transformer {
         plan: Option<QuantPlan>,
     ) -> Result<Self> {
         preflight::check_layers(cfg, w.all_names(), &w.source)?;
-        let body = plan.map(|p| p.projections);
-        let proj = |name: &str, out_dim: usize, in_dim: usize, bias: bool| -> Result<Proj> {
-            Ok(Proj {
-                base: w.linear(name, out_dim, in_dim, bias, body)?,
-                lora: None,
-            })
-        };
-        let linear = |name: &str, out_dim: usize, in_dim: usize, bias: bool| {
-            w.linear(name, out_dim, in_dim, bias, body)
-        };
         let h = cfg.hidden_size;
-        let q_dim = cfg.num_attention_heads * cfg.head_dim;
-        let kv_dim = cfg.num_key_value_heads * cfg.head_dim;
         let embed = w.get("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
         let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
-            let p = format!("model.layers.{i}");
-            let ab = cfg.attention_bias;
-            let attention = Attention {
-                q_proj: proj(&format!("{p}.self_attn.q_proj"), q_dim, h, ab)?,
-                k_proj: proj(&format!("{p}.self_attn.k_proj"), kv_dim, h, ab)?,
-                v_proj: proj(&format!("{p}.self_attn.v_proj"), kv_dim, h, ab)?,
-                // Qwen2 has biases on q/k/v only; Llama's `attention_bias` covers o_proj too.
-                o_proj: proj(
-                    &format!("{p}.self_attn.o_proj"),
-                    h,
-                    q_dim,
-                    ab && cfg.architecture != crate::engine::model::config::Architecture::Qwen2,
-                )?,
-                num_heads: cfg.num_attention_heads,
-                num_kv_heads: cfg.num_key_value_heads,
-                head_dim: cfg.head_dim,
-                window: cfg.layer_window(i),
-                cache: KvCache::new(),
-            };
-            let mb = cfg.mlp_bias;
-            let ffn = cfg.intermediate_size;
-            let mlp = Mlp {
-                gate_proj: linear(&format!("{p}.mlp.gate_proj"), ffn, h, mb)?,
-                up_proj: linear(&format!("{p}.mlp.up_proj"), ffn, h, mb)?,
-                down_proj: linear(&format!("{p}.mlp.down_proj"), h, ffn, mb)?,
-            };
-            blocks.push(Block {
-                input_layernorm: w
-                    .get(&format!("{p}.input_layernorm.weight"), &[h])?
-                    .to_dtype(DType::F32)?,
-                post_attention_layernorm: w
-                    .get(&format!("{p}.post_attention_layernorm.weight"), &[h])?
-                    .to_dtype(DType::F32)?,
-                attention,
-                mlp,
-            });
+            blocks.push(load_block(cfg, w, plan, i)?);
         }
         // The output layer may get its own format (llama.cpp's Q4_K_M keeps it at Q6_K).
         let head = plan.map(|p| p.lm_head);
@@ -307,16 +289,39 @@ impl Transformer {
         } else {
             w.linear("lm_head", cfg.vocab_size, h, false, head)?
         };
-        // After the shape checks: the table's size comes from head_dim.
-        let rotary = Rotary::new(cfg);
-        preflight::check_rope_table(&rotary.inv_freq)
-            .map_err(|msg| EngineError::invalid(&w.source, msg))?;
+        let embed_scale = if cfg.scale_embeddings {
+            // transformers multiplies in the weights' dtype by sqrt(hidden) cast to it.
+            let scale = Tensor::new(&[(h as f32).sqrt()], device)?
+                .to_dtype(embed.dtype())?
+                .to_dtype(DType::F32)?
+                .to_vec1::<f32>()?;
+            scale.first().copied()
+        } else {
+            None
+        };
+        let mut rotaries = vec![Rotary::new(
+            cfg.rope_theta,
+            &cfg.rope_scaling,
+            cfg.rotary_dim(),
+        )];
+        if let Some(local) = &cfg.local_rope {
+            rotaries.push(Rotary::new(local.theta, &local.scaling, cfg.rotary_dim()));
+        }
+        // After the shape checks: the tables' sizes come from head_dim.
+        for rotary in &rotaries {
+            for freqs in rotary.frequencies() {
+                preflight::check_rope_table(freqs)
+                    .map_err(|msg| EngineError::invalid(&w.source, msg))?;
+            }
+        }
         Ok(Self {
             embed_tokens: Embedding::new(embed, h),
+            embed_scale,
             blocks,
-            norm: w.get("model.norm.weight", &[h])?.to_dtype(DType::F32)?,
+            norm: norm_weight(cfg, w, "model.norm.weight", h)?,
             lm_head,
-            rotary,
+            final_softcap: cfg.final_logit_softcapping,
+            rotaries,
             rms_norm_eps: cfg.rms_norm_eps as f32,
             position: 0,
             device: device.clone(),
@@ -366,26 +371,47 @@ impl Transformer {
         })
     }
 
+    /// Embeddings (batch, t, hidden) of `tokens`, f32.
+    fn embed(&self, tokens: &Tensor) -> Result<Tensor> {
+        let x = self.embed_tokens.forward(tokens)?;
+        let dtype = x.dtype();
+        let x = x.to_dtype(DType::F32)?;
+        Ok(match self.embed_scale {
+            None => x,
+            // The product is rounded to the weights' dtype, as transformers computes it there.
+            Some(scale) => (x * f64::from(scale))?
+                .to_dtype(dtype)?
+                .to_dtype(DType::F32)?,
+        })
+    }
+
+    /// Logits (f32) from final hidden states, soft-capped where the family does.
+    fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let logits = self.lm_head.forward(hidden)?.to_dtype(DType::F32)?;
+        softcap(logits, self.final_softcap)
+    }
+
     /// `forward_hidden` through candle's ops: prompts, big batches, and the reference the
     /// slice path of `decode.rs` is tested against.
     fn forward_hidden_candle(&mut self, tokens: &Tensor) -> Result<Tensor> {
         let (_b, t) = tokens.dims2()?;
         let offset = self.position;
-        let (cos, sin) = self.rotary.cos_sin(offset, t, &self.device)?;
-        let mut x = self.embed_tokens.forward(tokens)?.to_dtype(DType::F32)?;
+        let tables = self
+            .rotaries
+            .iter()
+            .map(|r| r.cos_sin(offset, t, &self.device))
+            .collect::<Result<Vec<_>>>()?;
+        let mut x = self.embed(tokens)?;
         let mut masks = MaskCache::new(t, offset, &self.device);
+        let eps = self.rms_norm_eps;
         for block in &mut self.blocks {
-            let residual = &x;
-            let normed = candle_nn::ops::rms_norm(&x, &block.input_layernorm, self.rms_norm_eps)?;
-            let attn = block.attention.forward(&normed, &cos, &sin, &mut masks)?;
-            let x1 = (residual + attn)?;
-            let normed =
-                candle_nn::ops::rms_norm(&x1, &block.post_attention_layernorm, self.rms_norm_eps)?;
-            let mlp = block.mlp.forward(&normed)?;
-            x = (x1 + mlp)?;
+            let attention = &mut block.attention;
+            x = block.norms.residual(&block.mlp, x, eps, false, |n| {
+                attention.forward(n, &tables, &mut masks)
+            })?;
         }
         self.position += t;
-        Ok(candle_nn::ops::rms_norm(&x, &self.norm, self.rms_norm_eps)?)
+        Ok(candle_nn::ops::rms_norm(&x, &self.norm, eps)?)
     }
 
     /// Logits (batch, vocab) of the last position after feeding `tokens`.
@@ -393,13 +419,13 @@ impl Transformer {
         let hidden = self.forward_hidden(tokens)?;
         let t = hidden.dim(1)?;
         let last = hidden.narrow(1, t - 1, 1)?.squeeze(1)?;
-        Ok(self.lm_head.forward(&last)?.to_dtype(DType::F32)?)
+        self.logits(&last)
     }
 
     /// Logits (batch, t, vocab) of every position after feeding `tokens`.
     pub fn forward_all(&mut self, tokens: &Tensor) -> Result<Tensor> {
         let hidden = self.forward_hidden(tokens)?;
-        Ok(self.lm_head.forward(&hidden)?.to_dtype(DType::F32)?)
+        self.logits(&hidden)
     }
 }
 
@@ -411,40 +437,64 @@ impl Transformer {
     /// (so gradients reach every weight); the values equal `forward_all`'s. No cache is used.
     pub fn forward_train(&self, tokens: &Tensor) -> Result<Tensor> {
         let (_b, t) = tokens.dims2()?;
-        let (cos, sin) = self.rotary.cos_sin(0, t, &self.device)?;
+        let tables = self
+            .rotaries
+            .iter()
+            .map(|r| r.cos_sin(0, t, &self.device))
+            .collect::<Result<Vec<_>>>()?;
         let eps = self.rms_norm_eps;
         let mut masks = MaskCache::new(t, 0, &self.device);
-        let mut x = self.embed_tokens.forward(tokens)?.to_dtype(DType::F32)?;
+        let mut x = self.embed(tokens)?;
         for block in &self.blocks {
-            let normed = candle_nn::ops::rms_norm_slow(&x, &block.input_layernorm, eps)?;
-            let attn = block
-                .attention
-                .forward_train(&normed, &cos, &sin, &mut masks)?;
-            let x1 = (x + attn)?;
-            let normed = candle_nn::ops::rms_norm_slow(&x1, &block.post_attention_layernorm, eps)?;
-            x = (&x1 + block.mlp.forward(&normed)?)?;
+            x = block.norms.residual(&block.mlp, x, eps, true, |n| {
+                block.attention.forward_train(n, &tables, &mut masks)
+            })?;
         }
         let x = candle_nn::ops::rms_norm_slow(&x, &self.norm, eps)?;
-        self.lm_head.forward(&x)
+        let logits = self.lm_head.forward(&x)?;
+        softcap(logits, self.final_softcap)
     }
 
     /// Give the attention projections named in `targets` a LoRA update, `a`/`b` taken from
     /// `make(name, out_dim, in_dim)`; names are PEFT's module paths ("model.layers.0.self_attn.q_proj").
+    /// A model with a fused `qkv_proj` (Phi-3) takes "qkv_proj" as one module, as PEFT sees it:
+    /// one A shared by q, k and v, and B cut into their row ranges.
     pub fn attach_lora(
         &mut self,
         targets: &[String],
         scale: f64,
         mut make: impl FnMut(&str, usize, usize) -> Result<(Tensor, Tensor)>,
     ) -> Result<()> {
+        let wanted = |name: &str| targets.iter().any(|t| t == name);
         for (i, block) in self.blocks.iter_mut().enumerate() {
             let a = &mut block.attention;
+            let fused = a.fused;
+            if fused && wanted("qkv_proj") {
+                let in_dim = a.q_proj.base.dims()?.1;
+                let module = format!("model.layers.{i}.self_attn.qkv_proj");
+                let parts = [&mut a.q_proj, &mut a.k_proj, &mut a.v_proj];
+                let rows = parts
+                    .iter()
+                    .map(|p| Ok(p.base.dims()?.0))
+                    .collect::<Result<Vec<usize>>>()?;
+                let (lora_a, lora_b) = make(&module, rows.iter().sum(), in_dim)?;
+                let mut start = 0;
+                for (proj, n) in parts.into_iter().zip(rows) {
+                    proj.lora = Some(LoraPair {
+                        a: lora_a.clone(),
+                        b: lora_b.narrow(0, start, n)?,
+                        scale,
+                    });
+                    start += n;
+                }
+            }
             for (name, proj) in [
                 ("q_proj", &mut a.q_proj),
                 ("k_proj", &mut a.k_proj),
                 ("v_proj", &mut a.v_proj),
                 ("o_proj", &mut a.o_proj),
             ] {
-                if !targets.iter().any(|t| t == name) {
+                if !wanted(name) || (fused && name != "o_proj") {
                     continue;
                 }
                 let (out_dim, in_dim) = proj.base.dims()?;
@@ -460,22 +510,40 @@ impl Transformer {
         Ok(())
     }
 
-    /// `W + scale·B·A` for every projection with a LoRA update, by weight name.
+    /// `W + scale·B·A` for every projection with a LoRA update, by weight name (a fused
+    /// `qkv_proj` whole, its three parts stacked again).
     pub fn merged_lora_weights(&self) -> Result<Vec<(String, Tensor)>> {
+        let merged = |proj: &Proj| -> Result<Option<Tensor>> {
+            let Some(l) = &proj.lora else {
+                return Ok(None);
+            };
+            let delta = (l.b.matmul(&l.a)? * l.scale)?;
+            let base = proj.base.dense("merging a LoRA update")?;
+            Ok(Some((base + delta)?.detach()))
+        };
         let mut out = Vec::new();
         for (i, block) in self.blocks.iter().enumerate() {
             let a = &block.attention;
-            for (name, proj) in [
-                ("q_proj", &a.q_proj),
-                ("k_proj", &a.k_proj),
-                ("v_proj", &a.v_proj),
-                ("o_proj", &a.o_proj),
-            ] {
-                if let Some(l) = &proj.lora {
-                    let delta = (l.b.matmul(&l.a)? * l.scale)?;
-                    let base = proj.base.dense("merging a LoRA update")?;
-                    let merged = (base + delta)?.detach();
-                    out.push((format!("model.layers.{i}.self_attn.{name}.weight"), merged));
+            let p = format!("model.layers.{i}.self_attn");
+            let mut named = vec![("o_proj", &a.o_proj)];
+            if a.fused {
+                let parts = [&a.q_proj, &a.k_proj, &a.v_proj]
+                    .map(&merged)
+                    .into_iter()
+                    .collect::<Result<Option<Vec<Tensor>>>>()?;
+                if let Some(parts) = parts {
+                    out.push((format!("{p}.qkv_proj.weight"), Tensor::cat(&parts, 0)?));
+                }
+            } else {
+                named.extend([
+                    ("q_proj", &a.q_proj),
+                    ("k_proj", &a.k_proj),
+                    ("v_proj", &a.v_proj),
+                ]);
+            }
+            for (name, proj) in named {
+                if let Some(w) = merged(proj)? {
+                    out.push((format!("{p}.{name}.weight"), w));
                 }
             }
         }
@@ -483,101 +551,206 @@ impl Transformer {
     }
 }
 
-impl Rotary {
-    fn new(cfg: &ModelConfig) -> Self {
-        let dim = cfg.head_dim;
-        let base = cfg.rope_theta;
-        let mut inv_freq: Vec<f32> = (0..dim)
-            .step_by(2)
-            .map(|i| 1.0 / base.powf(i as f32 / dim as f32))
-            .collect();
-        match cfg.rope_scaling {
-            RopeScaling::None => {}
-            RopeScaling::Linear { factor } => inv_freq.iter_mut().for_each(|f| *f /= factor),
-            RopeScaling::Llama3 {
-                factor,
-                low_freq_factor,
-                high_freq_factor,
-                original_max_position_embeddings: old_len,
-            } => {
-                let low_freq_wavelen = old_len / low_freq_factor;
-                let high_freq_wavelen = old_len / high_freq_factor;
-                for f in inv_freq.iter_mut() {
-                    let wavelen = 2.0 * std::f32::consts::PI / *f;
-                    if wavelen > low_freq_wavelen {
-                        *f /= factor;
-                    } else if wavelen >= high_freq_wavelen {
-                        let smooth = (old_len / wavelen - low_freq_factor)
-                            / (high_freq_factor - low_freq_factor);
-                        *f = (1.0 - smooth) * *f / factor + smooth * *f;
-                    }
-                }
-            }
-        }
-        Self { inv_freq }
-    }
+/// An RMSNorm weight as f32, with Gemma's 1 + w folded in.
+fn norm_weight(cfg: &ModelConfig, w: &Weights, name: &str, len: usize) -> Result<Tensor> {
+    let weight = w.get(name, &[len])?.to_dtype(DType::F32)?;
+    Ok(if cfg.norm_weight_offset == 0.0 {
+        weight
+    } else {
+        (weight + f64::from(cfg.norm_weight_offset))?
+    })
+}
 
-    /// cos and sin (head_dim / 2 each) of the angles at `position`.
-    fn angles(&self, position: usize) -> (Vec<f32>, Vec<f32>) {
-        self.inv_freq
-            .iter()
-            .map(|&f| {
-                let angle = position as f32 * f;
-                (angle.cos(), angle.sin())
-            })
-            .unzip()
-    }
-
-    /// cos and sin tables (t, head_dim / 2) for positions offset..offset + t.
-    fn cos_sin(&self, offset: usize, t: usize, device: &Device) -> Result<(Tensor, Tensor)> {
-        let half = self.inv_freq.len();
-        let mut cos = Vec::with_capacity(t * half);
-        let mut sin = Vec::with_capacity(t * half);
-        for p in offset..offset + t {
-            let (c, s) = self.angles(p);
-            cos.extend(c);
-            sin.extend(s);
+/// Layer `i`: its projections (split from fused ones for Phi-3), norms and switches.
+fn load_block(cfg: &ModelConfig, w: &Weights, plan: Option<QuantPlan>, i: usize) -> Result<Block> {
+    let body = plan.map(|p| p.projections);
+    let p = format!("model.layers.{i}");
+    let h = cfg.hidden_size;
+    let d = cfg.head_dim;
+    let q_dim = cfg.num_attention_heads * d;
+    let kv_dim = cfg.num_key_value_heads * d;
+    let ffn = cfg.intermediate_size;
+    let proj = |base: Linear| Proj { base, lora: None };
+    let ab = cfg.attention_bias;
+    let [q_proj, k_proj, v_proj] = if cfg.fused_projections {
+        let fused = format!("{p}.self_attn.qkv_proj");
+        let total = q_dim + 2 * kv_dim;
+        [(0, q_dim), (q_dim, kv_dim), (q_dim + kv_dim, kv_dim)]
+            .map(|(start, rows)| w.linear_part(&fused, start, rows, total, h, body))
+    } else {
+        [("q_proj", q_dim), ("k_proj", kv_dim), ("v_proj", kv_dim)]
+            .map(|(name, rows)| w.linear(&format!("{p}.self_attn.{name}"), rows, h, ab, body))
+    };
+    let (gate_proj, up_proj) = if cfg.fused_projections {
+        let fused = format!("{p}.mlp.gate_up_proj");
+        (
+            w.linear_part(&fused, 0, ffn, 2 * ffn, h, body)?,
+            w.linear_part(&fused, ffn, ffn, 2 * ffn, h, body)?,
+        )
+    } else {
+        let mb = cfg.mlp_bias;
+        (
+            w.linear(&format!("{p}.mlp.gate_proj"), ffn, h, mb, body)?,
+            w.linear(&format!("{p}.mlp.up_proj"), ffn, h, mb, body)?,
+        )
+    };
+    let (q_norm_len, k_norm_len) = match cfg.qk_norm {
+        QkNorm::None => (0, 0),
+        QkNorm::PerHead => (d, d),
+        QkNorm::Whole => (q_dim, kv_dim),
+    };
+    let optional_norm = |name: &str, len: usize| -> Result<Option<Tensor>> {
+        if len == 0 {
+            return Ok(None);
         }
-        let cos = Tensor::from_vec(cos, (t, half), device)?;
-        let sin = Tensor::from_vec(sin, (t, half), device)?;
-        Ok((cos, sin))
+        norm_weight(cfg, w, &format!("{p}.{name}.weight"), len).map(Some)
+    };
+    let attention = Attention {
+        q_proj: proj(q_proj?),
+        k_proj: proj(k_proj?),
+        v_proj: proj(v_proj?),
+        o_proj: proj(w.linear(
+            &format!("{p}.self_attn.o_proj"),
+            h,
+            q_dim,
+            cfg.o_proj_bias,
+            body,
+        )?),
+        num_heads: cfg.num_attention_heads,
+        num_kv_heads: cfg.num_key_value_heads,
+        head_dim: d,
+        q_norm: optional_norm("self_attn.q_norm", q_norm_len)?,
+        k_norm: optional_norm("self_attn.k_norm", k_norm_len)?,
+        qk_norm: cfg.qk_norm,
+        eps: cfg.rms_norm_eps as f32,
+        scale: cfg.attention_scale,
+        softcap: cfg.attn_logit_softcapping,
+        fused: cfg.fused_projections,
+        rope: match cfg.layer_rope(i) {
+            LayerRope::Global => Some(0),
+            LayerRope::Local => Some(1),
+            LayerRope::Off => None,
+        },
+        window: cfg.layer_window(i),
+        cache: KvCache::new(),
+    };
+    let mlp = Mlp {
+        gate_proj,
+        up_proj,
+        down_proj: w.linear(&format!("{p}.mlp.down_proj"), h, ffn, cfg.mlp_bias, body)?,
+        activation: cfg.activation,
+    };
+    // Which of the four norm slots a family fills, and the name transformers gives each.
+    let names: [Option<&str>; 4] = match cfg.block_norms {
+        BlockNorms::Pre => [
+            Some("input_layernorm"),
+            None,
+            Some("post_attention_layernorm"),
+            None,
+        ],
+        BlockNorms::Sandwich => [
+            Some("input_layernorm"),
+            Some("post_attention_layernorm"),
+            Some("pre_feedforward_layernorm"),
+            Some("post_feedforward_layernorm"),
+        ],
+        BlockNorms::Post => [
+            None,
+            Some("post_attention_layernorm"),
+            None,
+            Some("post_feedforward_layernorm"),
+        ],
+    };
+    let [attn_in, attn_out, mlp_in, mlp_out] =
+        names.map(|name| name.map_or(Ok(None), |n| optional_norm(n, h)));
+    Ok(Block {
+        norms: Norms {
+            attn_in: attn_in?,
+            attn_out: attn_out?,
+            mlp_in: mlp_in?,
+            mlp_out: mlp_out?,
+        },
+        attention,
+        mlp,
+    })
+}
+
+/// cap·tanh(x / cap) where a cap is set; x as it is otherwise.
+fn softcap(x: Tensor, cap: Option<f32>) -> Result<Tensor> {
+    Ok(match cap {
+        None => x,
+        Some(c) => ((x / f64::from(c))?.tanh()? * f64::from(c))?,
+    })
+}
+
+/// RMSNorm over the last dimension when a weight is given; `x` itself otherwise. `slow` takes
+/// the composed op, which has a backward pass.
+fn maybe_norm(x: &Tensor, weight: Option<&Tensor>, eps: f32, slow: bool) -> Result<Tensor> {
+    Ok(match weight {
+        None => x.clone(),
+        Some(w) if slow => candle_nn::ops::rms_norm_slow(x, w, eps)?,
+        Some(w) => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps)?,
+    })
+}
+
+impl Norms {
+    /// One block around `x`: x + attention(norm(x)) (normed again on its output where the
+    /// family does), then the same for the MLP.
+    fn residual(
+        &self,
+        mlp: &Mlp,
+        x: Tensor,
+        eps: f32,
+        slow: bool,
+        attend: impl FnOnce(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let attn = attend(&maybe_norm(&x, self.attn_in.as_ref(), eps, slow)?)?;
+        let x = (x + maybe_norm(&attn, self.attn_out.as_ref(), eps, slow)?)?;
+        let out = mlp.forward(&maybe_norm(&x, self.mlp_in.as_ref(), eps, slow)?)?;
+        Ok((&x + maybe_norm(&out, self.mlp_out.as_ref(), eps, slow)?)?)
     }
 }
 
 impl Attention {
-    /// Queries, keys and values (batch, heads, t, head_dim) with rotary embeddings applied.
-    fn project(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, slow: bool) -> Result<[Tensor; 3]> {
+    /// Queries, keys and values (batch, heads, t, head_dim): q/k normed where the family does,
+    /// then rotated with this layer's table of `tables` (if any).
+    fn project(&self, x: &Tensor, tables: &[(Tensor, Tensor)], slow: bool) -> Result<[Tensor; 3]> {
         let (b, t, _) = x.dims3()?;
         let d = self.head_dim;
-        let heads = |proj: &Proj, n: usize| -> Result<Tensor> {
-            Ok(proj
-                .forward(x)?
-                .reshape((b, t, n, d))?
-                .transpose(1, 2)?
-                .contiguous()?)
+        let eps = self.eps;
+        let (whole, per_head) = match self.qk_norm {
+            QkNorm::Whole => (true, false),
+            QkNorm::PerHead => (false, true),
+            QkNorm::None => (false, false),
         };
-        // The fused rope kernel has no backward; the composed one gives identical values.
-        let rope = |x: &Tensor| -> Result<Tensor> {
-            Ok(if slow {
-                candle_nn::rotary_emb::rope_slow(x, cos, sin)?
-            } else {
-                candle_nn::rotary_emb::rope(x, cos, sin)?
-            })
+        let heads = |proj: &Proj, n: usize, norm: Option<&Tensor>| -> Result<Tensor> {
+            let y = proj.forward(x)?;
+            let y = maybe_norm(&y, norm.filter(|_| whole), eps, slow)?;
+            let y = y.reshape((b, t, n, d))?;
+            let y = maybe_norm(&y, norm.filter(|_| per_head), eps, slow)?;
+            Ok(y.transpose(1, 2)?.contiguous()?)
         };
-        let q = rope(&heads(&self.q_proj, self.num_heads)?)?;
-        let k = rope(&heads(&self.k_proj, self.num_kv_heads)?)?;
-        let v = heads(&self.v_proj, self.num_kv_heads)?;
-        Ok([q, k, v])
+        let q = heads(&self.q_proj, self.num_heads, self.q_norm.as_ref())?;
+        let k = heads(&self.k_proj, self.num_kv_heads, self.k_norm.as_ref())?;
+        let v = heads(&self.v_proj, self.num_kv_heads, None)?;
+        let Some(table) = self.rope.and_then(|i| tables.get(i)) else {
+            return Ok([q, k, v]);
+        };
+        let (cos, sin) = table;
+        Ok([
+            rope::apply(&q, cos, sin, slow)?,
+            rope::apply(&k, cos, sin, slow)?,
+            v,
+        ])
     }
 
     fn forward(
         &mut self,
         x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
+        tables: &[(Tensor, Tensor)],
         masks: &mut MaskCache,
     ) -> Result<Tensor> {
-        let [q, k, v] = self.project(x, cos, sin, false)?;
+        let [q, k, v] = self.project(x, tables, false)?;
         let (keys, values) = self.cache.append(&k, &v)?;
         let mask = masks.get(self.window)?;
         self.attend(&q, &keys, &values, mask.as_ref(), false)
@@ -587,11 +760,10 @@ impl Attention {
     fn forward_train(
         &self,
         x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
+        tables: &[(Tensor, Tensor)],
         masks: &mut MaskCache,
     ) -> Result<Tensor> {
-        let [q, k, v] = self.project(x, cos, sin, true)?;
+        let [q, k, v] = self.project(x, tables, true)?;
         let mask = masks.get(self.window)?;
         self.attend(&q, &k, &v, mask.as_ref(), true)
     }
@@ -611,8 +783,8 @@ impl Attention {
         // head are folded into the row dimension, (b, kv, n_rep * t, d) · (b, kv, d, total).
         let n_rep = h / kv;
         let q = q.reshape((b, kv, n_rep * t, d))?;
-        let scale = 1.0 / (d as f64).sqrt();
-        let scores = (q.matmul(&keys.t()?)? * scale)?.to_dtype(DType::F32)?;
+        let scores = (q.matmul(&keys.t()?)? * self.scale)?.to_dtype(DType::F32)?;
+        let scores = softcap(scores, self.softcap)?;
         let scores = match mask {
             Some(mask) => scores
                 .reshape((b, kv, n_rep, t, total))?
@@ -694,7 +866,12 @@ fn attention_mask(
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
+        let gate = self.gate_proj.forward(x)?;
+        let gate = match self.activation {
+            Activation::Silu => candle_nn::ops::silu(&gate)?,
+            // candle's `gelu` is the tanh approximation, as gelu_pytorch_tanh.
+            Activation::GeluTanh => gate.gelu()?,
+        };
         let up = self.up_proj.forward(x)?;
         self.down_proj.forward(&(gate * up)?)
     }
@@ -704,11 +881,14 @@ impl Mlp {
 mod tests {
     use super::*;
 
-    /// A fixture model of the test data, loaded twice (one per path).
+    /// A fixture model of the test data (tests/data/parity or parity_families).
     fn fixture(name: &str) -> Transformer {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/parity/models")
-            .join(name);
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let dir = ["parity", "parity_families"]
+            .iter()
+            .map(|set| data.join(set).join("models").join(name))
+            .find(|dir| dir.is_dir())
+            .unwrap();
         let cfg = ModelConfig::from_file(&dir.join("config.json")).unwrap();
         let w = Weights::load(&dir, DType::F32, &Device::Cpu).unwrap();
         Transformer::load(&cfg, &w, &Device::Cpu).unwrap()
@@ -717,10 +897,21 @@ mod tests {
     /// The slice path of `decode.rs` and candle's ops give the same hidden states step after
     /// step, from a prompt prefilled by candle, for one sequence and a forked batch of three:
     /// Mistral (window 8, one KV head for four query heads, so the window bites after 8
-    /// positions) and Qwen2 (q/k/v biases).
+    /// positions) and Qwen2 (q/k/v biases), and every other family's switches.
     #[test]
     fn slice_decoding_matches_candles_ops() {
-        for name in ["mistral_base", "qwen2_base", "llama_base"] {
+        let families = [
+            "qwen3_base",
+            "gemma2_base",
+            "gemma3_base",
+            "phi3_base",
+            "olmo2_base",
+            "smollm3_base",
+        ];
+        for name in ["mistral_base", "qwen2_base", "llama_base"]
+            .into_iter()
+            .chain(families)
+        {
             for rows in [1, 3] {
                 let (mut fast, mut slow) = (fixture(name), fixture(name));
                 let prompt = Tensor::new(&[[5u32, 17, 42, 7, 99]], &Device::Cpu).unwrap();

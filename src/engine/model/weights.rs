@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device, Tensor};
 
 use crate::engine::error::{EngineError, Result};
@@ -177,6 +177,39 @@ impl Weights {
         Ok(Linear::new(weight, bias)?.asked_for(asked))
     }
 
+    /// Rows `start..start + rows` of the fused, bias-free linear layer `{prefix}.weight` of
+    /// `total` rows, as a layer of its own (Phi-3's qkv_proj and gate_up_proj are split at
+    /// load so the decoder sees q/k/v and gate/up as every other family has them). Quantized
+    /// matrices are cut along whole rows, which are whole blocks, so nothing is requantized.
+    pub fn linear_part(
+        &self,
+        prefix: &str,
+        start: usize,
+        rows: usize,
+        total: usize,
+        in_dim: usize,
+        quantize: Option<GgmlDType>,
+    ) -> Result<Linear> {
+        let name = format!("{prefix}.weight");
+        let weight = match self.quantized.get(&name) {
+            Some(q) => {
+                self.check_shape(&name, q.shape().dims(), &[total, in_dim])?;
+                LinearWeight::Quantized(Arc::new(slice_rows(q, start, rows)?))
+            }
+            None => {
+                let dense = self
+                    .get(&name, &[total, in_dim])?
+                    .narrow(0, start, rows)?
+                    .contiguous()?;
+                match quantize {
+                    Some(format) => LinearWeight::quantize(&dense, format)?,
+                    None => LinearWeight::Dense(dense),
+                }
+            }
+        };
+        Linear::new(weight, None)
+    }
+
     /// A bias-free linear layer over `dense`, the tensor `{prefix}.weight` (a tied output
     /// layer reuses the embedding): the stored quantized copy where the file has one.
     pub fn linear_from(
@@ -215,6 +248,17 @@ impl Weights {
     pub fn into_tensors(self) -> HashMap<String, Tensor> {
         self.tensors
     }
+}
+
+/// Rows `start..start + rows` of a block-quantized matrix: each row is whole blocks, so the
+/// bytes are copied as they are.
+fn slice_rows(q: &QTensor, start: usize, rows: usize) -> Result<QTensor> {
+    let (total, cols) = q.shape().dims2()?;
+    let data = q.data()?;
+    let row_bytes = data.len() / total.max(1);
+    let bytes = data[start * row_bytes..(start + rows) * row_bytes].to_vec();
+    let storage = QStorage::from_data(std::borrow::Cow::Owned(bytes), &q.device(), q.dtype())?;
+    Ok(QTensor::new(storage, (rows, cols))?)
 }
 
 /// A safetensors file mapped for reading.

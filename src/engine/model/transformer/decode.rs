@@ -8,11 +8,14 @@
 //! test `slice_decoding_matches_candles_ops` in `transformer.rs` checks that both paths give
 //! the same hidden states.
 
+use std::borrow::Cow;
+
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
 use super::{Attention, Mlp, Transformer};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::kernels::gemv;
+use crate::engine::model::config::Activation;
 use crate::engine::model::linear::Linear;
 
 /// At most this many sequences go through the slice path; larger batches (sweeps) gain more
@@ -37,25 +40,22 @@ impl Transformer {
     /// of `hidden_size` per sequence, after the last norm.
     pub(super) fn decode_rows(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         let rows = tokens.len();
-        let ids = Tensor::new(tokens, &self.device)?;
-        let mut x = self
-            .embed_tokens
-            .embeddings()
-            .index_select(&ids, 0)?
-            .to_dtype(candle_core::DType::F32)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
+        let ids = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
+        let mut x = self.embed(&ids)?.flatten_all()?.to_vec1::<f32>()?;
         let position = self.position;
-        let (cos, sin) = self.rotary.angles(position);
+        let tables: Vec<(Vec<f32>, Vec<f32>)> =
+            self.rotaries.iter().map(|r| r.angles(position)).collect();
         let eps = self.rms_norm_eps;
         for block in &mut self.blocks {
-            let normed = rms_norm(&x, &block.input_layernorm, eps)?;
+            let norms = &block.norms;
+            let normed = maybe_norm(&x, norms.attn_in.as_ref(), eps)?;
             let attn = block
                 .attention
-                .decode_rows(&normed, rows, position, &cos, &sin)?;
-            add_into(&mut x, &attn);
-            let normed = rms_norm(&x, &block.post_attention_layernorm, eps)?;
-            add_into(&mut x, &block.mlp.decode_rows(&normed, rows)?);
+                .decode_rows(&normed, rows, position, &tables)?;
+            add_into(&mut x, &maybe_norm(&attn, norms.attn_out.as_ref(), eps)?);
+            let normed = maybe_norm(&x, norms.mlp_in.as_ref(), eps)?;
+            let out = block.mlp.decode_rows(&normed, rows)?;
+            add_into(&mut x, &maybe_norm(&out, norms.mlp_out.as_ref(), eps)?);
         }
         self.position += 1;
         rms_norm(&x, &self.norm, eps)
@@ -68,8 +68,7 @@ impl Attention {
         x: &[f32],
         rows: usize,
         position: usize,
-        cos: &[f32],
-        sin: &[f32],
+        tables: &[(Vec<f32>, Vec<f32>)],
     ) -> Result<Vec<f32>> {
         let d = self.head_dim;
         let (heads, kv_heads) = (self.num_heads, self.num_kv_heads);
@@ -79,9 +78,19 @@ impl Attention {
             .map_err(|_| {
                 EngineError::usage("q/k/v projections gave the wrong number of outputs")
             })?;
+        // A norm weight of head_dim normalizes each head, one of the whole width each row.
+        if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
+            q = rms_norm(&q, qn, self.eps)?;
+            k = rms_norm(&k, kn, self.eps)?;
+        }
         // Rows are (sequence, head, d) already: one position per sequence.
-        q.chunks_exact_mut(d).for_each(|h| rotate(h, cos, sin));
-        k.chunks_exact_mut(d).for_each(|h| rotate(h, cos, sin));
+        if let Some((cos, sin)) = self.rope.and_then(|i| tables.get(i)) {
+            let rotary = 2 * cos.len();
+            q.chunks_exact_mut(d)
+                .for_each(|h| rotate(&mut h[..rotary], cos, sin));
+            k.chunks_exact_mut(d)
+                .for_each(|h| rotate(&mut h[..rotary], cos, sin));
+        }
         let shape = (rows, kv_heads, 1, d);
         let k = Tensor::from_vec(k, shape, &candle_core::Device::Cpu)?;
         let v = Tensor::from_vec(v, shape, &candle_core::Device::Cpu)?;
@@ -94,7 +103,7 @@ impl Attention {
         let (value_storage, value_layout) = values.storage_and_layout();
         let keys = CacheView::new(&key_storage, key_layout)?;
         let values = CacheView::new(&value_storage, value_layout)?;
-        let scale = 1.0 / (d as f32).sqrt();
+        let scale = self.scale as f32;
         let group = heads / kv_heads;
         let mut scores = vec![0f32; total];
         for r in 0..rows {
@@ -104,6 +113,11 @@ impl Attention {
                 let visible = &mut scores[first..total];
                 for (j, s) in (first..total).zip(visible.iter_mut()) {
                     *s = gemv::dot(query, keys.vector(r, g, j, d)) * scale;
+                }
+                if let Some(cap) = self.softcap {
+                    visible
+                        .iter_mut()
+                        .for_each(|s| *s = (*s / cap).tanh() * cap);
                 }
                 softmax_in_place(visible);
                 let o = &mut out[(r * heads + h) * d..][..d];
@@ -124,9 +138,16 @@ impl Mlp {
             .map_err(|_| {
                 EngineError::usage("gate/up projections gave the wrong number of outputs")
             })?;
-        gate.iter_mut()
-            .zip(&up)
-            .for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
+        match self.activation {
+            Activation::Silu => gate
+                .iter_mut()
+                .zip(&up)
+                .for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u),
+            Activation::GeluTanh => gate
+                .iter_mut()
+                .zip(&up)
+                .for_each(|(g, u)| *g = gelu_tanh(*g) * u),
+        }
         self.down_proj.forward_rows(&gate, rows)
     }
 }
@@ -172,6 +193,20 @@ fn rms_norm(x: &[f32], weight: &Tensor, eps: f32) -> Result<Vec<f32>> {
         out.extend(row.iter().zip(&w).map(|(v, w)| v * inv * w));
     }
     Ok(out)
+}
+
+/// RMSNorm of each row where a weight is given, `x` itself otherwise.
+fn maybe_norm<'a>(x: &'a [f32], weight: Option<&Tensor>, eps: f32) -> Result<Cow<'a, [f32]>> {
+    Ok(match weight {
+        Some(w) => Cow::Owned(rms_norm(x, w, eps)?),
+        None => Cow::Borrowed(x),
+    })
+}
+
+/// GELU, tanh approximation (PyTorch's `approximate="tanh"`).
+fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
 }
 
 /// Rotary embedding of one head, Hugging Face's layout: element i pairs with i + d/2.
