@@ -130,8 +130,9 @@ pub struct ModelArgs {
     /// blocks take llama.cpp's fallback). A GGUF model's quantized tensors are used as stored.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
-    /// tokenizer.json for a GGUF model (--base or --arm FILE.gguf), used instead of one beside
-    /// the file or the tokenizer in its metadata.
+    /// A tokenizer.json (or a folder holding one) that replaces the models' own: for a GGUF
+    /// file instead of one beside it or the tokenizer in its metadata; for a model folder
+    /// instead of its tokenizer.json.
     #[arg(long, value_name = "FILE")]
     pub tokenizer: Option<PathBuf>,
     /// Wrap prompts in this text, `{prompt}` marking where the prompt goes and `\n` a newline
@@ -145,6 +146,11 @@ pub struct ModelArgs {
     /// The system message of the --chat conversation.
     #[arg(long, value_name = "TEXT")]
     pub system: Option<String>,
+    /// A variable for the --chat template, NAME=VALUE (repeatable), as transformers'
+    /// `apply_chat_template(..., NAME=VALUE)`: e.g. enable_thinking=false for Qwen3. VALUE is
+    /// read as JSON (false, 3, "text", [..]) and otherwise taken as text.
+    #[arg(long = "chat-kwarg", value_name = "NAME=VALUE")]
+    pub chat_kwargs: Vec<String>,
     /// A named model set from the config file's `[profiles.NAME]` (base, ARMs, weights, chat);
     /// flags given beside it win.
     #[arg(long, value_name = "NAME")]
@@ -163,6 +169,7 @@ impl Default for ModelArgs {
             prompt_template: None,
             chat: false,
             system: None,
+            chat_kwargs: Vec::new(),
             tokenizer: None,
             profile: None,
         }

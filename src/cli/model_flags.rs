@@ -63,9 +63,38 @@ impl ModelArgs {
             prompt_template: self.prompt_template.clone(),
             chat: self.chat,
             system: self.system.clone(),
+            chat_variables: parse_chat_kwargs(&self.chat_kwargs)?,
             profile: self.profile.clone(),
         })
     }
+}
+
+/// `--chat-kwarg NAME=VALUE` flags: VALUE as JSON where it is JSON, else as text. The names a
+/// conversation is rendered with are genarm's to set.
+fn parse_chat_kwargs(raw: &[String]) -> Result<Vec<(String, serde_json::Value)>> {
+    raw.iter()
+        .map(|item| {
+            let (name, value) = item
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--chat-kwarg {item}: expected NAME=VALUE"))?;
+            let identifier = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !identifier {
+                anyhow::bail!("--chat-kwarg {item}: '{name}' is not a template variable name");
+            }
+            if matches!(name, "messages" | "add_generation_prompt") {
+                anyhow::bail!(
+                    "--chat-kwarg {item}: '{name}' is set by genarm (--prompt, --system)"
+                );
+            }
+            let value = serde_json::from_str(value)
+                .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+            Ok((name.to_string(), value))
+        })
+        .collect()
 }
 
 /// Load the base and every ARM the flags name, with `--profile` read from the config file;

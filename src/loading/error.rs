@@ -36,6 +36,8 @@ pub enum LoadError {
     },
     #[error("--system is the system message of --chat; give --chat too")]
     SystemWithoutChat,
+    #[error("--chat-kwarg sets variables of the --chat template; give --chat too")]
+    KwargWithoutChat,
     #[error(
         "--weight {arm}={weight}: no ARM named '{arm}' ({})",
         known_arms(known)

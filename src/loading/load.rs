@@ -26,6 +26,9 @@ pub fn load_guide(spec: &ModelSpec, config: Option<&Path>) -> Result<LoadedGuide
     if spec.system.is_some() && !spec.chat {
         return Err(LoadError::SystemWithoutChat);
     }
+    if !spec.chat_variables.is_empty() && !spec.chat {
+        return Err(LoadError::KwargWithoutChat);
+    }
     let (base_path, arms) = model_paths(spec)?;
     let names: Vec<String> = arms.iter().map(|(n, _)| n.clone()).collect();
     let weights = resolve_weights(&spec.weights, &names)?;
@@ -107,7 +110,8 @@ fn with_prompt_format(
     notices: &mut Vec<String>,
 ) -> Result<Guide, LoadError> {
     if spec.chat {
-        guide.chat = chat_prompt(&guide.base, spec.system.clone(), notices)?;
+        guide.chat = chat_prompt(&guide.base, spec.system.clone(), notices)?
+            .map(|chat| chat.with_variables(&spec.chat_variables));
     }
     guide.prompt_template = match (&spec.prompt_template, &spec.base) {
         // The chat template replaces any prompt format (the command line refuses both at once).

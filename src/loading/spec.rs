@@ -26,6 +26,8 @@ pub struct ModelSpec {
     pub chat: bool,
     /// The system message of the chat conversation (needs `chat`).
     pub system: Option<String>,
+    /// Variables for the chat template (`--chat-kwarg`; needs `chat`).
+    pub chat_variables: Vec<(String, serde_json::Value)>,
     /// A named model set from the config file's `[profiles.NAME]`, laid under the fields above.
     pub profile: Option<String>,
 }
@@ -42,6 +44,7 @@ impl Default for ModelSpec {
             prompt_template: None,
             chat: false,
             system: None,
+            chat_variables: Vec::new(),
             profile: None,
         }
     }

@@ -300,3 +300,47 @@ fn the_playground_switch_turns_the_template_on_and_off_for_later_prompts() {
         "{err}"
     );
 }
+
+#[test]
+fn chat_kwargs_reach_the_template() {
+    let models = Models::new();
+    let model = model_with_template(
+        &models,
+        "kwargs",
+        Some(
+            "{{ bos_token }}w11 {{ messages[-1]['content'] }}\
+             {% if enable_thinking is defined and enable_thinking is false %} w20{% endif %}\
+             {% if n is defined %} w{{ n + 1 }}{% endif %}",
+        ),
+    );
+    // The word-level vocabulary spells token N as wN.
+    assert_eq!(prompt_ids(&model, &["--chat"]).0, [1, 11, 5, 6]);
+    let off = ["--chat", "--chat-kwarg", "enable_thinking=false"];
+    assert_eq!(prompt_ids(&model, &off).0, [1, 11, 5, 6, 20]);
+    // A JSON number stays a number (n + 1 = 30); text that is not JSON is text.
+    let both = [
+        "--chat",
+        "--chat-kwarg",
+        "n=29",
+        "--chat-kwarg",
+        "enable_thinking=no",
+    ];
+    assert_eq!(prompt_ids(&model, &both).0, [1, 11, 5, 6, 30]);
+
+    let path = model.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["generate", "--base", path, "--prompt", "w5"];
+        args.extend_from_slice(extra);
+        genarm(&args)
+    };
+    assert_one_line_error(&run(&["--chat-kwarg", "n=1"]), &["--chat-kwarg", "--chat"]);
+    assert_one_line_error(
+        &run(&["--chat", "--chat-kwarg", "n"]),
+        &["--chat-kwarg n", "NAME=VALUE"],
+    );
+    assert_one_line_error(
+        &run(&["--chat", "--chat-kwarg", "messages=[]"]),
+        &["--chat-kwarg messages=[]", "set by genarm"],
+    );
+    assert_one_line_error(&run(&["--chat", "--chat-kwarg", "a-b=1"]), &["'a-b'"]);
+}

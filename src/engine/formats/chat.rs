@@ -109,6 +109,9 @@ pub struct ChatPrompt {
     system: Option<String>,
     bos_token: String,
     eos_token: String,
+    /// Extra template variables (`--chat-kwarg`), laid over the defaults as transformers lays
+    /// `apply_chat_template`'s keyword arguments over the special tokens.
+    variables: serde_json::Map<String, Json>,
 }
 
 const TEMPLATE_NAME: &str = "chat_template";
@@ -126,7 +129,16 @@ impl ChatPrompt {
             system,
             bos_token: template.bos_token.clone(),
             eos_token: template.eos_token.clone(),
+            variables: serde_json::Map::new(),
         })
+    }
+
+    /// The same template rendered with `variables` set (a later one of the same name wins).
+    pub fn with_variables(mut self, variables: &[(String, Json)]) -> Self {
+        for (name, value) in variables {
+            self.variables.insert(name.clone(), value.clone());
+        }
+        self
     }
 
     /// The conversation `[system?, user]` rendered with `add_generation_prompt`.
@@ -136,12 +148,15 @@ impl ChatPrompt {
             messages.push(serde_json::json!({"role": "system", "content": system}));
         }
         messages.push(serde_json::json!({"role": "user", "content": user}));
-        let context = serde_json::json!({
-            "messages": messages,
-            "add_generation_prompt": true,
+        let mut context = serde_json::json!({
             "bos_token": self.bos_token,
             "eos_token": self.eos_token,
         });
+        if let Json::Object(map) = &mut context {
+            map.extend(self.variables.clone());
+            map.insert("messages".into(), Json::from(messages));
+            map.insert("add_generation_prompt".into(), Json::Bool(true));
+        }
         let template = self
             .env
             .get_template(TEMPLATE_NAME)
@@ -603,5 +618,25 @@ mod tests {
         let text =
             render("{% set kb = 'x' * 1000 %}{% for i in range(1000) %}{{ kb }}{% endfor %}");
         assert_eq!(text.len(), 1_000_000);
+    }
+
+    #[test]
+    fn chat_kwargs_are_template_variables() {
+        // Qwen3's switch, written as its template tests it; what it must render is read off
+        // the template: the empty think block only when enable_thinking is false.
+        let source = "{{ messages[0].content }}{% if enable_thinking is defined and \
+                      enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}|{{ bos_token }}";
+        let template = ChatTemplate::from_source(Path::new("t.json"), source, "<s>", "</s>");
+        let plain = ChatPrompt::new(&template, None).unwrap();
+        assert_eq!(plain.render("hi").unwrap(), "hi|<s>");
+        let off = ChatPrompt::new(&template, None)
+            .unwrap()
+            .with_variables(&[("enable_thinking".into(), Json::Bool(false))]);
+        assert_eq!(off.render("hi").unwrap(), "hi<think>\n\n</think>\n\n|<s>");
+        // A variable may replace a special token's text, as transformers' kwargs do.
+        let bos = ChatPrompt::new(&template, None)
+            .unwrap()
+            .with_variables(&[("bos_token".into(), Json::from("<B>"))]);
+        assert_eq!(bos.render("hi").unwrap(), "hi|<B>");
     }
 }
