@@ -6,12 +6,10 @@ Writes tests/data/parity_families/gguf/<family>.gguf (f16) for the families whos
 `convert_hf_to_gguf.py`, and a copy of their tokenizer.json beside them (both use T_qwen), which
 genarm reads in place of the files' tokenizer metadata.
 
-The llama.cpp source tree comes from the PyPI sdist of llama-cpp-python (vendor/llama.cpp), the
-converter running against its own gguf-py:
+The llama.cpp source tree comes from the PyPI sdist of llama-cpp-python 0.3.36 (vendor/llama.cpp),
+fetched and cached by scripts/llama_cpp_source.sh; the converter runs against its own gguf-py:
 
-    pip download --no-deps --no-binary llama-cpp-python llama-cpp-python   # 0.3.36 was used
-    tar xzf llama_cpp_python-0.3.36.tar.gz
-    PY=$(scripts/python_env.sh) && "$PY" scripts/make_gguf_families.py llama_cpp_python-0.3.36/vendor/llama.cpp
+    PY=$(scripts/python_env.sh) && "$PY" scripts/make_gguf_families.py [LLAMA_CPP_TREE]
 
 One change to the converter, made here at run time: its vocabulary step is skipped. It only accepts
 tokenizers whose pre-tokenizer hash it knows (or a sentencepiece tokenizer.model), and the fixtures'
@@ -53,9 +51,13 @@ def main():
         _, _, src, out = sys.argv
         convert(os.environ["LLAMA_CPP"], src, out)
         return
-    if len(sys.argv) != 2:
+    if len(sys.argv) == 1:
+        script = os.path.join(REPO_ROOT, "scripts", "llama_cpp_source.sh")
+        llama_cpp = subprocess.check_output(["bash", script], text=True).strip()
+    elif len(sys.argv) == 2:
+        llama_cpp = os.path.abspath(sys.argv[1])
+    else:
         raise SystemExit(__doc__)
-    llama_cpp = os.path.abspath(sys.argv[1])
     out_dir = os.path.join(FIXTURES, "gguf")
     if os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
