@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::common::logprobs::{log_softmax, max_error_plausible};
 use crate::common::{Models, assert_one_line_error, copy_model, data, edit_json, genarm, p};
 use candle_core::{Device, Tensor};
 use genarm::engine::model::transformer::LORA_TARGETS;
@@ -120,42 +121,9 @@ const PROMPT: &[u32] = &[
     1, 17, 42, 99, 7, 250, 13, 64, 5, 180, 33, 21, 8, 90, 11, 300,
 ];
 
-fn log_softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = max + logits.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
-    logits.iter().map(|x| x - lse).collect()
-}
-
-/// Log-probabilities at every prompt position (teacher forcing), then of three decoding steps
-/// through the KV cache (the slice path of `decode.rs`).
+/// Log-probabilities over PROMPT (see `common::logprobs`).
 fn logprobs(path: &Path, dtype: ComputeDtype) -> Vec<Vec<f32>> {
-    let mut m = CausalLm::load(path, dtype).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut rows: Vec<Vec<f32>> = m
-        .score_all(PROMPT)
-        .unwrap()
-        .iter()
-        .map(|l| log_softmax(l))
-        .collect();
-    m.feed(PROMPT).unwrap();
-    for t in [3u32, 77, 150] {
-        rows.push(log_softmax(&m.feed(&[t]).unwrap()));
-    }
-    rows
-}
-
-/// Largest |Δ log p| over the tokens `a` gives at least 1e-4 probability (as in quant.rs).
-fn max_error_plausible(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let floor = 1e-4f32.ln();
-    a.iter()
-        .zip(b)
-        .flat_map(|(x, y)| {
-            x.iter()
-                .zip(y)
-                .filter(|(p, _)| **p > floor)
-                .map(|(p, q)| (p - q).abs())
-        })
-        .fold(0.0, f32::max)
+    crate::common::logprobs::logprobs(path, dtype, None, PROMPT)
 }
 
 /// The tolerances of quant.rs: bf16 0.2, Q8_0 0.2, Q4_K 0.8 (f16 keeps more mantissa than

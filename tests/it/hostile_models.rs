@@ -226,9 +226,14 @@ fn weights_beyond_this_machines_memory_are_refused_before_reading_them() {
 
 /// The parity llama as a GGUF file (tokenizer.json beside it), with `extra` metadata.
 fn llama_gguf(models: &Models, name: &str, extra: &[(String, Value)]) -> PathBuf {
+    gguf_of(models, &data("parity/models/llama_base"), name, extra)
+}
+
+/// The model folder `source` as an f32 GGUF file in its own folder `name`, with its
+/// tokenizer.json beside it and `extra` metadata.
+fn gguf_of(models: &Models, source: &Path, name: &str, extra: &[(String, Value)]) -> PathBuf {
     let folder = models.path(name);
     std::fs::create_dir_all(&folder).unwrap();
-    let source = data("parity/models/llama_base");
     std::fs::copy(source.join("tokenizer.json"), folder.join("tokenizer.json")).unwrap();
     let file = folder.join("model.gguf");
     let layout = GgufLayout {
@@ -237,7 +242,7 @@ fn llama_gguf(models: &Models, name: &str, extra: &[(String, Value)]) -> PathBuf
         arch: "llama",
         llama_cpp_order: true,
     };
-    write_gguf_with(&source, &file, layout, extra);
+    write_gguf_with(source, &file, layout, extra);
     file
 }
 
@@ -352,17 +357,7 @@ fn gguf_weights_holding_nan_are_refused() {
         v[3] = f32::NAN;
         v
     });
-    let folder = models.path("nan-gguf");
-    std::fs::create_dir_all(&folder).unwrap();
-    std::fs::copy(nan.join("tokenizer.json"), folder.join("tokenizer.json")).unwrap();
-    let file = folder.join("model.gguf");
-    let layout = GgufLayout {
-        matrices: GgmlDType::F32,
-        embedding: GgmlDType::F32,
-        arch: "llama",
-        llama_cpp_order: true,
-    };
-    write_gguf_with(&nan, &file, layout, &[]);
+    let file = gguf_of(&models, &nan, "nan-gguf", &[]);
     let out = generate(&file, &[]);
     assert_one_line_error(&out, &["model.gguf", "'output_norm.weight'", "element 3"]);
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::gguf::{GgufLayout, write_dequantized, write_gguf, write_gguf_typed};
+use crate::common::logprobs::max_error_plausible;
 use crate::common::{Models, assert_one_line_error, genarm, p};
 use candle_core::Device;
 use candle_core::quantized::GgmlDType;
@@ -43,45 +44,9 @@ fn sharp_model(models: &Models, name: &str, spec: RandomModelSpec) -> PathBuf {
 
 const PROMPT: &[u32] = &[1, 17, 42, 99, 7, 250, 13, 64, 5, 180, 33, 21];
 
-fn log_softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = max + logits.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
-    logits.iter().map(|x| x - lse).collect()
-}
-
-/// Log-probabilities at every position of PROMPT (teacher forcing), then of three decoding
-/// steps through the KV cache.
+/// Log-probabilities over PROMPT (see `common::logprobs`).
 fn logprobs(path: &Path, dtype: ComputeDtype, tokenizer: Option<&Path>) -> Vec<Vec<f32>> {
-    let mut m = CausalLm::load_with(path, dtype, tokenizer)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut rows: Vec<Vec<f32>> = m
-        .score_all(PROMPT)
-        .unwrap()
-        .iter()
-        .map(|l| log_softmax(l))
-        .collect();
-    m.feed(PROMPT).unwrap();
-    for t in [3u32, 77, 150] {
-        rows.push(log_softmax(&m.feed(&[t]).unwrap()));
-    }
-    rows
-}
-
-/// Largest |Δ log p| at every position over the tokens the reference `a` gives at least
-/// 1e-4 probability (quantization error is relative to the logits' size, so it is largest on
-/// tokens with log-probs of -50 that no sampler ever picks).
-fn max_error_plausible(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let floor = 1e-4f32.ln();
-    a.iter()
-        .zip(b)
-        .flat_map(|(x, y)| {
-            x.iter()
-                .zip(y)
-                .filter(|(p, _)| **p > floor)
-                .map(|(p, q)| (p - q).abs())
-        })
-        .fold(0.0, f32::max)
+    crate::common::logprobs::logprobs(path, dtype, tokenizer, PROMPT)
 }
 
 /// Largest |Δ log p| over every position and every token.

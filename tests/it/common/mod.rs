@@ -8,6 +8,7 @@ use genarm::synthetic::{RandomModelSpec, write_random_model};
 use serde_json::Value;
 
 pub mod gguf;
+pub mod logprobs;
 
 /// Run the `genarm` binary with `args` and collect its output.
 pub fn genarm(args: &[&str]) -> Output {
