@@ -128,6 +128,7 @@ mod tests {
             top: vec![],
             base_rank: 0,
             guided_rank: 0,
+            candidates: None,
         }
     }
 

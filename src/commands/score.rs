@@ -42,7 +42,7 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
     let names = guide.arm_names();
     let betas = parse_betas(&args.betas, &names)?;
     let prompt_ids = guide.prompt_ids(&args.prompt)?;
-    let response_ids = guide.base.tokenizer.encode_response(&args.response)?;
+    let response_ids = guide.base.tokenizer().encode_response(&args.response)?;
     let (records, sums) = score(
         &mut guide,
         &prompt_ids,

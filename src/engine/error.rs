@@ -22,6 +22,9 @@ pub enum EngineError {
     BadInput(InputMessage),
     #[error("model computation failed: {0}")]
     Compute(#[from] candle_core::Error),
+    /// A served base (`--base URL`): the URL (never the API key) and what went wrong.
+    #[error("{url}: {message}")]
+    Remote { url: String, message: String },
 }
 
 impl EngineError {
@@ -35,6 +38,13 @@ impl EngineError {
     pub fn invalid(path: &Path, message: impl Into<String>) -> Self {
         Self::Invalid {
             path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    pub fn remote(url: &str, message: impl Into<String>) -> Self {
+        Self::Remote {
+            url: url.to_string(),
             message: message.into(),
         }
     }

@@ -5,6 +5,7 @@
 //! - `kernels/`: hand-written CPU kernels (crate-private).
 //! - `decode/`: guided decoding (guide, guidance, sampling, generation, batches, records, worker).
 //! - `panic`: panics in background work turned into errors.
+//! - `remote/`: a base served by another engine (llama.cpp, vLLM, SGLang), ARMs local.
 
 pub mod decode;
 pub mod error;
@@ -12,8 +13,10 @@ pub mod formats;
 pub(crate) mod kernels;
 pub mod model;
 pub mod panic;
+pub mod remote;
 
 pub use decode::generation::{Generation, ScoreSums, StopReason, score, validate_weights};
+pub use decode::base::Base;
 pub use decode::guide::Guide;
 pub use decode::record::TokenRecord;
 pub use decode::sampler::SamplingParams;

@@ -8,7 +8,7 @@ use super::profile::with_profile;
 use super::spec::ModelSpec;
 use crate::engine::formats::chat::ChatPrompt;
 use crate::engine::formats::hub::resolve_model;
-use crate::engine::{CausalLm, ComputeDtype, Guide, validate_weights};
+use crate::engine::{Base, CausalLm, ComputeDtype, Guide, validate_weights};
 
 /// What [`load_guide`] loaded: the models, their weights, and notices for the user.
 pub struct LoadedGuide {
@@ -130,11 +130,11 @@ fn with_prompt_format(
 
 /// The base model's chat template compiled, or None with a notice when it has none.
 fn chat_prompt(
-    base: &CausalLm,
+    base: &Base,
     system: Option<String>,
     notices: &mut Vec<String>,
 ) -> Result<Option<ChatPrompt>, LoadError> {
-    let Some(template) = &base.tokenizer.chat_template else {
+    let Some(template) = &base.tokenizer().chat_template else {
         let ignored = if system.is_some() {
             " (--system is ignored)"
         } else {

@@ -57,6 +57,7 @@ pub fn record(index: usize, weights: &[f32]) -> TokenRecord {
         top,
         base_rank: index % 3,
         guided_rank: 0,
+        candidates: None,
     }
 }
 

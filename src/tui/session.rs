@@ -79,7 +79,7 @@ fn write_export(dir: &std::path::Path, jsonl: &str) -> Result<String, String> {
 pub fn chat_state(guide: &Guide) -> Option<bool> {
     guide
         .base
-        .tokenizer
+        .tokenizer()
         .chat_template
         .is_some()
         .then_some(guide.chat.is_some())

@@ -273,7 +273,7 @@ fn score_mode_scores_a_response_on_the_worker_like_the_engine() {
 
     // The same scoring straight on the engine, with the weights the sliders had.
     let (mut guide, prompt_ids) = engine_with_prompt("Hello there");
-    let response_ids = guide.base.tokenizer.encode_response(" good day").unwrap();
+    let response_ids = guide.base.tokenizer().encode_response(" good day").unwrap();
     let (records, sums) =
         genarm::engine::score(&mut guide, &prompt_ids, &response_ids, &[1.25, 0.5], 5).unwrap();
     assert_eq!(s.state.prompt_ids, prompt_ids);

@@ -117,7 +117,7 @@ fn a_pretrained_model_learns_the_corpus_and_loads_as_a_base() {
         let base = CausalLm::load(&out, ComputeDtype::F32).unwrap();
         assert_eq!(base.config.hidden_size, 32);
         let mut guide = Guide::new(base, vec![]).unwrap();
-        let prompt = guide.base.tokenizer.encode_prompt("The cat").unwrap();
+        let prompt = guide.base.tokenizer().encode_prompt("The cat").unwrap();
         let mut g = Generation::start(&mut guide, prompt, SamplingParams::default(), 8, 1).unwrap();
         while g.stopped().is_none() {
             g.step(&mut guide, &[], None).unwrap();

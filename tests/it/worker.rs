@@ -65,7 +65,7 @@ fn generates_the_same_tokens_as_the_engine_directly() {
     let models = Models::new();
     let other = Models::new();
     let mut direct = guide(&other, 256);
-    let prompt = direct.base.tokenizer.encode_prompt("w5 w6 w7").unwrap();
+    let prompt = direct.base.tokenizer().encode_prompt("w5 w6 w7").unwrap();
     let mut g = Generation::start(&mut direct, prompt, SamplingParams::default(), 8, 3).unwrap();
     let mut expected = Vec::new();
     while g.stopped().is_none() {

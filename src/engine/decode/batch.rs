@@ -11,7 +11,7 @@
 use crate::engine::decode::detok::IncrementalDecoder;
 use crate::engine::decode::generation::{StopReason, check_prompt};
 use crate::engine::decode::guidance::GuidedStep;
-use crate::engine::decode::guide::Guide;
+use crate::engine::decode::guide::{Guide, NextLogits};
 use crate::engine::decode::sampler::{Sampler, SamplingParams};
 use crate::engine::error::Result;
 
@@ -97,7 +97,7 @@ fn sample_chunk(
         .collect();
     guide.truncate(0);
     let prompt_logits = guide.feed(prompt_ids)?;
-    let mut logits: Vec<Vec<Vec<f32>>> = vec![prompt_logits; rows.len()];
+    let mut logits: Vec<NextLogits> = vec![prompt_logits; rows.len()];
     guide.fork(rows.len())?;
     // A finished row keeps being fed (its last token) so the batch stays in lockstep; its
     // results are ignored.
@@ -115,7 +115,7 @@ fn sample_chunk(
             if state.stop.is_some() {
                 continue;
             }
-            let step = GuidedStep::new(row_logits, &row.weights);
+            let step = GuidedStep::from_next(row_logits, &row.weights);
             step.check_finite(state.tokens.len())?;
             let token = state.sampler.pick(step.guided());
             for (arm, sum) in state.arm_logprobs.iter_mut().enumerate() {
@@ -124,7 +124,7 @@ fn sample_chunk(
             state.tokens.push(token);
             *next = token;
             let position = prompt_ids.len() + state.tokens.len();
-            state.stop = if guide.base.eos_ids.contains(&token) {
+            state.stop = if guide.base.eos_ids().contains(&token) {
                 Some(StopReason::Eos)
             } else if state.tokens.len() >= max_new_tokens {
                 Some(StopReason::MaxTokens)
@@ -140,7 +140,7 @@ fn sample_chunk(
         logits = guide.feed_rows(&next)?;
     }
     guide.truncate(0);
-    let tokenizer = &guide.base.tokenizer;
+    let tokenizer = guide.base.tokenizer();
     let samples = states
         .into_iter()
         .map(|state| {

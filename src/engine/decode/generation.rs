@@ -158,13 +158,13 @@ impl Generation {
             Some(t) => t,
             None => self.sampler.pick(step.guided()),
         };
-        let tokenizer = &guide.base.tokenizer;
+        let tokenizer = guide.base.tokenizer();
         let before = self.decoder.clone();
         let mut text = self.decoder.step(tokenizer, token)?;
         let index = self.generated.len();
         self.generated.push(token);
         let position = self.prompt_ids.len() + self.generated.len();
-        self.stopped = if !self.ignore_eos && guide.base.eos_ids.contains(&token) {
+        self.stopped = if !self.ignore_eos && guide.base.eos_ids().contains(&token) {
             Some(StopReason::Eos)
         } else if self.generated.len() >= self.max_new_tokens {
             Some(StopReason::MaxTokens)
@@ -203,7 +203,7 @@ impl Generation {
             return Ok(());
         }
         self.generated.truncate(keep);
-        let tokenizer = &guide.base.tokenizer;
+        let tokenizer = guide.base.tokenizer();
         // Replaying re-derives the pieces: the last one may have included text released at the
         // end of generation, which now belongs to later tokens.
         let (decoder, pieces) = IncrementalDecoder::replay(tokenizer, &self.generated)?;
@@ -290,9 +290,10 @@ pub fn score(
     check_in_vocabulary(Input::Prompt, prompt_ids, guide.vocab())?;
     check_in_vocabulary(Input::Response, response_ids, guide.vocab())?;
     let ids: Vec<u32> = prompt_ids.iter().chain(response_ids).copied().collect();
-    let rows = guide.score_all(&ids)?;
+    // Position p's logits predict ids[p + 1]: the response starts at the prompt's last.
+    let rows = guide.score_all(&ids, prompt_ids.len() - 1)?;
     let names = guide.arm_names();
-    let tokenizer = &guide.base.tokenizer;
+    let tokenizer = guide.base.tokenizer();
     let mut decoder = IncrementalDecoder::new();
     let mut records = Vec::with_capacity(response_ids.len());
     let mut sums = ScoreSums {
@@ -300,11 +301,8 @@ pub fn score(
         arm_logprobs: vec![0.0; names.len()],
         guided_logprob: 0.0,
     };
-    for (j, &token) in response_ids.iter().enumerate() {
-        let position = prompt_ids.len() + j - 1;
-        // GuidedStep borrows whole rows; gather this position's row of every model.
-        let logits: Vec<Vec<f32>> = rows.iter().map(|m| m[position].clone()).collect();
-        let step = GuidedStep::new(&logits, weights);
+    for ((j, &token), next) in response_ids.iter().enumerate().zip(&rows) {
+        let step = GuidedStep::from_next(next, weights);
         step.check_finite(j)?;
         let before = decoder.clone();
         let mut text = decoder.step(tokenizer, token)?;

@@ -10,6 +10,7 @@
 use crate::engine::decode::guide::NextLogits;
 use crate::engine::error::{Input, Result};
 use crate::engine::kernels::fastmath;
+use crate::engine::remote::Candidates;
 
 /// The distributions of one decoding position.
 pub struct GuidedStep<'a> {
@@ -22,6 +23,9 @@ pub struct GuidedStep<'a> {
     guided: Vec<f32>,
     /// The combined scores' log-sum-exp.
     combined_lse: f32,
+    /// For a served base: the candidate set the distribution is spread over (every other
+    /// token's guided log-prob is minus infinity).
+    candidates: Option<Candidates>,
 }
 
 impl<'a> GuidedStep<'a> {
@@ -39,7 +43,9 @@ impl<'a> GuidedStep<'a> {
     /// [`GuidedStep::new`] for logits whose log-sum-exps are known (`Guide::feed_next`
     /// computes them while the models run); `log_sum_exp[i]` belongs to `logits[i]`.
     pub fn from_next(next: &'a NextLogits, weights: &[f32]) -> Self {
-        Self::with_normalisers(&next.logits, &next.log_sum_exp, weights)
+        let mut step = Self::with_normalisers(&next.logits, &next.log_sum_exp, weights);
+        step.candidates = next.candidates;
+        step
     }
 
     fn with_normalisers(logits: &'a [Vec<f32>], log_sum_exp: &[f32], weights: &[f32]) -> Self {
@@ -71,6 +77,7 @@ impl<'a> GuidedStep<'a> {
             arm_lse,
             guided,
             combined_lse: lse,
+            candidates: None,
         }
     }
 
@@ -79,8 +86,10 @@ impl<'a> GuidedStep<'a> {
     /// response token's index, for the message.
     pub fn check_finite(&self, step: usize) -> Result<()> {
         // Every guided log-probability must be a number a record can carry: -inf from an
-        // overflowing weighted term is no more a probability of 0 than NaN is one.
-        if self.combined_lse.is_finite() && self.guided.iter().all(|g| g.is_finite()) {
+        // overflowing weighted term is no more a probability of 0 than NaN is one. The one -inf
+        // allowed is a token a served base left out of the candidates (its base row is -inf).
+        let is_number = |(g, b): (&f32, &f32)| g.is_finite() || (*b == f32::NEG_INFINITY && *g == f32::NEG_INFINITY);
+        if self.combined_lse.is_finite() && self.guided.iter().zip(self.base_logits).all(is_number) {
             return Ok(());
         }
         Err(Input::ArmWeight.error(format!(
@@ -114,12 +123,19 @@ impl<'a> GuidedStep<'a> {
         &self.guided
     }
 
-    /// The `k` most likely tokens under guidance, most likely first.
+    /// The `k` most likely tokens under guidance, most likely first (candidates only, for a
+    /// served base).
     pub fn top(&self, k: usize) -> Vec<u32> {
         fastmath::top_k(&self.guided, k.min(self.guided.len()))
             .into_iter()
+            .filter(|&i| self.guided[i] > f32::NEG_INFINITY)
             .map(|i| i as u32)
             .collect()
+    }
+
+    /// How a served base's candidates were formed; None for a local base.
+    pub fn candidates(&self) -> Option<Candidates> {
+        self.candidates
     }
 
     /// Rank (0 = most likely) of `token` under the base model alone and under guidance.

@@ -2,20 +2,29 @@
 
 use std::time::{Duration, Instant};
 
+use crate::engine::decode::base::Base;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::formats::chat::ChatPrompt;
+use crate::engine::formats::tokenizer::ModelTokenizer;
+use crate::engine::kernels::fastmath::log_sum_exp;
 use crate::engine::model::causal_lm::CausalLm;
+use crate::engine::remote::protocol::TopList;
+use crate::engine::remote::{Candidates, RemoteBase, candidates};
 
 /// Every model's next-token logits (base first, cut to the shared vocabulary) with their
 /// log-sum-exp, the log-softmax normaliser: computed in the models' parallel tasks, where it
-/// costs nothing on the guided step's critical path.
+/// costs nothing on the guided step's critical path. A served base's row holds log-probs
+/// (normaliser 0) over its candidates and minus infinity elsewhere.
+#[derive(Clone)]
 pub struct NextLogits {
     pub logits: Vec<Vec<f32>>,
     pub log_sum_exp: Vec<f32>,
+    /// How the candidates were formed, for a served base.
+    pub candidates: Option<Candidates>,
 }
 
 pub struct Guide {
-    pub base: CausalLm,
+    pub base: Base,
     /// (name, model) in the order given by the user.
     pub arms: Vec<(String, CausalLm)>,
     /// Length every model's logits are cut to.
@@ -41,22 +50,27 @@ impl Guide {
     /// Vocabulary rule: logits are cut to the smallest embedding size among the models, which is
     /// only allowed where the ids cut off are added tokens (a pad token appended after training,
     /// 32001 vs 32000) or beyond the tokenizer; and the tokenizers must agree on every shared id.
-    pub fn new(base: CausalLm, arms: Vec<(String, CausalLm)>) -> Result<Self> {
-        let models = std::iter::once(&base).chain(arms.iter().map(|(_, m)| m));
-        let vocab = models
-            .clone()
-            .map(|m| m.config.vocab_size)
-            .min()
-            .unwrap_or(0);
-        let max_context = models
-            .map(|m| m.config.max_position_embeddings)
-            .min()
-            .unwrap_or(0);
-        for model in std::iter::once(&base).chain(arms.iter().map(|(_, m)| m)) {
-            check_cut_ids_are_added(model, vocab)?;
+    pub fn new(base: impl Into<Base>, arms: Vec<(String, CausalLm)>) -> Result<Self> {
+        let base = base.into();
+        let vocab = arms
+            .iter()
+            .map(|(_, m)| m.config.vocab_size)
+            .fold(base.vocab_size(), usize::min);
+        let max_context = arms
+            .iter()
+            .map(|(_, m)| m.config.max_position_embeddings)
+            .fold(base.max_context(), usize::min);
+        let base_source = match &base {
+            Base::Local(model) => model.dir.display().to_string(),
+            Base::Remote(remote) => remote.url.clone(),
+        };
+        check_cut_ids_are_added(base.tokenizer(), base.vocab_size(), &base_source, vocab)?;
+        for (_, arm) in &arms {
+            let source = arm.dir.display().to_string();
+            check_cut_ids_are_added(&arm.tokenizer, arm.config.vocab_size, &source, vocab)?;
         }
         for (name, arm) in &arms {
-            check_same_tokens(&base, name, arm, vocab)?;
+            check_same_tokens(base.tokenizer(), &base_source, name, arm, vocab)?;
         }
         Ok(Self {
             base,
@@ -86,7 +100,7 @@ impl Guide {
         let chat = match self.parked_chat.take() {
             Some(chat) => chat,
             None => {
-                let Some(template) = &self.base.tokenizer.chat_template else {
+                let Some(template) = &self.base.tokenizer().chat_template else {
                     return Err(EngineError::usage(format!(
                         "chat: {} has no chat template in its tokenizer_config.json",
                         self.base.display_name()
@@ -104,7 +118,7 @@ impl Guide {
     /// added; otherwise the prompt template is applied and the tokenizer adds BOS where its
     /// config says so.
     pub fn prompt_ids(&self, prompt: &str) -> Result<Vec<u32>> {
-        let tokenizer = &self.base.tokenizer;
+        let tokenizer = self.base.tokenizer();
         match &self.chat {
             Some(chat) => tokenizer.encode_chat(&chat.render(prompt)?),
             None => tokenizer.encode_prompt(&self.format_prompt(prompt)),
@@ -137,17 +151,15 @@ impl Guide {
 
     /// Each model's weight formats (`CausalLm::weight_formats`), the base's first.
     pub fn weight_formats(&self) -> Vec<String> {
-        std::iter::once(&self.base)
-            .chain(self.arms.iter().map(|(_, m)| m))
-            .map(|m| m.weight_formats())
+        std::iter::once(self.base.weight_formats())
+            .chain(self.arms.iter().map(|(_, m)| m.weight_formats()))
             .collect()
     }
 
     /// Each model's fallback formats taken at load (`CausalLm::fallbacks`), the base's first.
     pub fn fallbacks(&self) -> Vec<String> {
-        std::iter::once(&self.base)
-            .chain(self.arms.iter().map(|(_, m)| m))
-            .map(|m| m.fallbacks())
+        std::iter::once(self.base.fallbacks())
+            .chain(self.arms.iter().map(|(_, m)| m.fallbacks()))
             .collect()
     }
 
@@ -161,7 +173,10 @@ impl Guide {
     }
 
     pub fn truncate(&mut self, position: usize) {
-        self.base.truncate(position);
+        match &mut self.base {
+            Base::Local(model) => model.truncate(position),
+            Base::Remote(remote) => remote.truncate(position),
+        }
         for (_, arm) in &mut self.arms {
             arm.truncate(position);
         }
@@ -169,63 +184,98 @@ impl Guide {
 
     /// Feed `ids` to every model; return each model's next-token logits (base first), cut to
     /// the shared vocabulary.
-    pub fn feed(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
-        Ok(self.feed_next(ids)?.logits)
+    pub fn feed(&mut self, ids: &[u32]) -> Result<NextLogits> {
+        self.feed_next(ids)
     }
 
-    /// [`Guide::feed`] with each model's log-sum-exp.
+    /// Feed `ids` to every model: each model's next-token logits with their log-sum-exp. A
+    /// served base's request runs while the ARMs compute.
     pub fn feed_next(&mut self, ids: &[u32]) -> Result<NextLogits> {
         let vocab = self.vocab;
-        let (logits, log_sum_exp) = self
-            .each_model(|model| {
-                let mut logits = model.feed(ids)?;
-                logits.truncate(vocab);
-                let lse = crate::engine::kernels::fastmath::log_sum_exp(&logits);
-                Ok((logits, lse))
-            })?
-            .into_iter()
-            .unzip();
+        let arm_step = |model: &mut CausalLm| {
+            let mut logits = model.feed(ids)?;
+            logits.truncate(vocab);
+            let lse = log_sum_exp(&logits);
+            Ok((logits, lse))
+        };
+        if let Base::Remote(remote) = &mut self.base {
+            let (top, arms) = beside_arms(remote, &mut self.arms, &mut self.forward_wall, |r| r.feed(ids), arm_step);
+            let (logits, log_sum_exp) = arms?.into_iter().unzip();
+            return Ok(self.with_remote_row(top?, logits, log_sum_exp));
+        }
+        let (logits, log_sum_exp) = self.each_model(arm_step)?.into_iter().unzip();
         Ok(NextLogits {
             logits,
             log_sum_exp,
+            candidates: None,
         })
     }
 
     /// Copy every model's cached prompt into `rows` rows; see [`Guide::feed_rows`].
     pub fn fork(&mut self, rows: usize) -> Result<()> {
-        self.models_mut().try_for_each(|m| m.fork(rows))
+        if let Base::Remote(remote) = &mut self.base {
+            remote.fork(rows);
+        }
+        self.local_models_mut().try_for_each(|m| m.fork(rows))
     }
 
-    /// Feed one token per row of forked caches: next-token logits as `[row][model]`, the shape
-    /// [`Guide::feed`] gives for one sequence.
-    pub fn feed_rows(&mut self, tokens: &[u32]) -> Result<Vec<Vec<Vec<f32>>>> {
+    /// Feed one token per row of forked caches: next-token logits per row, as
+    /// [`Guide::feed_next`] gives them for one sequence.
+    pub fn feed_rows(&mut self, tokens: &[u32]) -> Result<Vec<NextLogits>> {
         let vocab = self.vocab;
-        let per_model = self.each_model(|model| model.feed_rows(tokens))?;
-        let mut rows: Vec<Vec<Vec<f32>>> =
-            vec![Vec::with_capacity(1 + self.arms.len()); tokens.len()];
+        let arm_rows = |model: &mut CausalLm| model.feed_rows(tokens);
+        let (tops, per_model) = match &mut self.base {
+            Base::Remote(remote) => {
+                let (tops, arms) = beside_arms(remote, &mut self.arms, &mut self.forward_wall, |r| r.feed_rows(tokens), arm_rows);
+                (Some(tops?), arms?)
+            }
+            Base::Local(_) => (None, self.each_model(arm_rows)?),
+        };
+        let mut rows: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(per_model.len()); tokens.len()];
         for logits_by_row in per_model {
             for (row, mut logits) in rows.iter_mut().zip(logits_by_row) {
                 logits.truncate(vocab);
                 row.push(logits);
             }
         }
-        Ok(rows)
+        Ok(self.assemble(rows, tops))
     }
 
-    /// Teacher-forced logits over `ids` for every model (one forward each): `[model][position]`.
-    pub fn score_all(&mut self, ids: &[u32]) -> Result<Vec<Vec<Vec<f32>>>> {
+    /// Teacher forcing over `ids` (run from empty caches): for each position `p` in
+    /// `first..ids.len() - 1`, every model's logits predicting `ids[p + 1]`.
+    pub fn score_all(&mut self, ids: &[u32], first: usize) -> Result<Vec<NextLogits>> {
         let vocab = self.vocab;
-        self.each_model(|model| {
+        let last = ids.len().saturating_sub(1);
+        let arm_rows = |model: &mut CausalLm| {
             let mut rows = model.score_all(ids)?;
-            rows.iter_mut().for_each(|r| r.truncate(vocab));
-            Ok(rows)
-        })
+            rows.truncate(last);
+            Ok(rows.split_off(first.min(last)))
+        };
+        let (tops, per_model) = match &mut self.base {
+            Base::Remote(remote) => {
+                let (tops, arms) = beside_arms(remote, &mut self.arms, &mut self.forward_wall, |r| r.score_positions(ids, first..last), arm_rows);
+                (Some(tops?), arms?)
+            }
+            Base::Local(_) => (None, self.each_model(arm_rows)?),
+        };
+        // [model][position] to [position][model].
+        let mut positions: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(per_model.len()); last.saturating_sub(first)];
+        for rows in per_model {
+            for (position, mut logits) in positions.iter_mut().zip(rows) {
+                logits.truncate(vocab);
+                position.push(logits);
+            }
+        }
+        Ok(self.assemble(positions, tops))
     }
 
     /// Forward time of each model (base first) since the last call. The models run side by
     /// side, so these overlap: their sum exceeds the wall time ([`Guide::take_forward_wall_time`]).
+    /// A served base's is the time spent waiting on the server.
     pub fn take_forward_times(&mut self) -> Vec<Duration> {
-        self.models_mut().map(|m| m.take_forward_time()).collect()
+        std::iter::once(self.base.take_time())
+            .chain(self.arms.iter_mut().map(|(_, m)| m.take_forward_time()))
+            .collect()
     }
 
     /// Wall time spent running the models since the last call.
@@ -233,63 +283,146 @@ impl Guide {
         std::mem::take(&mut self.forward_wall)
     }
 
-    /// `f` on every model, results base first. The models run side by side on rayon's pool,
-    /// and their products split further wherever a thread is free: one model's forward is a
-    /// chain of products too small to keep two threads busy without waiting for each other at
-    /// every one, while three models in flight leave no thread waiting.
+    /// Rows of logits (every model's, a served base's missing) with their normalisers; a served
+    /// base's row is built from its top list and the ARMs' rows.
+    fn assemble(&self, rows: Vec<Vec<Vec<f32>>>, tops: Option<Vec<TopList>>) -> Vec<NextLogits> {
+        match tops {
+            Some(tops) => rows
+                .into_iter()
+                .zip(tops)
+                .map(|(logits, top)| {
+                    let lse = logits.iter().map(|l| log_sum_exp(l)).collect();
+                    self.with_remote_row(top, logits, lse)
+                })
+                .collect(),
+            None => rows
+                .into_iter()
+                .map(|logits| NextLogits {
+                    log_sum_exp: logits.iter().map(|l| log_sum_exp(l)).collect(),
+                    logits,
+                    candidates: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The ARMs' logits with the served base's candidate row put in front (log-probs already:
+    /// normaliser 0).
+    fn with_remote_row(&self, top: TopList, arm_logits: Vec<Vec<f32>>, arm_lse: Vec<f32>) -> NextLogits {
+        let k = self.base.remote().map_or(0, |r| r.top_k);
+        let arm_rows: Vec<&[f32]> = arm_logits.iter().map(Vec::as_slice).collect();
+        let (row, candidates) = candidates::base_row(&top, &arm_rows, k, self.vocab);
+        NextLogits {
+            logits: std::iter::once(row).chain(arm_logits).collect(),
+            log_sum_exp: std::iter::once(0.0).chain(arm_lse).collect(),
+            candidates: Some(candidates),
+        }
+    }
+
+    /// `f` on every local model, results base first. The models run side by side on rayon's
+    /// pool, and their products split further wherever a thread is free: one model's forward
+    /// is a chain of products too small to keep two threads busy without waiting for each
+    /// other at every one, while three models in flight leave no thread waiting.
     fn each_model<T: Send>(
         &mut self,
         f: impl Fn(&mut CausalLm) -> Result<T> + Sync,
     ) -> Result<Vec<T>> {
-        use rayon::prelude::*;
         let started = Instant::now();
-        let mut models: Vec<&mut CausalLm> = self.models_mut().collect();
-        let out = rayon::scope(|_| models.par_iter_mut().map(|m| f(m)).collect());
+        let mut models: Vec<&mut CausalLm> = self.local_models_mut().collect();
+        let out = run_side_by_side(&mut models, f);
         self.forward_wall += started.elapsed();
         out
     }
 
-    fn models_mut(&mut self) -> impl Iterator<Item = &mut CausalLm> {
-        std::iter::once(&mut self.base).chain(self.arms.iter_mut().map(|(_, m)| m))
+    fn local_models_mut(&mut self) -> impl Iterator<Item = &mut CausalLm> {
+        let base = match &mut self.base {
+            Base::Local(model) => Some(model),
+            Base::Remote(_) => None,
+        };
+        base.into_iter().chain(self.arms.iter_mut().map(|(_, m)| m))
     }
 }
 
-fn check_cut_ids_are_added(model: &CausalLm, vocab: usize) -> Result<()> {
-    let size = model.config.vocab_size;
-    let known = model.tokenizer.len.min(size);
+impl From<CausalLm> for Base {
+    fn from(model: CausalLm) -> Self {
+        Base::Local(model)
+    }
+}
+
+impl From<RemoteBase> for Base {
+    fn from(remote: RemoteBase) -> Self {
+        Base::Remote(Box::new(remote))
+    }
+}
+
+fn run_side_by_side<T: Send>(
+    models: &mut [&mut CausalLm],
+    f: impl Fn(&mut CausalLm) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    use rayon::prelude::*;
+    rayon::scope(|_| models.par_iter_mut().map(|m| f(m)).collect())
+}
+
+/// The served base's `request` on a thread of its own while the ARMs run `arm_step` on rayon's
+/// pool: the step costs the slower of the two, not their sum.
+fn beside_arms<R: Send, T: Send>(
+    remote: &mut RemoteBase,
+    arms: &mut [(String, CausalLm)],
+    wall: &mut Duration,
+    request: impl FnOnce(&mut RemoteBase) -> Result<R> + Send,
+    arm_step: impl Fn(&mut CausalLm) -> Result<T> + Sync,
+) -> (Result<R>, Result<Vec<T>>) {
+    let started = Instant::now();
+    let url = remote.url.clone();
+    let out = std::thread::scope(|scope| {
+        let served = scope.spawn(|| request(remote));
+        let mut models: Vec<&mut CausalLm> = arms.iter_mut().map(|(_, m)| m).collect();
+        let local = run_side_by_side(&mut models, arm_step);
+        let served = served
+            .join()
+            .unwrap_or_else(|_| Err(EngineError::remote(&url, "the request thread failed")));
+        (served, local)
+    });
+    *wall += started.elapsed();
+    out
+}
+
+/// Ids at or past the shared `vocab` that `tokenizer` (of a model with `size` embeddings, from
+/// `source`) knows must all be added tokens.
+fn check_cut_ids_are_added(tokenizer: &ModelTokenizer, size: usize, source: &str, vocab: usize) -> Result<()> {
+    let known = tokenizer.len.min(size);
     for id in vocab..known {
-        if !model.tokenizer.is_added(id as u32) {
+        if !tokenizer.is_added(id as u32) {
             return Err(EngineError::invalid(
-                &model.dir,
+                std::path::Path::new(source),
                 format!(
-                    "vocabulary of {size} tokens is larger than the shared {vocab}, and id {id} \
-                     ('{}') is a regular token, not an added one: the models do not share a tokenizer",
-                    model.tokenizer.token_text(id as u32)
-                ),
+                "vocabulary of {size} tokens is larger than the shared {vocab}, and id \
+                 {id} ('{}') is a regular token, not an added one: the models do not share a \
+                 tokenizer",
+                tokenizer.token_text(id as u32)
+            ),
             ));
         }
     }
     Ok(())
 }
 
-fn check_same_tokens(base: &CausalLm, name: &str, arm: &CausalLm, vocab: usize) -> Result<()> {
-    let shared = vocab.min(base.tokenizer.len).min(arm.tokenizer.len);
-    if shared < vocab.min(base.tokenizer.len.max(arm.tokenizer.len)) {
+fn check_same_tokens(base: &ModelTokenizer, base_source: &str, name: &str, arm: &CausalLm, vocab: usize) -> Result<()> {
+    let shared = vocab.min(base.len).min(arm.tokenizer.len);
+    if shared < vocab.min(base.len.max(arm.tokenizer.len)) {
         return Err(EngineError::usage(format!(
-            "ARM '{name}' ({}) and base ({}) have different tokenizers: {} vs {} tokens",
+            "ARM '{name}' ({}) and base ({base_source}) have different tokenizers: {} vs {} tokens",
             arm.dir.display(),
-            base.dir.display(),
             arm.tokenizer.len,
-            base.tokenizer.len
+            base.len
         )));
     }
     for id in 0..shared as u32 {
-        let (b, a) = (base.tokenizer.token_text(id), arm.tokenizer.token_text(id));
+        let (b, a) = (base.token_text(id), arm.tokenizer.token_text(id));
         if a != b {
             return Err(EngineError::usage(format!(
-                "ARM '{name}' ({}) and base ({}) have different tokenizers: id {id} is '{a}' in the ARM but '{b}' in the base",
+                "ARM '{name}' ({}) and base ({base_source}) have different tokenizers: id {id} is '{a}' in the ARM but '{b}' in the base",
                 arm.dir.display(),
-                base.dir.display()
             )));
         }
     }

@@ -8,6 +8,7 @@ use crate::engine::decode::detok::IncrementalDecoder;
 use crate::engine::decode::guidance::GuidedStep;
 use crate::engine::error::Result;
 use crate::engine::formats::tokenizer::ModelTokenizer;
+use crate::engine::remote::Candidates;
 
 /// One ARM's part in a token's score.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +44,8 @@ pub struct TokenRecord {
     /// Rank (0 = first) under the base model and under guidance; for the playground, not JSON.
     pub base_rank: usize,
     pub guided_rank: usize,
+    /// A served base's candidate set at this position (`candidates` and `exact` in JSON).
+    pub candidates: Option<Candidates>,
 }
 
 impl TokenRecord {
@@ -104,6 +107,7 @@ impl TokenRecord {
             top,
             base_rank,
             guided_rank,
+            candidates: step.candidates(),
         })
     }
 }
@@ -140,6 +144,10 @@ impl Serialize for TokenRecord {
         m.serialize_entry("arms", &Arms(&self.arms))?;
         m.serialize_entry("guided_logprob", &self.guided_logprob)?;
         m.serialize_entry("top", &self.top)?;
+        if let Some(candidates) = self.candidates {
+            m.serialize_entry("candidates", &candidates.count)?;
+            m.serialize_entry("exact", &candidates.exact)?;
+        }
         m.end()
     }
 }

@@ -344,7 +344,7 @@ impl EngineThread {
     /// Score a given response to `prompt` under the current weights; this ends the generation.
     fn score(&mut self, prompt: &str, response: &str) -> Result<()> {
         let prompt_ids = self.guide.prompt_ids(prompt)?;
-        let response_ids = self.guide.base.tokenizer.encode_response(response)?;
+        let response_ids = self.guide.base.tokenizer().encode_response(response)?;
         let weights = self.weights.borrow().clone();
         // Scoring uses the caches: the current generation cannot continue afterwards.
         self.finish(StopReason::Stop);
@@ -370,7 +370,7 @@ impl EngineThread {
         self.generation = None;
         self.cancel.store(false, Ordering::SeqCst);
         let text = self.guide.format_prompt(prompt);
-        let prompt_ids = self.guide.base.tokenizer.encode_prompt(&text)?;
+        let prompt_ids = self.guide.base.tokenizer().encode_prompt(&text)?;
         let params = *self.sampling.borrow_and_update();
         for (side, weights) in settings.iter().enumerate() {
             self.compare_side(
@@ -397,7 +397,7 @@ impl EngineThread {
         self.finish(StopReason::Stop);
         self.generation = None;
         let text = self.guide.format_prompt(prompt);
-        let prompt_ids = self.guide.base.tokenizer.encode_prompt(&text)?;
+        let prompt_ids = self.guide.base.tokenizer().encode_prompt(&text)?;
         let params = *self.sampling.borrow();
         let samples = samples.max(1);
         let rows: Vec<BatchRow> = settings

@@ -1,0 +1,324 @@
+//! What the serving engines' APIs look like on the wire: the request for one position's top
+//! log-probs over token ids, its reply, tokenizing, and what a server says about itself.
+//! Pure functions over JSON, so the shapes of servers this machine cannot run (vLLM, SGLang)
+//! are tested against replies as their documentation writes them.
+
+use serde_json::{Value, json};
+
+/// The API a served base speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteApi {
+    /// llama.cpp's own `llama-server` API: `/completion`, `/props`, `/tokenize`.
+    LlamaCpp,
+    /// The OpenAI-compatible completions API as vLLM and SGLang serve it (llama-server too).
+    OpenAi,
+}
+
+impl std::str::FromStr for RemoteApi {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "llamacpp" | "llama.cpp" | "llama-server" => Ok(Self::LlamaCpp),
+            "openai" | "vllm" | "sglang" => Ok(Self::OpenAi),
+            other => Err(format!("'{other}' is not an API genarm speaks: llamacpp or openai")),
+        }
+    }
+}
+
+impl RemoteApi {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LlamaCpp => "llama.cpp",
+            Self::OpenAi => "OpenAI-compatible",
+        }
+    }
+}
+
+/// One position's next-token log-probs as the server returned them: (token id, log-prob), most
+/// likely first.
+pub type TopList = Vec<(u32, f32)>;
+
+/// What a server says about itself at start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerInfo {
+    /// The served model's name (`--remote-model` picks one where several are served).
+    pub model: Option<String>,
+    pub vocab: Option<usize>,
+    /// The context a request may fill.
+    pub context: Option<usize>,
+}
+
+/// The request for the top `k` next-token log-probs after `ids`: (path, body). The server
+/// continues from its cached prefix (llama.cpp's `cache_prompt`, vLLM's prefix cache).
+pub fn next_request(api: RemoteApi, model: Option<&str>, ids: &[u32], k: usize) -> (&'static str, Value) {
+    match api {
+        RemoteApi::LlamaCpp => (
+            "/completion",
+            json!({
+                "prompt": ids,
+                "n_predict": 1,
+                "n_probs": k,
+                "cache_prompt": true,
+                "temperature": 0.0,
+                "stream": false,
+            }),
+        ),
+        RemoteApi::OpenAi => {
+            let mut body = json!({
+                "prompt": ids,
+                "max_tokens": 1,
+                "logprobs": k,
+                "temperature": 0.0,
+                "return_tokens_as_token_ids": true,
+            });
+            if let Some(model) = model {
+                body["model"] = json!(model);
+            }
+            ("/v1/completions", body)
+        }
+    }
+}
+
+/// The top list of a reply to [`next_request`]. Three shapes: llama.cpp's `/completion`
+/// (`completion_probabilities[0].top_logprobs[{id, logprob}]`), llama-server's
+/// `/v1/completions` (`choices[0].logprobs.content[0].top_logprobs[{id, logprob}]`), and
+/// vLLM's and SGLang's OpenAI completions (`choices[0].logprobs.top_logprobs[0]`, an object
+/// from `"token_id:ID"` to log-prob).
+pub fn parse_next(reply: &Value) -> Result<TopList, String> {
+    let positions = match reply.get("completion_probabilities") {
+        Some(list) => list,
+        None => {
+            let logprobs = reply
+                .pointer("/choices/0/logprobs")
+                .filter(|l| !l.is_null())
+                .ok_or("the reply has no log-probs (choices[0].logprobs)")?;
+            match logprobs.get("content") {
+                Some(list) => list,
+                None => return parse_openai_top(logprobs),
+            }
+        }
+    };
+    let first = positions
+        .get(0)
+        .ok_or("the reply has log-probs for no position")?;
+    let top = first
+        .get("top_logprobs")
+        .and_then(Value::as_array)
+        .ok_or("the reply's position has no top_logprobs list")?;
+    let mut out = Vec::with_capacity(top.len());
+    for entry in top {
+        let id = entry
+            .get("id")
+            .and_then(Value::as_u64)
+            .and_then(|id| u32::try_from(id).ok())
+            .ok_or("a top_logprobs entry has no token id")?;
+        out.push((id, logprob_of(entry.get("logprob"))?));
+    }
+    sorted(out)
+}
+
+fn parse_openai_top(logprobs: &Value) -> Result<TopList, String> {
+    let top = logprobs
+        .pointer("/top_logprobs/0")
+        .and_then(Value::as_object)
+        .ok_or("the reply has no top_logprobs for the position")?;
+    let mut out = Vec::with_capacity(top.len());
+    for (key, value) in top {
+        let id = key
+            .strip_prefix("token_id:")
+            .and_then(|id| id.parse::<u32>().ok())
+            .ok_or_else(|| {
+                format!(
+                    "the top_logprobs are keyed by text ('{key}'), not token ids: the server \
+                     ignores return_tokens_as_token_ids (vLLM has it; use --remote-api llamacpp \
+                     for llama-server)"
+                )
+            })?;
+        out.push((id, logprob_of(Some(value))?));
+    }
+    sorted(out)
+}
+
+/// A log-prob from the reply; llama.cpp writes the lowest float for a probability that
+/// underflowed to 0, which is minus infinity here.
+fn logprob_of(value: Option<&Value>) -> Result<f32, String> {
+    let lp = value
+        .and_then(Value::as_f64)
+        .ok_or("a top_logprobs entry has no numeric log-prob")?;
+    if lp.is_nan() || lp > 1e-3 {
+        return Err(format!("a log-prob of {lp} is not one"));
+    }
+    Ok(if lp < -1e30 { f32::NEG_INFINITY } else { lp.min(0.0) as f32 })
+}
+
+fn sorted(mut top: TopList) -> Result<TopList, String> {
+    if top.is_empty() {
+        return Err("the reply's top list is empty".into());
+    }
+    top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    top.dedup_by_key(|e| e.0);
+    Ok(top)
+}
+
+/// The request tokenizing `text` without special tokens: (path, body).
+pub fn tokenize_request(api: RemoteApi, model: Option<&str>, text: &str) -> (&'static str, Value) {
+    match api {
+        RemoteApi::LlamaCpp => ("/tokenize", json!({"content": text, "add_special": false})),
+        RemoteApi::OpenAi => {
+            let mut body = json!({"prompt": text, "add_special_tokens": false});
+            if let Some(model) = model {
+                body["model"] = json!(model);
+            }
+            ("/tokenize", body)
+        }
+    }
+}
+
+/// The ids of a `/tokenize` reply (`{"tokens": [..]}` on llama.cpp, vLLM and SGLang).
+pub fn parse_tokens(reply: &Value) -> Result<Vec<u32>, String> {
+    reply
+        .get("tokens")
+        .and_then(Value::as_array)
+        .ok_or("the reply has no tokens list")?
+        .iter()
+        .map(|t| {
+            t.as_u64()
+                .and_then(|id| u32::try_from(id).ok())
+                .ok_or_else(|| format!("'{t}' is not a token id"))
+        })
+        .collect()
+}
+
+/// Is this `/props` reply llama.cpp's?
+pub fn is_llamacpp_props(props: &Value) -> bool {
+    props.get("default_generation_settings").is_some()
+}
+
+/// What `/v1/models` (and llama.cpp's `/props`) say about the served model. `wanted` is
+/// `--remote-model`; without it a server serving one model gets that one.
+pub fn server_info(
+    models: &Value,
+    props: Option<&Value>,
+    wanted: Option<&str>,
+) -> Result<ServerInfo, String> {
+    let served: Vec<&Value> = models
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or("the /v1/models reply has no data list")?
+        .iter()
+        .collect();
+    let name = |m: &Value| m.get("id").and_then(Value::as_str).map(str::to_string);
+    let chosen = match wanted {
+        Some(wanted) => served
+            .iter()
+            .find(|m| name(m).as_deref() == Some(wanted))
+            .copied()
+            .ok_or_else(|| {
+                let names: Vec<String> = served.iter().filter_map(|m| name(m)).collect();
+                format!("--remote-model {wanted}: not served here (served: {})", names.join(", "))
+            })?,
+        None => match served.as_slice() {
+            [one] => *one,
+            [] => return Err("the server serves no model (/v1/models is empty)".into()),
+            several => {
+                let names: Vec<String> = several.iter().filter_map(|m| name(m)).collect();
+                return Err(format!(
+                    "the server serves several models ({}): pick one with --remote-model",
+                    names.join(", ")
+                ));
+            }
+        },
+    };
+    let number = |v: Option<&Value>| v.and_then(Value::as_u64).map(|n| n as usize);
+    let context = number(props.and_then(|p| p.pointer("/default_generation_settings/n_ctx")))
+        .or_else(|| number(chosen.get("max_model_len")))
+        .or_else(|| number(chosen.pointer("/meta/n_ctx_train")));
+    Ok(ServerInfo {
+        model: name(chosen),
+        vocab: number(chosen.pointer("/meta/n_vocab")),
+        context,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_three_reply_shapes_give_the_same_list() {
+        let llama = json!({"completion_probabilities": [{"id": 5, "logprob": -0.1,
+            "top_logprobs": [{"id": 9, "token": "b", "logprob": -2.5},
+                             {"id": 5, "token": "a", "logprob": -0.1}]}]});
+        let server_oai = json!({"choices": [{"text": "a", "logprobs": {"content": [{"id": 5,
+            "logprob": -0.1, "top_logprobs": [{"id": 5, "logprob": -0.1},
+                                              {"id": 9, "logprob": -2.5}]}]}}]});
+        // vLLM's completions reply with return_tokens_as_token_ids (its docs' shape): the
+        // sampled token may appear in the top object again.
+        let vllm = json!({"choices": [{"index": 0, "text": "token_id:5", "logprobs": {
+            "tokens": ["token_id:5"], "token_logprobs": [-0.1], "text_offset": [0],
+            "top_logprobs": [{"token_id:5": -0.1, "token_id:9": -2.5}]}}]});
+        let expected = vec![(5, -0.1), (9, -2.5)];
+        for reply in [llama, server_oai, vllm] {
+            assert_eq!(parse_next(&reply).unwrap(), expected, "{reply}");
+        }
+    }
+
+    #[test]
+    fn malformed_replies_say_what_is_missing() {
+        let cases = [
+            (json!({}), "no log-probs"),
+            (json!({"choices": [{"logprobs": null}]}), "no log-probs"),
+            (json!({"completion_probabilities": []}), "no position"),
+            (json!({"completion_probabilities": [{"top_logprobs": [{"logprob": -1}]}]}), "no token id"),
+            (json!({"completion_probabilities": [{"top_logprobs": [{"id": 1, "logprob": 2.0}]}]}), "is not one"),
+            (json!({"completion_probabilities": [{"top_logprobs": []}]}), "empty"),
+            (json!({"choices": [{"logprobs": {"top_logprobs": [{" the": -0.5}]}}]}), "keyed by text"),
+        ];
+        for (reply, expected) in cases {
+            let err = parse_next(&reply).unwrap_err();
+            assert!(err.contains(expected), "{reply}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_underflowed_probability_is_minus_infinity() {
+        let reply = json!({"completion_probabilities": [{"top_logprobs": [
+            {"id": 1, "logprob": -0.01}, {"id": 2, "logprob": -3.4028234663852886e38}]}]});
+        assert_eq!(parse_next(&reply).unwrap()[1], (2, f32::NEG_INFINITY));
+    }
+
+    #[test]
+    fn server_info_picks_the_model_and_its_sizes() {
+        let vllm = json!({"object": "list", "data": [
+            {"id": "meta-llama/Llama-3.1-70B", "object": "model", "max_model_len": 8192},
+            {"id": "small", "object": "model", "max_model_len": 2048}]});
+        let info = server_info(&vllm, None, Some("small")).unwrap();
+        assert_eq!(info.model.as_deref(), Some("small"));
+        assert_eq!(info.context, Some(2048));
+        assert_eq!(info.vocab, None);
+        let err = server_info(&vllm, None, None).unwrap_err();
+        assert!(err.contains("--remote-model") && err.contains("Llama-3.1-70B"), "{err}");
+        let err = server_info(&vllm, None, Some("big")).unwrap_err();
+        assert!(err.contains("not served here"), "{err}");
+        let llama = json!({"data": [{"id": "m.gguf", "meta": {"n_vocab": 32000, "n_ctx_train": 4096}}]});
+        let props = json!({"default_generation_settings": {"n_ctx": 1024}});
+        let info = server_info(&llama, Some(&props), None).unwrap();
+        assert_eq!((info.vocab, info.context), (Some(32000), Some(1024)));
+    }
+
+    #[test]
+    fn requests_carry_token_ids_and_k() {
+        let (path, body) = next_request(RemoteApi::OpenAi, Some("m"), &[1, 2, 3], 20);
+        assert_eq!(path, "/v1/completions");
+        assert_eq!(body["prompt"], json!([1, 2, 3]));
+        assert_eq!((body["logprobs"].as_u64(), body["max_tokens"].as_u64()), (Some(20), Some(1)));
+        assert_eq!(body["return_tokens_as_token_ids"], json!(true));
+        let (path, body) = next_request(RemoteApi::LlamaCpp, None, &[7], 5);
+        assert_eq!(path, "/completion");
+        assert_eq!((body["n_probs"].as_u64(), body["n_predict"].as_u64()), (Some(5), Some(1)));
+        assert_eq!(body["cache_prompt"], json!(true));
+        assert_eq!(parse_tokens(&json!({"tokens": [3, 4]})).unwrap(), vec![3, 4]);
+        assert!(parse_tokens(&json!({"tokens": ["a"]})).is_err());
+    }
+}
