@@ -21,6 +21,7 @@ mod hub;
 mod parity;
 mod playground;
 mod quant;
+mod sentencepiece;
 mod train;
 mod train_lm;
 mod worker;

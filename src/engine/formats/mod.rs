@@ -1,4 +1,4 @@
-//! Files models come in: GGUF, tokenizers (tokenizer.json and GGUF metadata), chat templates, the Hub cache, PEFT adapters.
+//! Files models come in: GGUF, tokenizers (tokenizer.json, SentencePiece tokenizer.model, GGUF metadata), chat templates, the Hub cache, PEFT adapters.
 
 pub mod adapter;
 pub mod chat;
@@ -7,4 +7,5 @@ pub mod gguf_header;
 pub mod gguf_tokenizer;
 pub mod hub;
 pub mod hub_cache;
+pub mod sentencepiece;
 pub mod tokenizer;
