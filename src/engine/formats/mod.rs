@@ -4,6 +4,7 @@ pub mod adapter;
 pub mod chat;
 pub mod gguf;
 pub mod gguf_header;
+pub mod gguf_pretokenizers;
 pub mod gguf_tokenizer;
 pub mod hub;
 pub mod hub_cache;
