@@ -14,6 +14,7 @@ mod demo;
 mod detok;
 mod engine;
 mod families;
+mod gguf_pretokenizers;
 mod gguf_tokenizer;
 mod hostile;
 mod hostile_models;
