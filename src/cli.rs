@@ -130,9 +130,9 @@ pub struct ModelArgs {
     /// blocks take llama.cpp's fallback). A GGUF model's quantized tensors are used as stored.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
-    /// A tokenizer.json (or a folder holding one) that replaces the models' own: for a GGUF
-    /// file instead of one beside it or the tokenizer in its metadata; for a model folder
-    /// instead of its tokenizer.json.
+    /// A tokenizer.json or SentencePiece tokenizer.model (or a folder holding one) that replaces
+    /// the models' own: for a GGUF file instead of one beside it or the tokenizer in its
+    /// metadata; for a model folder instead of its own tokenizer.
     #[arg(long, value_name = "FILE")]
     pub tokenizer: Option<PathBuf>,
     /// Wrap prompts in this text, `{prompt}` marking where the prompt goes and `\n` a newline

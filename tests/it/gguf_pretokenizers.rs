@@ -35,10 +35,7 @@ fn every_family_gives_the_reference_ids() {
     for family in families {
         for name in family["names"].as_array().unwrap() {
             let name = name.as_str().unwrap();
-            metadata.insert(
-                "tokenizer.ggml.pre".into(),
-                Value::String(name.to_string()),
-            );
+            metadata.insert("tokenizer.ggml.pre".into(), Value::String(name.to_string()));
             let tok = gguf_tokenizer::from_metadata(&path, &metadata)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             for case in family["cases"].as_array().unwrap() {
@@ -70,7 +67,12 @@ fn the_table_groups_names_as_llama_cpp_does() {
             .collect();
         let first = names.iter().next().unwrap();
         let entry = gguf_pretokenizers::find(first).unwrap_or_else(|| panic!("{first}"));
-        let ours: BTreeSet<&str> = entry.names.iter().copied().filter(|n| *n != "gpt2").collect();
+        let ours: BTreeSet<&str> = entry
+            .names
+            .iter()
+            .copied()
+            .filter(|n| *n != "gpt2")
+            .collect();
         assert_eq!(ours, names);
         assert_eq!(
             entry.ignore_merges,

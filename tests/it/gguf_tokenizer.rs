@@ -280,7 +280,10 @@ fn bad_tokenizer_metadata_is_one_line_naming_the_file() {
                 ("tokenizer.ggml.pre", Some(Value::String("kimi-k2".into()))),
                 ("tokenizer.ggml.merges", Some(strings(&["▁ t"]))),
             ]),
-            vec!["tokenizer.ggml.pre = 'kimi-k2'", "tokenizer.json works with --tokenizer"],
+            vec![
+                "tokenizer.ggml.pre = 'kimi-k2'",
+                "tokenizer.json works with --tokenizer",
+            ],
         ),
         (
             "bad-merge",

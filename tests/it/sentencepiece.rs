@@ -32,7 +32,11 @@ fn sentencepiece_folders_give_the_ids_transformers_gives() {
         for case in cases {
             let text = case["text"].as_str().unwrap();
             let what = format!("{name} {text:?}");
-            assert_eq!(tok.encode_prompt(text).unwrap(), ids(&case["ids"]), "{what}");
+            assert_eq!(
+                tok.encode_prompt(text).unwrap(),
+                ids(&case["ids"]),
+                "{what}"
+            );
             let plain = ids(&case["ids_without_special"]);
             assert_eq!(tok.encode_response(text).unwrap(), plain, "{what}");
             assert_eq!(
@@ -114,7 +118,8 @@ fn tokenizer_accepts_a_sentencepiece_file_or_folder() {
         }
         .unwrap();
         assert_eq!(
-            tok.encode_prompt("The dragon carries the book home.").unwrap(),
+            tok.encode_prompt("The dragon carries the book home.")
+                .unwrap(),
             want
         );
         let (prompt, generated) = generate(&dir, &["--tokenizer", p(&tokenizer)]);
@@ -129,7 +134,10 @@ fn a_corrupt_tokenizer_model_is_one_line_naming_the_file() {
     let source = data("sentencepiece/arm_llama");
     let good = std::fs::read(source.join("tokenizer.model")).unwrap();
     let cases: [(&str, Vec<u8>); 3] = [
-        ("garbage", b"\xff\xff\xff\xff not a protobuf at all".to_vec()),
+        (
+            "garbage",
+            b"\xff\xff\xff\xff not a protobuf at all".to_vec(),
+        ),
         ("truncated", good[..good.len() / 2].to_vec()),
         ("empty", Vec::new()),
     ];
@@ -148,7 +156,11 @@ fn a_corrupt_tokenizer_model_is_one_line_naming_the_file() {
     let dir = tmp.path().join("none");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(source.join("config.json"), dir.join("config.json")).unwrap();
-    std::fs::copy(source.join("pytorch_model.bin"), dir.join("pytorch_model.bin")).unwrap();
+    std::fs::copy(
+        source.join("pytorch_model.bin"),
+        dir.join("pytorch_model.bin"),
+    )
+    .unwrap();
     let out = genarm(&["generate", "--base", p(&dir), "--prompt", "hi"]);
     assert_one_line_error(&out, &[p(&dir), "no tokenizer.json or tokenizer.model"]);
 }

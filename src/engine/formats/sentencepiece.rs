@@ -351,7 +351,11 @@ fn generic(proto: &ModelProto, config: &Value) -> tokenizers::Result<SentencePie
 /// with one (SentencePiece adds its dummy prefix even then; `Metaspace` would not).
 fn normalizers(spec: &NormalizerSpec, legacy: bool) -> tokenizers::Result<Vec<NormalizerWrapper>> {
     let mut steps: Vec<NormalizerWrapper> = Vec::new();
-    if let Some(map) = spec.precompiled_charsmap.as_deref().filter(|m| !m.is_empty()) {
+    if let Some(map) = spec
+        .precompiled_charsmap
+        .as_deref()
+        .filter(|m| !m.is_empty())
+    {
         let map = Precompiled::from(map).map_err(|e| format!("precompiled_charsmap: {e}"))?;
         steps.push(map.into());
     }
@@ -514,9 +518,13 @@ mod tests {
     #[test]
     fn the_llama_class_is_recognised_in_every_spelling() {
         for class in ["LlamaTokenizer", "LlamaTokenizerFast", "LLaMATokenizer"] {
-            assert!(is_llama_class(&serde_json::json!({ "tokenizer_class": class })));
+            assert!(is_llama_class(
+                &serde_json::json!({ "tokenizer_class": class })
+            ));
         }
-        assert!(!is_llama_class(&serde_json::json!({ "tokenizer_class": "T5Tokenizer" })));
+        assert!(!is_llama_class(
+            &serde_json::json!({ "tokenizer_class": "T5Tokenizer" })
+        ));
         assert!(!is_llama_class(&Value::Null));
     }
 }

@@ -111,9 +111,9 @@ impl ModelTokenizer {
         .flatten()
         .map(|t| AddedToken::from(t, true).normalized(false))
         .collect();
-        inner.add_special_tokens(specials).map_err(|e| {
-            EngineError::invalid(path, format!("cannot add special tokens: {e}"))
-        })?;
+        inner
+            .add_special_tokens(specials)
+            .map_err(|e| EngineError::invalid(path, format!("cannot add special tokens: {e}")))?;
         add_config_tokens(&mut inner, config, &config_path)?;
         let defaults = SpecialDefaults {
             bos: built.bos_token,
@@ -340,7 +340,10 @@ fn token_content(value: Option<&Value>) -> Option<String> {
 /// a token of the vocabulary keeps its id (and becomes special if so marked), a new one must
 /// come next after the vocabulary.
 fn add_config_tokens(inner: &mut Tokenizer, config: &Value, config_path: &Path) -> Result<()> {
-    let Some(entries) = config.get("added_tokens_decoder").and_then(Value::as_object) else {
+    let Some(entries) = config
+        .get("added_tokens_decoder")
+        .and_then(Value::as_object)
+    else {
         return Ok(());
     };
     let bad = |message: String| EngineError::invalid(config_path, message);
@@ -366,7 +369,12 @@ fn add_config_tokens(inner: &mut Tokenizer, config: &Value, config_path: &Path) 
             .single_word(on("single_word"))
             .lstrip(on("lstrip"))
             .rstrip(on("rstrip"))
-            .normalized(entry.get("normalized").and_then(Value::as_bool).unwrap_or(!special));
+            .normalized(
+                entry
+                    .get("normalized")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(!special),
+            );
         let added = if special {
             inner.add_special_tokens([token])
         } else {

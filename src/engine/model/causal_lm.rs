@@ -170,14 +170,9 @@ impl CausalLm {
             return Err(EngineError::invalid(dir, "no config.json in this folder"));
         }
         let config = ModelConfig::from_file(&config_path)?;
-        let has_tokenizer = |d: &Path| {
-            d.join("tokenizer.json").is_file() || d.join("tokenizer.model").is_file()
-        };
-        let tokenizer_dir = if has_tokenizer(dir) {
-            dir
-        } else {
-            model_dir
-        };
+        let has_tokenizer =
+            |d: &Path| d.join("tokenizer.json").is_file() || d.join("tokenizer.model").is_file();
+        let tokenizer_dir = if has_tokenizer(dir) { dir } else { model_dir };
         // `--tokenizer` replaces the folder's own tokenizer, as it does for a GGUF file.
         let tokenizer = match tokenizer {
             Some(t) if t.is_dir() => ModelTokenizer::load(t)?,
