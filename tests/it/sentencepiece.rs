@@ -152,6 +152,17 @@ fn a_corrupt_tokenizer_model_is_one_line_naming_the_file() {
         let out = genarm(&["generate", "--base", p(&dir), "--prompt", "hi"]);
         assert_one_line_error(&out, &[p(&model), "SentencePiece model file"]);
     }
+    // An added token whose id does not follow the vocabulary: tokenizer_config.json is named.
+    let dir = tmp.path().join("gap");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "pytorch_model.bin", "tokenizer.model"] {
+        std::fs::copy(source.join(f), dir.join(f)).unwrap();
+    }
+    let config = dir.join("tokenizer_config.json");
+    let added = r#"{"added_tokens_decoder": {"700": {"content": "<x>", "special": true}}}"#;
+    std::fs::write(&config, added).unwrap();
+    let out = genarm(&["generate", "--base", p(&dir), "--prompt", "hi"]);
+    assert_one_line_error(&out, &[p(&config), "\"<x>\" at id 700"]);
     // Neither tokenizer file: the folder is named.
     let dir = tmp.path().join("none");
     std::fs::create_dir_all(&dir).unwrap();
@@ -163,4 +174,37 @@ fn a_corrupt_tokenizer_model_is_one_line_naming_the_file() {
     .unwrap();
     let out = genarm(&["generate", "--base", p(&dir), "--prompt", "hi"]);
     assert_one_line_error(&out, &[p(&dir), "no tokenizer.json or tokenizer.model"]);
+}
+
+#[test]
+fn an_adapter_over_a_sentencepiece_base_uses_the_bases_tokenizer() {
+    // A PEFT adapter folder without tokenizer files, over the GenARM-layout base (only
+    // tokenizer.model). Its LoRA B is zero, so it generates exactly what the base does.
+    use candle_core::{DType, Device, Tensor};
+    let tmp = tempfile::tempdir().unwrap();
+    let base = data("sentencepiece/arm_llama");
+    let config = serde_json::json!({
+        "peft_type": "LORA",
+        "r": 2,
+        "lora_alpha": 4,
+        "target_modules": ["q_proj"],
+        "base_model_name_or_path": p(&base),
+    });
+    std::fs::write(tmp.path().join("adapter_config.json"), config.to_string()).unwrap();
+    let key = "base_model.model.model.layers.0.self_attn.q_proj";
+    let tensors = std::collections::HashMap::from([
+        (
+            format!("{key}.lora_A.weight"),
+            Tensor::ones((2, 32), DType::F32, &Device::Cpu).unwrap(),
+        ),
+        (
+            format!("{key}.lora_B.weight"),
+            Tensor::zeros((32, 2), DType::F32, &Device::Cpu).unwrap(),
+        ),
+    ]);
+    candle_core::safetensors::save(&tensors, tmp.path().join("adapter_model.safetensors")).unwrap();
+    let reference = &expected()["generation"];
+    let (prompt, generated) = generate(tmp.path(), &[]);
+    assert_eq!(prompt, ids(&reference["prompt_ids"]));
+    assert_eq!(generated, ids(&reference["greedy_ids"]));
 }
