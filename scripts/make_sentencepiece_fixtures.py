@@ -37,6 +37,7 @@ import shutil
 import tempfile
 
 import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2
 import torch
 import transformers
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -104,7 +105,15 @@ def train(corpus_path, prefix, **options):
         minloglevel=2,
         **options,
     )
-    return pathlib.Path(f"{prefix}.model")
+    model = pathlib.Path(f"{prefix}.model")
+    # The trainer records its input and output paths (a temporary folder): blank them, so that
+    # every run writes the same bytes.
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(model.read_bytes())
+    proto.trainer_spec.input[:] = ["corpus.txt"]
+    proto.trainer_spec.model_prefix = prefix.name
+    model.write_bytes(proto.SerializeToString())
+    return model
 
 
 def llama_config(**extra):
@@ -180,9 +189,11 @@ def arm_folder(model, vocab_size):
 
 
 def main():
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir(parents=True)
+    # Everything but the README is remade.
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.iterdir():
+        if old.name != "README.md":
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
     work = pathlib.Path(tempfile.mkdtemp())
     text = work / "corpus.txt"
     corpus(text)

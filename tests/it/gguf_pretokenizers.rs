@@ -107,5 +107,5 @@ fn the_fixture_tells_most_families_apart() {
                 .collect()
         })
         .collect();
-    assert!(distinct.len() >= 18, "{}", distinct.len());
+    assert!(distinct.len() >= 21, "{}", distinct.len());
 }
