@@ -545,4 +545,21 @@ mod tests {
             ["adapter_config.json", "adapter_model.safetensors"]
         );
     }
+
+    #[test]
+    fn a_sentencepiece_tokenizer_model_stands_in_for_tokenizer_json() {
+        let tmp = tempfile::tempdir().unwrap();
+        let snapshot = tmp.path();
+        for f in [
+            "config.json",
+            "tokenizer_config.json",
+            "tokenizer.model",
+            "model.safetensors",
+        ] {
+            std::fs::write(snapshot.join(f), b"").unwrap();
+        }
+        assert!(missing_files(snapshot).unwrap().is_empty());
+        std::fs::remove_file(snapshot.join("tokenizer.model")).unwrap();
+        assert_eq!(missing_files(snapshot).unwrap(), ["tokenizer.json"]);
+    }
 }
