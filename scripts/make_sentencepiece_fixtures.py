@@ -14,6 +14,8 @@ default NFKC normalization, a control symbol `<|end|>`). Folders:
   add_bos_token true) plus one special token added past the vocabulary (`<|assistant|>`).
 - `bpe_legacy/`: the same with `legacy: true` (every chunk between added tokens gets a `▁`).
 - `bpe_no_prefix/`: the same with `add_prefix_space: false`.
+- `bpe_llama_old_class/`: the same named `LLaMATokenizer`, as early Llama folders (Alpaca-7B) are:
+  no class transformers 5 knows, so it converts the file generically.
 - `unigram/`: the unigram model, LlamaTokenizer, `add_eos_token: true`.
 - `unigram_plain/`: the unigram model with a tokenizer_config.json that names no class (and no
   config.json): transformers' generic conversion, which follows the SentencePiece model's own
@@ -213,6 +215,7 @@ def main():
         ("bpe", bpe, llama_config(**added(bpe_size))),
         ("bpe_legacy", bpe, llama_config(legacy=True, **added(bpe_size))),
         ("bpe_no_prefix", bpe, llama_config(add_prefix_space=False, **added(bpe_size))),
+        ("bpe_llama_old_class", bpe, llama_config(tokenizer_class="LLaMATokenizer")),
         ("unigram", unigram, llama_config(add_eos_token=True)),
         ("unigram_plain", unigram, {"add_bos_token": True, "model_max_length": 128}),
     ]

@@ -22,7 +22,7 @@ fn expected() -> Json {
 fn sentencepiece_folders_give_the_ids_transformers_gives() {
     let expected = expected();
     let folders = expected["folders"].as_object().unwrap();
-    assert_eq!(folders.len(), 6);
+    assert_eq!(folders.len(), 7);
     for (name, entry) in folders {
         let dir = data("sentencepiece").join(name);
         assert!(!dir.join("tokenizer.json").exists());
@@ -62,7 +62,12 @@ fn the_fixtures_tell_the_conversions_apart() {
             .collect()
     };
     let bpe = all("bpe");
-    for other in ["bpe_legacy", "bpe_no_prefix", "arm_llama"] {
+    for other in [
+        "bpe_legacy",
+        "bpe_no_prefix",
+        "bpe_llama_old_class",
+        "arm_llama",
+    ] {
         assert_ne!(bpe, all(other), "{other}");
     }
     assert_ne!(all("unigram"), all("unigram_plain"));

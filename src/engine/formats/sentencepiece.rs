@@ -3,8 +3,8 @@
 //! (`TokenizersBackend._convert_from_sentencepiece`). Two cases, picked as `AutoTokenizer` picks
 //! its class:
 //!
-//! - **Llama** (`tokenizer_class` LlamaTokenizer in tokenizer_config.json, as Llama 2, Alpaca,
-//!   Tulu 2 and Mistral folders say): a BPE over the pieces with byte fallback, its merges every
+//! - **Llama** (`tokenizer_class` LlamaTokenizer in tokenizer_config.json, as Llama 2, Tulu 2
+//!   and Mistral folders say): a BPE over the pieces with byte fallback, its merges every
 //!   split of a piece into two pieces ordered by the piece's id (transformers' `generate_merges`
 //!   without scores), even when the model file is a unigram model; no normalizer; a `Metaspace`
 //!   pre-tokenizer that prefixes `▁` to the first chunk (`legacy: false`, the default) or to every
@@ -145,15 +145,14 @@ pub(super) fn load(path: &Path, config: &Value) -> Result<SentencePiece> {
     Ok(built)
 }
 
-/// Whether tokenizer_config.json names the Llama tokenizer class (any spelling transformers has
-/// used: `LlamaTokenizer`, `LlamaTokenizerFast`, early Llama folders' `LLaMATokenizer`).
+/// Whether tokenizer_config.json names the Llama tokenizer class, as transformers 5 spells it
+/// (`LlamaTokenizer`, `LlamaTokenizerFast`). Early Llama folders' `LLaMATokenizer` is no class
+/// transformers knows: it converts those generically, and so does genarm.
 pub(super) fn is_llama_class(config: &Value) -> bool {
-    let class = config
-        .get("tokenizer_class")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let class = class.strip_suffix("Fast").unwrap_or(class);
-    class.eq_ignore_ascii_case("LlamaTokenizer")
+    matches!(
+        config.get("tokenizer_class").and_then(Value::as_str),
+        Some("LlamaTokenizer" | "LlamaTokenizerFast")
+    )
 }
 
 fn flag(config: &Value, key: &str) -> Option<bool> {
@@ -516,15 +515,17 @@ mod tests {
     }
 
     #[test]
-    fn the_llama_class_is_recognised_in_every_spelling() {
-        for class in ["LlamaTokenizer", "LlamaTokenizerFast", "LLaMATokenizer"] {
+    fn the_llama_class_is_recognised_as_transformers_spells_it() {
+        for class in ["LlamaTokenizer", "LlamaTokenizerFast"] {
             assert!(is_llama_class(
                 &serde_json::json!({ "tokenizer_class": class })
             ));
         }
-        assert!(!is_llama_class(
-            &serde_json::json!({ "tokenizer_class": "T5Tokenizer" })
-        ));
+        for class in ["LLaMATokenizer", "T5Tokenizer"] {
+            assert!(!is_llama_class(
+                &serde_json::json!({ "tokenizer_class": class })
+            ));
+        }
         assert!(!is_llama_class(&Value::Null));
     }
 }
