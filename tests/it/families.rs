@@ -378,3 +378,27 @@ fn llama_cpp_gguf_files_of_qwen3_and_olmo2_match_their_source_folders() {
         assert!(worst < 1e-4, "{family}: {worst}");
     }
 }
+
+/// Gemma 2, Gemma 3, SmolLM3 and Phi-3 GGUF files written by llama.cpp's own converter (f32)
+/// from models shaped as llama.cpp assumes (scripts/make_gguf_families.py): the folder and its
+/// GGUF each generate and score as transformers did with the family's two ARMs (same ids,
+/// log-probs within 1e-4). The converter leaves out what llama.cpp hard-codes (Gemma's
+/// attention scale and layer pattern, SmolLM3's no-rope interval) and stores Gemma's norms as
+/// 1 + w and Phi-3's LongRoPE factors as tensors: a loader that misses one of them changes
+/// every log-prob (the Gemma 3 model has 6 layers, so its pattern of 6 shows; the prompts are
+/// longer than the windows and than Phi-3's original context).
+#[test]
+fn llama_cpp_gguf_files_of_gemma_smollm3_and_phi3_match_transformers() {
+    let dir = data("parity_families");
+    let all = crate::parity::cases(&dir.join("gguf"));
+    let mut seen = Vec::new();
+    for case in &all {
+        let family = case["name"].as_str().unwrap().trim_end_matches("_gguf");
+        seen.push(family.to_string());
+        crate::parity::run_case(&dir, case);
+        let mut from_gguf = case.clone();
+        from_gguf["base"] = json!(format!("../gguf/{family}/{family}.gguf"));
+        crate::parity::run_case(&dir, &from_gguf);
+    }
+    assert_eq!(seen, ["gemma2", "gemma3", "smollm3", "phi3"]);
+}
