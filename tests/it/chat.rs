@@ -343,6 +343,50 @@ fn chat_kwargs_reach_the_template() {
         &["--chat-kwarg messages=[]", "set by genarm"],
     );
     assert_one_line_error(&run(&["--chat", "--chat-kwarg", "a-b=1"]), &["'a-b'"]);
+
+    // A profile's `chat_kwargs` are the same variables; a --chat-kwarg of the same name wins.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.k]\nbase = {:?}\nchat = true\nchat_kwargs = {{ enable_thinking = false, n = 29 }}\n",
+            path
+        ),
+    )
+    .unwrap();
+    let by_profile = |extra: &[&str]| -> Vec<u64> {
+        let mut args = vec![
+            "generate",
+            "--profile",
+            "k",
+            "--prompt",
+            "w5 w6",
+            "--max-new-tokens",
+            "1",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = assert_cmd::Command::cargo_bin("genarm")
+            .unwrap()
+            .env("GENARM_CONFIG", &config)
+            .args(&args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let start: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+        crate::common::ids(&start["prompt_token_ids"])
+            .into_iter()
+            .map(u64::from)
+            .collect()
+    };
+    assert_eq!(by_profile(&[]), [1, 11, 5, 6, 20, 30]);
+    assert_eq!(by_profile(&["--chat-kwarg", "n=9"]), [1, 11, 5, 6, 20, 10]);
 }
 
 /// The llama.cpp source tree scripts/llama_cpp_source.sh fetches (once; cached) and prints.

@@ -116,6 +116,24 @@ pub struct ChatPrompt {
 
 const TEMPLATE_NAME: &str = "chat_template";
 
+/// Why `name` cannot be a template variable set by the user (`--chat-kwarg`, a profile's
+/// `chat_kwargs`): not an identifier, or one of the names genarm renders the conversation
+/// with. None when it can.
+pub fn variable_name_problem(name: &str) -> Option<String> {
+    let identifier = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !identifier {
+        Some(format!("'{name}' is not a template variable name"))
+    } else if matches!(name, "messages" | "add_generation_prompt") {
+        Some(format!("'{name}' is set by genarm (--prompt, --system)"))
+    } else {
+        None
+    }
+}
+
 impl ChatPrompt {
     /// Compile `template`; a syntax error names the file.
     pub fn new(template: &ChatTemplate, system: Option<String>) -> Result<Self> {
