@@ -304,10 +304,13 @@ fn write_weights(dir: &Path, spec: &RandomModelSpec, family: &Family) -> Result<
     Ok(())
 }
 
+/// Draws one named weight of a shape with an initialisation.
+type AddWeight<'a> = dyn FnMut(String, &[usize], Init) -> Result<()> + 'a;
+
 /// One decoder layer's weights under prefix `p`, drawn through `add` in a fixed order (for
 /// Llama, Qwen2 and Mistral the order the files have always had).
 fn add_layer(
-    add: &mut dyn FnMut(String, &[usize], Init) -> Result<()>,
+    add: &mut AddWeight<'_>,
     spec: &RandomModelSpec,
     family: &Family,
     p: &str,
