@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """GGUF files of the family parity models, written by llama.cpp's own converter.
 
-Writes under tests/data/parity_families/gguf/ (deleted and rebuilt):
+Writes under tests/data/parity_families/gguf/ (rebuilt, all but its README.md):
 
   qwen3.gguf, olmo2.gguf   f16, converted from tests/data/parity_families/models/<family>_base, with a
                            copy of their tokenizer.json beside them (both use T_qwen)
@@ -148,9 +148,14 @@ def main():
     else:
         raise SystemExit(__doc__)
     out_dir = os.path.join(FIXTURES, "gguf")
-    if os.path.isdir(out_dir):
-        shutil.rmtree(out_dir)
-    os.makedirs(out_dir)
+    # Everything but the (hand-written) README.md is rebuilt.
+    os.makedirs(out_dir, exist_ok=True)
+    for entry in os.listdir(out_dir):
+        path = os.path.join(out_dir, entry)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif entry != "README.md":
+            os.remove(path)
     for family in FAMILIES:
         src = os.path.join(FIXTURES, "models", f"{family}_base")
         out = os.path.join(out_dir, f"{family}.gguf")
