@@ -376,6 +376,10 @@ impl Meta<'_> {
             number("head_dim"),
         );
         let layers = number("num_hidden_layers");
+        if layers > crate::engine::model::config::MAX_LAYERS as u64 {
+            // The config refuses the count in one line; no per-layer lists of that size first.
+            return Ok(());
+        }
         match arch {
             "gemma2" | "gemma3" => {
                 // llama.cpp scales queries by 1/sqrt(head_dim), except in the 27B sizes
