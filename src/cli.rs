@@ -248,7 +248,7 @@ pub struct RandomModelArgs {
     /// Output folder (created; must not exist or be empty).
     #[arg(long)]
     pub out: PathBuf,
-    /// llama, qwen2 or mistral.
+    /// llama, qwen2, mistral, qwen3, gemma2, gemma3, phi3, olmo2 or smollm3.
     #[arg(long, default_value = "llama")]
     pub arch: String,
     #[arg(long, default_value_t = 32000)]
