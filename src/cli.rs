@@ -130,9 +130,9 @@ pub struct ModelArgs {
     /// blocks take llama.cpp's fallback). A GGUF model's quantized tensors are used as stored.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
-    /// A tokenizer.json (or a folder holding one) that replaces the models' own: for a GGUF
-    /// file instead of one beside it or the tokenizer in its metadata; for a model folder
-    /// instead of its tokenizer.json.
+    /// A tokenizer.json or SentencePiece tokenizer.model (or a folder holding one) that replaces
+    /// the models' own: for a GGUF file instead of one beside it or the tokenizer in its
+    /// metadata; for a model folder instead of its own tokenizer.
     #[arg(long, value_name = "FILE")]
     pub tokenizer: Option<PathBuf>,
     /// Wrap prompts in this text, `{prompt}` marking where the prompt goes and `\n` a newline
@@ -248,7 +248,7 @@ pub struct RandomModelArgs {
     /// Output folder (created; must not exist or be empty).
     #[arg(long)]
     pub out: PathBuf,
-    /// llama, qwen2 or mistral.
+    /// llama, qwen2, mistral, qwen3, gemma2, gemma3, phi3, olmo2 or smollm3.
     #[arg(long, default_value = "llama")]
     pub arch: String,
     #[arg(long, default_value_t = 32000)]

@@ -80,6 +80,10 @@ pub struct Profile {
     /// Wrap prompts in the base model's chat template.
     #[serde(default)]
     pub chat: bool,
+    /// Variables for the chat template, as `--chat-kwarg NAME=VALUE` sets them (used when
+    /// chat is on): `chat_kwargs = { enable_thinking = false }`.
+    #[serde(default, deserialize_with = "chat_kwargs")]
+    pub chat_kwargs: BTreeMap<String, serde_json::Value>,
 }
 
 impl Models {
@@ -176,6 +180,19 @@ impl<'de> Deserialize<'de> for Weights {
 
 fn weights<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f32>, D::Error> {
     Weights::deserialize(d).map(|w| w.0)
+}
+
+/// Template variable name → value (any TOML value, as JSON), each name one a user may set.
+fn chat_kwargs<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, serde_json::Value>, D::Error> {
+    let map = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
+    for name in map.keys() {
+        if let Some(problem) = crate::engine::formats::chat::variable_name_problem(name) {
+            return Err(serde::de::Error::custom(format!("chat_kwargs: {problem}")));
+        }
+    }
+    Ok(map)
 }
 
 fn colour<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Color>, D::Error> {

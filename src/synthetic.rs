@@ -16,7 +16,8 @@ use serde_json::json;
 
 #[derive(Debug, Clone)]
 pub struct RandomModelSpec {
-    /// "llama", "qwen2" or "mistral".
+    /// An `--arch` name of `FAMILIES`: llama, qwen2, mistral, qwen3, gemma2, gemma3, phi3,
+    /// olmo2, smollm3.
     pub arch: String,
     pub vocab: usize,
     pub hidden: usize,
@@ -54,15 +55,115 @@ impl Default for RandomModelSpec {
     }
 }
 
+/// How a family lays out its weights and config, as transformers saves it: one table rather than
+/// a writer per family.
+struct Family {
+    /// `--arch` name and config.json `model_type`.
+    arch: &'static str,
+    model_type: &'static str,
+    class: &'static str,
+    /// q/k/v biases (Qwen2).
+    qkv_bias: bool,
+    /// q/k RMSNorm: per head (Qwen3, Gemma 3) or over the whole projection (OLMo 2).
+    qk_norm: Option<QkNorm>,
+    /// The norms of one layer, in the order they are drawn.
+    layer_norms: &'static [&'static str],
+    /// q/k/v and gate/up as one matrix each (Phi-3).
+    fused: bool,
+    /// Norm weights stored as w for a scale of 1 + w (Gemma), so drawn around 0.
+    offset_norms: bool,
+    /// config.json spells out `head_dim`: these families' defaults are their real sizes' (128
+    /// for Qwen3, 256 for Gemma), not hidden / heads.
+    head_dim: bool,
+    /// config.json sets `query_pre_attn_scalar` to the head size (Gemma's default is 256).
+    gemma: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum QkNorm {
+    PerHead,
+    Whole,
+}
+
+const PRE: &[&str] = &["input_layernorm", "post_attention_layernorm"];
+const SANDWICH: &[&str] = &[
+    "input_layernorm",
+    "post_attention_layernorm",
+    "pre_feedforward_layernorm",
+    "post_feedforward_layernorm",
+];
+const POST: &[&str] = &["post_attention_layernorm", "post_feedforward_layernorm"];
+
+const fn family(arch: &'static str, model_type: &'static str, class: &'static str) -> Family {
+    Family {
+        arch,
+        model_type,
+        class,
+        qkv_bias: false,
+        qk_norm: None,
+        layer_norms: PRE,
+        fused: false,
+        offset_norms: false,
+        head_dim: true,
+        gemma: false,
+    }
+}
+
+/// The families random-model has always written: no `head_dim` in their config.json.
+const fn legacy(arch: &'static str, class: &'static str) -> Family {
+    Family {
+        head_dim: false,
+        ..family(arch, arch, class)
+    }
+}
+
+const FAMILIES: &[Family] = &[
+    legacy("llama", "LlamaForCausalLM"),
+    Family {
+        qkv_bias: true,
+        ..legacy("qwen2", "Qwen2ForCausalLM")
+    },
+    legacy("mistral", "MistralForCausalLM"),
+    Family {
+        qk_norm: Some(QkNorm::PerHead),
+        ..family("qwen3", "qwen3", "Qwen3ForCausalLM")
+    },
+    Family {
+        layer_norms: SANDWICH,
+        offset_norms: true,
+        gemma: true,
+        ..family("gemma2", "gemma2", "Gemma2ForCausalLM")
+    },
+    Family {
+        layer_norms: SANDWICH,
+        offset_norms: true,
+        gemma: true,
+        qk_norm: Some(QkNorm::PerHead),
+        ..family("gemma3", "gemma3_text", "Gemma3ForCausalLM")
+    },
+    Family {
+        fused: true,
+        ..family("phi3", "phi3", "Phi3ForCausalLM")
+    },
+    Family {
+        layer_norms: POST,
+        qk_norm: Some(QkNorm::Whole),
+        ..family("olmo2", "olmo2", "Olmo2ForCausalLM")
+    },
+    family("smollm3", "smollm3", "SmolLM3ForCausalLM"),
+];
+
 /// Write the model folder `out` (refusing to overwrite a non-empty folder). Files are written
 /// into a temporary sibling folder that is renamed into place, so an interrupted run leaves
 /// nothing half-written.
 pub fn write_random_model(out: &Path, spec: &RandomModelSpec) -> Result<()> {
-    let architecture = match spec.arch.as_str() {
-        "llama" => "LlamaForCausalLM",
-        "qwen2" => "Qwen2ForCausalLM",
-        "mistral" => "MistralForCausalLM",
-        other => bail!("--arch: unknown architecture '{other}' (expected llama, qwen2 or mistral)"),
+    let Some(architecture) = FAMILIES.iter().find(|f| f.arch == spec.arch) else {
+        let known: Vec<&str> = FAMILIES.iter().map(|f| f.arch).collect();
+        bail!(
+            "--arch: unknown architecture '{}' (expected {})",
+            spec.arch,
+            known.join(", ")
+        );
     };
     if spec.vocab < 4 || spec.hidden == 0 || spec.heads == 0 || spec.kv_heads == 0 {
         bail!("--vocab must be at least 4, and --hidden, --heads, --kv-heads positive");
@@ -105,13 +206,13 @@ pub fn write_random_model(out: &Path, spec: &RandomModelSpec) -> Result<()> {
     Ok(())
 }
 
-fn write_files(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Result<()> {
-    write_config(dir, spec, architecture)?;
-    write_weights(dir, spec)
+fn write_files(dir: &Path, spec: &RandomModelSpec, family: &Family) -> Result<()> {
+    write_config(dir, spec, family)?;
+    write_weights(dir, spec, family)
 }
 
 /// The tokenizer files (copied or generated), config.json and generation_config.json.
-fn write_config(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Result<()> {
+fn write_config(dir: &Path, spec: &RandomModelSpec, family: &Family) -> Result<()> {
     let (bos, eos) = match &spec.tokenizer_dir {
         Some(from) => copy_tokenizer(from, dir, spec.vocab)?,
         None => {
@@ -127,9 +228,9 @@ fn write_config(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Resul
             (1, 2)
         }
     };
-    let config = json!({
-        "architectures": [architecture],
-        "model_type": spec.arch,
+    let mut config = json!({
+        "architectures": [family.class],
+        "model_type": family.model_type,
         "vocab_size": spec.vocab,
         "hidden_size": spec.hidden,
         "intermediate_size": spec.intermediate,
@@ -144,6 +245,13 @@ fn write_config(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Resul
         "eos_token_id": eos,
         "dtype": "float32",
     });
+    let head_dim = spec.hidden / spec.heads;
+    if family.head_dim {
+        config["head_dim"] = json!(head_dim);
+    }
+    if family.gemma {
+        config["query_pre_attn_scalar"] = json!(head_dim);
+    }
     write_json(&dir.join("config.json"), &config)?;
     write_json(
         &dir.join("generation_config.json"),
@@ -152,9 +260,7 @@ fn write_config(dir: &Path, spec: &RandomModelSpec, architecture: &str) -> Resul
 }
 
 /// model.safetensors: every weight drawn from one seeded generator, in a fixed order.
-fn write_weights(dir: &Path, spec: &RandomModelSpec) -> Result<()> {
-    let qwen = spec.arch == "qwen2";
-    let head_dim = spec.hidden / spec.heads;
+fn write_weights(dir: &Path, spec: &RandomModelSpec, family: &Family) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     let mut add = |name: String, shape: &[usize], init: Init| -> Result<()> {
@@ -165,58 +271,91 @@ fn write_weights(dir: &Path, spec: &RandomModelSpec) -> Result<()> {
                 (Init::AroundOne, true) => 1.0,
                 (Init::Normal(std), false) => normal(&mut rng) * std,
                 (Init::AroundOne, false) => 1.0 + 0.1 * normal(&mut rng),
+                (Init::AroundZero, true) => 0.0,
+                (Init::AroundZero, false) => 0.1 * normal(&mut rng),
             })
             .collect();
         tensors.insert(name, Tensor::from_vec(values, shape, &Device::Cpu)?);
         Ok(())
     };
-    let (h, v, f) = (spec.hidden, spec.vocab, spec.intermediate);
-    let kv = spec.kv_heads * head_dim;
-    let std = 0.5 / (h as f32).sqrt();
+    let (h, v) = (spec.hidden, spec.vocab);
+    let norm = if family.offset_norms {
+        Init::AroundZero
+    } else {
+        Init::AroundOne
+    };
     add(
         "model.embed_tokens.weight".into(),
         &[v, h],
         Init::Normal(1.0),
     )?;
     for i in 0..spec.layers {
-        let p = format!("model.layers.{i}");
+        add_layer(&mut add, spec, family, &format!("model.layers.{i}"), norm)?;
+    }
+    add("model.norm.weight".into(), &[h], norm)?;
+    if !spec.tie_embeddings {
         add(
-            format!("{p}.self_attn.q_proj.weight"),
-            &[h, h],
+            "lm_head.weight".into(),
+            &[v, h],
+            Init::Normal(2.0 / (h as f32).sqrt()),
+        )?;
+    }
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
+    Ok(())
+}
+
+/// Draws one named weight of a shape with an initialisation.
+type AddWeight<'a> = dyn FnMut(String, &[usize], Init) -> Result<()> + 'a;
+
+/// One decoder layer's weights under prefix `p`, drawn through `add` in a fixed order (for
+/// Llama, Qwen2 and Mistral the order the files have always had).
+fn add_layer(
+    add: &mut AddWeight<'_>,
+    spec: &RandomModelSpec,
+    family: &Family,
+    p: &str,
+    norm: Init,
+) -> Result<()> {
+    let (h, f) = (spec.hidden, spec.intermediate);
+    let head_dim = spec.hidden / spec.heads;
+    let kv = spec.kv_heads * head_dim;
+    let std = 0.5 / (h as f32).sqrt();
+    let attn = format!("{p}.self_attn");
+    if family.fused {
+        add(
+            format!("{attn}.qkv_proj.weight"),
+            &[h + 2 * kv, h],
             Init::Normal(std),
         )?;
-        add(
-            format!("{p}.self_attn.k_proj.weight"),
-            &[kv, h],
-            Init::Normal(std),
-        )?;
-        add(
-            format!("{p}.self_attn.v_proj.weight"),
-            &[kv, h],
-            Init::Normal(std),
-        )?;
-        add(
-            format!("{p}.self_attn.o_proj.weight"),
-            &[h, h],
-            Init::Normal(std),
-        )?;
-        if qwen {
-            add(
-                format!("{p}.self_attn.q_proj.bias"),
-                &[h],
-                Init::Normal(0.1),
-            )?;
-            add(
-                format!("{p}.self_attn.k_proj.bias"),
-                &[kv],
-                Init::Normal(0.1),
-            )?;
-            add(
-                format!("{p}.self_attn.v_proj.bias"),
-                &[kv],
-                Init::Normal(0.1),
-            )?;
+    } else {
+        add(format!("{attn}.q_proj.weight"), &[h, h], Init::Normal(std))?;
+        add(format!("{attn}.k_proj.weight"), &[kv, h], Init::Normal(std))?;
+        add(format!("{attn}.v_proj.weight"), &[kv, h], Init::Normal(std))?;
+    }
+    add(format!("{attn}.o_proj.weight"), &[h, h], Init::Normal(std))?;
+    if family.qkv_bias {
+        add(format!("{attn}.q_proj.bias"), &[h], Init::Normal(0.1))?;
+        add(format!("{attn}.k_proj.bias"), &[kv], Init::Normal(0.1))?;
+        add(format!("{attn}.v_proj.bias"), &[kv], Init::Normal(0.1))?;
+    }
+    match family.qk_norm {
+        None => {}
+        Some(QkNorm::PerHead) => {
+            add(format!("{attn}.q_norm.weight"), &[head_dim], norm)?;
+            add(format!("{attn}.k_norm.weight"), &[head_dim], norm)?;
         }
+        Some(QkNorm::Whole) => {
+            add(format!("{attn}.q_norm.weight"), &[h], norm)?;
+            add(format!("{attn}.k_norm.weight"), &[kv], norm)?;
+        }
+    }
+    if family.fused {
+        add(
+            format!("{p}.mlp.gate_up_proj.weight"),
+            &[2 * f, h],
+            Init::Normal(std),
+        )?;
+    } else {
         add(
             format!("{p}.mlp.gate_proj.weight"),
             &[f, h],
@@ -227,27 +366,15 @@ fn write_weights(dir: &Path, spec: &RandomModelSpec) -> Result<()> {
             &[f, h],
             Init::Normal(std),
         )?;
-        add(
-            format!("{p}.mlp.down_proj.weight"),
-            &[h, f],
-            Init::Normal(std),
-        )?;
-        add(format!("{p}.input_layernorm.weight"), &[h], Init::AroundOne)?;
-        add(
-            format!("{p}.post_attention_layernorm.weight"),
-            &[h],
-            Init::AroundOne,
-        )?;
     }
-    add("model.norm.weight".into(), &[h], Init::AroundOne)?;
-    if !spec.tie_embeddings {
-        add(
-            "lm_head.weight".into(),
-            &[v, h],
-            Init::Normal(2.0 / (h as f32).sqrt()),
-        )?;
+    add(
+        format!("{p}.mlp.down_proj.weight"),
+        &[h, f],
+        Init::Normal(std),
+    )?;
+    for name in family.layer_norms {
+        add(format!("{p}.{name}.weight"), &[h], norm)?;
     }
-    candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
     Ok(())
 }
 
@@ -282,6 +409,8 @@ fn copy_tokenizer(from: &Path, to: &Path, vocab: usize) -> Result<(u32, u32)> {
 enum Init {
     Normal(f32),
     AroundOne,
+    /// Norm weights a family adds 1 to (Gemma).
+    AroundZero,
 }
 
 /// A standard normal draw (Box–Muller), from a portable seeded generator.

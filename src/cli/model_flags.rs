@@ -77,18 +77,8 @@ fn parse_chat_kwargs(raw: &[String]) -> Result<Vec<(String, serde_json::Value)>>
             let (name, value) = item
                 .split_once('=')
                 .ok_or_else(|| anyhow::anyhow!("--chat-kwarg {item}: expected NAME=VALUE"))?;
-            let identifier = name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !identifier {
-                anyhow::bail!("--chat-kwarg {item}: '{name}' is not a template variable name");
-            }
-            if matches!(name, "messages" | "add_generation_prompt") {
-                anyhow::bail!(
-                    "--chat-kwarg {item}: '{name}' is set by genarm (--prompt, --system)"
-                );
+            if let Some(problem) = crate::engine::formats::chat::variable_name_problem(name) {
+                anyhow::bail!("--chat-kwarg {item}: {problem}");
             }
             let value = serde_json::from_str(value)
                 .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));

@@ -24,6 +24,7 @@ base = "/m/tulu"
 arms = { harmless = "/m/arm" }
 weights = { harmless = -0.5 }
 chat = true
+chat_kwargs = { enable_thinking = false, tools = ["a", 2] }
 
 [profiles.bare]
 base = "/m/bare"
@@ -59,6 +60,15 @@ fn a_full_file_parses_into_every_part() {
     assert_eq!(tulu.arms["harmless"], PathBuf::from("/m/arm"));
     assert_eq!(tulu.weights["harmless"], -0.5);
     assert!(tulu.chat);
+    assert_eq!(
+        serde_json::Value::from(
+            tulu.chat_kwargs
+                .clone()
+                .into_iter()
+                .collect::<serde_json::Map<_, _>>()
+        ),
+        serde_json::json!({"enable_thinking": false, "tools": ["a", 2]})
+    );
     let bare = &config.profiles["bare"];
     assert!(!bare.chat && bare.arms.is_empty());
 }
@@ -87,6 +97,16 @@ fn each_bad_shape_names_its_line() {
         ("[presets.a]\nhelpful = nan\n", 1, "finite"),
         ("[profiles.x]\narms = {}\n", 1, "base"),
         ("[profiles.x]\nbase = \"/b\"\nchat = \"yes\"\n", 3, ""),
+        (
+            "[profiles.x]\nbase = \"/b\"\nchat_kwargs = { messages = [] }\n",
+            3,
+            "'messages' is set by genarm",
+        ),
+        (
+            "[profiles.x]\nbase = \"/b\"\nchat_kwargs = { \"a-b\" = 1 }\n",
+            3,
+            "not a template variable name",
+        ),
         ("[models]\nbase = \"/b\"\ncolour = 1\n", 3, "colour"),
         ("[sounds]\nbeep = true\n", 1, "sounds"),
         ("x = [1,\n", 1, "unclosed"),

@@ -14,7 +14,9 @@ use crate::config::{self, Profile};
 ///
 /// The spec wins: its base replaces the profile's and any ARM replaces all of the profile's
 /// (whose weights then no longer apply); its weights override the profile's; the profile's
-/// `chat` turns chat on unless the spec asks for another prompt format.
+/// `chat` turns chat on unless the spec asks for another prompt format; with chat on, the
+/// profile's `chat_kwargs` are template variables under the spec's (a `--chat-kwarg` of the
+/// same name wins).
 pub(super) fn with_profile<'a>(
     spec: &'a ModelSpec,
     config: Option<&Path>,
@@ -81,6 +83,15 @@ fn apply(spec: &ModelSpec, profile: &Profile) -> ModelSpec {
             .collect();
     }
     merged.chat = spec.chat || (profile.chat && spec.prompt_template.is_none());
+    if merged.chat {
+        // Profile variables first: a later one of the same name wins when rendering.
+        merged.chat_variables = profile
+            .chat_kwargs
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .chain(spec.chat_variables.iter().cloned())
+            .collect();
+    }
     merged
 }
 
@@ -99,6 +110,10 @@ mod tests {
             ]),
             weights: BTreeMap::from([("harmless".to_string(), 2.0)]),
             chat: true,
+            chat_kwargs: BTreeMap::from([
+                ("enable_thinking".to_string(), serde_json::json!(false)),
+                ("style".to_string(), serde_json::json!("short")),
+            ]),
         }
     }
 
@@ -122,7 +137,38 @@ mod tests {
         );
         assert_eq!(got.weights, pairs(&[("harmless", 2.0)]));
         assert!(got.chat);
+        assert_eq!(
+            got.chat_variables,
+            pairs(&[
+                ("enable_thinking", serde_json::json!(false)),
+                ("style", serde_json::json!("short"))
+            ])
+        );
         assert_eq!(got.profile, None);
+    }
+
+    #[test]
+    fn chat_kwarg_flags_come_after_the_profile_s_and_need_chat() {
+        let spec = ModelSpec {
+            chat_variables: pairs(&[("style", serde_json::json!("long"))]),
+            ..ModelSpec::default()
+        };
+        let got = apply(&spec, &profile());
+        // The flag's value comes later, so it is the one the template sees.
+        assert_eq!(
+            got.chat_variables,
+            pairs(&[
+                ("enable_thinking", serde_json::json!(false)),
+                ("style", serde_json::json!("short")),
+                ("style", serde_json::json!("long"))
+            ])
+        );
+        // Another prompt format turns the profile's chat off, and its variables with it.
+        let spec = ModelSpec {
+            prompt_template: Some("Q: {prompt}\nA:".into()),
+            ..ModelSpec::default()
+        };
+        assert!(apply(&spec, &profile()).chat_variables.is_empty());
     }
 
     #[test]

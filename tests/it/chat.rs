@@ -343,4 +343,128 @@ fn chat_kwargs_reach_the_template() {
         &["--chat-kwarg messages=[]", "set by genarm"],
     );
     assert_one_line_error(&run(&["--chat", "--chat-kwarg", "a-b=1"]), &["'a-b'"]);
+
+    // A profile's `chat_kwargs` are the same variables; a --chat-kwarg of the same name wins.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.k]\nbase = {:?}\nchat = true\nchat_kwargs = {{ enable_thinking = false, n = 29 }}\n",
+            path
+        ),
+    )
+    .unwrap();
+    let by_profile = |extra: &[&str]| -> Vec<u64> {
+        let mut args = vec![
+            "generate",
+            "--profile",
+            "k",
+            "--prompt",
+            "w5 w6",
+            "--max-new-tokens",
+            "1",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = assert_cmd::Command::cargo_bin("genarm")
+            .unwrap()
+            .env("GENARM_CONFIG", &config)
+            .args(&args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let start: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+        crate::common::ids(&start["prompt_token_ids"])
+            .into_iter()
+            .map(u64::from)
+            .collect()
+    };
+    assert_eq!(by_profile(&[]), [1, 11, 5, 6, 20, 30]);
+    assert_eq!(by_profile(&["--chat-kwarg", "n=9"]), [1, 11, 5, 6, 20, 10]);
+}
+
+/// The llama.cpp source tree scripts/llama_cpp_source.sh fetches (once; cached) and prints.
+fn llama_cpp_source() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts/llama_cpp_source.sh"))
+        .output()
+        .expect("run scripts/llama_cpp_source.sh");
+    assert!(
+        out.status.success(),
+        "scripts/llama_cpp_source.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+fn sha256(path: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+/// The Qwen3, SmolLM3, Gemma 2 and Phi-3.5 chat templates (read from llama.cpp's
+/// models/templates/, not stored here) render every conversation of
+/// tests/data/chat_families/expected.json as transformers' apply_chat_template rendered it
+/// (scripts/make_chat_family_fixtures.py): with and without a system message, several turns,
+/// with and without the generation prompt, and with `enable_thinking=false` (the
+/// `--chat-kwarg` variables) where the template reads it; Gemma 2's refusal of a system
+/// message is an error here too. Each template's sha256 is checked first, so a changed
+/// template fails as such.
+#[test]
+fn family_chat_templates_render_as_transformers_renders_them() {
+    let templates = llama_cpp_source().join("models").join("templates");
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(data("chat_families").join("expected.json")).unwrap(),
+    )
+    .unwrap();
+    let renders = expected["renders"].as_array().unwrap();
+    assert!(renders.len() >= 20, "expectations missing");
+    for r in renders {
+        let file = templates.join(r["template"].as_str().unwrap());
+        let at = format!("{} {} {}", r["template"], r["conversation"], r["kwargs"]);
+        assert_eq!(
+            sha256(&file),
+            r["sha256"].as_str().unwrap(),
+            "{at}: the template changed since the expectations were made"
+        );
+        let source = std::fs::read_to_string(&file).unwrap();
+        let template = ChatTemplate::from_source(
+            &file,
+            &source,
+            r["bos_token"].as_str().unwrap(),
+            r["eos_token"].as_str().unwrap(),
+        );
+        let variables: Vec<(String, Value)> = r["kwargs"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let prompt = ChatPrompt::new(&template, None)
+            .unwrap()
+            .with_variables(&variables);
+        let got = prompt.render_messages(
+            r["messages"].as_array().unwrap(),
+            r["add_generation_prompt"].as_bool().unwrap(),
+        );
+        match (&r["text"], got) {
+            (Value::String(want), Ok(got)) => assert_eq!(&got, want, "{at}"),
+            (Value::Null, Err(e)) => {
+                let want = r["error"].as_str().unwrap();
+                assert!(e.to_string().contains(want), "{at}: {e} lacks {want:?}");
+            }
+            (want, got) => panic!("{at}: expected {want}, got {got:?}"),
+        }
+    }
 }

@@ -378,3 +378,110 @@ fn llama_cpp_gguf_files_of_qwen3_and_olmo2_match_their_source_folders() {
         assert!(worst < 1e-4, "{family}: {worst}");
     }
 }
+
+/// Gemma 2, Gemma 3, SmolLM3 and Phi-3 GGUF files written by llama.cpp's own converter (f32)
+/// from models shaped as llama.cpp assumes (scripts/make_gguf_families.py): the folder and its
+/// GGUF each generate and score as transformers did with the family's two ARMs (same ids,
+/// log-probs within 1e-4). The converter leaves out what llama.cpp hard-codes (Gemma's
+/// attention scale and layer pattern, SmolLM3's no-rope interval) and stores Gemma's norms as
+/// 1 + w and Phi-3's LongRoPE factors as tensors: a loader that misses one of them changes
+/// every log-prob (the Gemma 3 model has 6 layers, so its pattern of 6 shows; the prompts are
+/// longer than the windows and than Phi-3's original context).
+#[test]
+fn llama_cpp_gguf_files_of_gemma_smollm3_and_phi3_match_transformers() {
+    let dir = data("parity_families");
+    let all = crate::parity::cases(&dir.join("gguf"));
+    let mut seen = Vec::new();
+    for case in &all {
+        let family = case["name"].as_str().unwrap().trim_end_matches("_gguf");
+        seen.push(family.to_string());
+        crate::parity::run_case(&dir, case);
+        let mut from_gguf = case.clone();
+        from_gguf["base"] = json!(format!("../gguf/{family}/{family}.gguf"));
+        crate::parity::run_case(&dir, &from_gguf);
+    }
+    assert_eq!(seen, ["gemma2", "gemma3", "smollm3", "phi3"]);
+}
+
+/// `random-model --arch` makes every family in the layout transformers saves (fused Phi-3
+/// matrices, Gemma's four norms, OLMo 2's whole-projection q/k norms...): the folder loads as
+/// that family (a missing or misnamed tensor is a load error) and guides generation as base and
+/// ARM.
+#[test]
+fn random_model_makes_every_family() {
+    let models = Models::new();
+    let classes = [
+        ("qwen3", "Qwen3ForCausalLM"),
+        ("gemma2", "Gemma2ForCausalLM"),
+        ("gemma3", "Gemma3ForCausalLM"),
+        ("phi3", "Phi3ForCausalLM"),
+        ("olmo2", "Olmo2ForCausalLM"),
+        ("smollm3", "SmolLM3ForCausalLM"),
+    ];
+    for (arch, class) in classes {
+        let make = |name: &str, seed: &str| {
+            let out = models.path(&format!("{arch}_{name}"));
+            let run = genarm(&[
+                "random-model",
+                "--out",
+                p(&out),
+                "--arch",
+                arch,
+                "--vocab",
+                "64",
+                "--hidden",
+                "32",
+                "--layers",
+                "2",
+                "--heads",
+                "4",
+                "--kv-heads",
+                "2",
+                "--intermediate",
+                "64",
+                "--seed",
+                seed,
+            ]);
+            assert!(
+                run.status.success(),
+                "{arch}: {}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            out
+        };
+        let (base, arm) = (make("base", "1"), make("arm", "2"));
+        let config: Value =
+            serde_json::from_str(&std::fs::read_to_string(base.join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(config["architectures"][0], class, "{arch}");
+        CausalLm::load(&base, ComputeDtype::F32).unwrap_or_else(|e| panic!("{arch}: {e}"));
+        let arm_flag = format!("a={}", p(&arm));
+        let out = genarm(&[
+            "generate",
+            "--base",
+            p(&base),
+            "--arm",
+            &arm_flag,
+            "--weight",
+            "a=0.5",
+            "--prompt",
+            "w5 w6 w7",
+            "--max-new-tokens",
+            "4",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{arch}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = genarm(&[
+        "random-model",
+        "--out",
+        p(&models.path("x")),
+        "--arch",
+        "gpt2",
+    ]);
+    assert_one_line_error(&out, &["--arch", "gpt2", "gemma3"]);
+}

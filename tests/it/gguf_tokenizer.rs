@@ -277,10 +277,13 @@ fn bad_tokenizer_metadata_is_one_line_naming_the_file() {
             "unknown-pre",
             edit(&[
                 ("tokenizer.ggml.model", Some(Value::String("gpt2".into()))),
-                ("tokenizer.ggml.pre", Some(Value::String("tekken".into()))),
+                ("tokenizer.ggml.pre", Some(Value::String("kimi-k2".into()))),
                 ("tokenizer.ggml.merges", Some(strings(&["▁ t"]))),
             ]),
-            vec!["tokenizer.ggml.pre = 'tekken'", "qwen2", "llama-bpe"],
+            vec![
+                "tokenizer.ggml.pre = 'kimi-k2'",
+                "tokenizer.json works with --tokenizer",
+            ],
         ),
         (
             "bad-merge",

@@ -14,7 +14,7 @@ use genarm::engine::{
 };
 use serde_json::Value;
 
-fn cases(dir: &Path) -> Vec<Value> {
+pub(crate) fn cases(dir: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(dir.join("cases.json")).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     v["cases"].as_array().unwrap().clone()
@@ -110,7 +110,7 @@ fn model_families_match_transformers() {
     }
 }
 
-fn run_case(dir: &Path, case: &Value) {
+pub(crate) fn run_case(dir: &Path, case: &Value) {
     let name = case["name"].as_str().unwrap();
     let tol = case["tolerance"].as_f64().unwrap();
     let (mut guide, weights, dtype) = load_case(dir, case);

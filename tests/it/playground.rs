@@ -38,8 +38,11 @@ fn fixture_models(weights: &[&str]) -> ModelArgs {
 }
 
 fn session(max_new_tokens: usize) -> Session {
-    let args = fixture_models(&["harmless=0.5"]);
-    let (guide, weights) = load_guide(&args).expect("fixture models load");
+    session_of(&fixture_models(&["harmless=0.5"]), max_new_tokens)
+}
+
+fn session_of(args: &ModelArgs, max_new_tokens: usize) -> Session {
+    let (guide, weights) = load_guide(args).expect("fixture models load");
     let state = State::new(
         guide.base.display_name(),
         guide.arm_names(),
@@ -661,4 +664,99 @@ fn the_picker_works_through_keys_in_the_real_event_loop() {
     assert!(!s.state.tokens.is_empty(), "{:?}", s.state.message);
     let screen = format!("{}", terminal.backend());
     assert!(screen.contains("qwen2_base + steer"), "{screen}");
+}
+
+/// The Gemma 3 parity models (tests/data/parity_families: sandwich norms, local/global layers,
+/// soft-capping off) as base, helpful and harmless (weight 0.5).
+fn gemma3_models() -> ModelArgs {
+    let m = |n: &str| {
+        data("parity_families/models")
+            .join(format!("gemma3_{n}"))
+            .display()
+            .to_string()
+    };
+    ModelArgs {
+        base: Some(m("base").into()),
+        arms: vec![
+            format!("helpful={}", m("arm_a")),
+            format!("harmless={}", m("arm_b")),
+        ],
+        weights: vec!["harmless=0.5".into()],
+        ..ModelArgs::default()
+    }
+}
+
+/// The playground's modes on a family other than Llama (Gemma 3): a run, score mode, compare
+/// and the frontier sweep on the worker give what the engine gives for the same weights.
+#[test]
+fn every_mode_runs_on_a_gemma3_model() {
+    let args = gemma3_models();
+    let mut s = session_of(&args, 8);
+    let prompt = "The baker woke early every morning";
+    type_prompt(&mut s, prompt);
+    s.dispatch(Action::Back);
+    let generated = run_to_end(&mut s);
+    assert_eq!(generated.len(), 8);
+    let (mut guide, _) = load_guide(&args).unwrap();
+    let prompt_ids = guide
+        .base
+        .tokenizer
+        .encode_prompt(&guide.format_prompt(prompt))
+        .unwrap();
+    assert_eq!(s.state.prompt_ids, prompt_ids);
+    // The run is the engine's greedy generation: scoring it back gives the same records.
+    let (records, _) =
+        genarm::engine::score(&mut guide, &prompt_ids, &generated, &[1.0, 0.5], 5).unwrap();
+    for (cell, want) in s.state.tokens.iter().zip(&records) {
+        assert_eq!(cell.record.token_id, want.token_id);
+        assert!((cell.record.guided_logprob - want.guided_logprob).abs() < 1e-4);
+    }
+
+    // Score mode.
+    s.dispatch(Action::EditResponse);
+    for c in " bread".chars() {
+        s.dispatch(Action::InsertChar(c));
+    }
+    s.dispatch(Action::ScoreResponse);
+    assert!(s.wait_until(WAIT, |st| matches!(
+        st.run,
+        RunState::Scored | RunState::Failed
+    )));
+    assert_eq!(s.state.run, RunState::Scored, "{:?}", s.state.message);
+    let response = guide.base.tokenizer.encode_response(" bread").unwrap();
+    let (records, _) =
+        genarm::engine::score(&mut guide, &prompt_ids, &response, &[1.0, 0.5], 5).unwrap();
+    let got: Vec<_> = s.state.tokens.iter().map(|t| t.record.clone()).collect();
+    assert_eq!(got, records);
+
+    // Compare: base only against the sliders' setting, six tokens each.
+    s.state.max_new_tokens = 6;
+    s.dispatch(Action::Back);
+    s.dispatch(Action::CompareBaseline);
+    assert!(s.wait_until(WAIT, |st| {
+        st.comparison.as_ref().is_some_and(|c| !c.running())
+    }));
+    let c = s.state.comparison.clone().unwrap();
+    assert!(c.sides.iter().all(|side| side.records.len() == 6));
+    assert!(c.sides[0].records.iter().all(|r| r.base_rank == 0));
+
+    // The frontier: each point is the batched engine's sample for its weights.
+    s.dispatch(Action::Back);
+    s.dispatch(Action::OpenFrontier);
+    assert!(s.wait_until(WAIT, |st| st.frontier.as_ref().is_some_and(|f| !f.running)));
+    let f = s.state.frontier.clone().unwrap();
+    assert!(!f.points.is_empty(), "{:?}", s.state.message);
+    let rows: Vec<genarm::engine::decode::batch::BatchRow> = f
+        .points
+        .iter()
+        .map(|p| genarm::engine::decode::batch::BatchRow {
+            weights: p.weights.clone(),
+            params: SamplingParams::default(),
+        })
+        .collect();
+    let samples =
+        genarm::engine::decode::batch::sample_rows(&mut guide, &prompt_ids, &rows, 6).unwrap();
+    for (point, sample) in f.points.iter().zip(&samples) {
+        assert_eq!(point.mean_rewards, sample.arm_logprobs);
+    }
 }

@@ -116,6 +116,24 @@ pub struct ChatPrompt {
 
 const TEMPLATE_NAME: &str = "chat_template";
 
+/// Why `name` cannot be a template variable set by the user (`--chat-kwarg`, a profile's
+/// `chat_kwargs`): not an identifier, or one of the names genarm renders the conversation
+/// with. None when it can.
+pub fn variable_name_problem(name: &str) -> Option<String> {
+    let identifier = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !identifier {
+        Some(format!("'{name}' is not a template variable name"))
+    } else if matches!(name, "messages" | "add_generation_prompt") {
+        Some(format!("'{name}' is set by genarm (--prompt, --system)"))
+    } else {
+        None
+    }
+}
+
 impl ChatPrompt {
     /// Compile `template`; a syntax error names the file.
     pub fn new(template: &ChatTemplate, system: Option<String>) -> Result<Self> {
@@ -148,20 +166,37 @@ impl ChatPrompt {
             messages.push(serde_json::json!({"role": "system", "content": system}));
         }
         messages.push(serde_json::json!({"role": "user", "content": user}));
+        self.render_messages(&messages, true)
+    }
+
+    /// Any conversation (`{"role", "content"}` messages; the system message given to `new` is
+    /// not added), as `apply_chat_template(messages, add_generation_prompt=...)` renders it.
+    pub fn render_messages(
+        &self,
+        messages: &[Json],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let mut context = serde_json::json!({
             "bos_token": self.bos_token,
             "eos_token": self.eos_token,
         });
         if let Json::Object(map) = &mut context {
             map.extend(self.variables.clone());
-            map.insert("messages".into(), Json::from(messages));
-            map.insert("add_generation_prompt".into(), Json::Bool(true));
+            map.insert("messages".into(), Json::from(messages.to_vec()));
+            map.insert(
+                "add_generation_prompt".into(),
+                Json::Bool(add_generation_prompt),
+            );
         }
         let template = self
             .env
             .get_template(TEMPLATE_NAME)
             .map_err(|e| EngineError::invalid(&self.path, describe(&e)))?;
-        let limit = output_limit(user.len() + self.system.as_ref().map_or(0, String::len));
+        let text_bytes: usize = messages
+            .iter()
+            .map(|m| m["content"].as_str().map_or(0, str::len))
+            .sum();
+        let limit = output_limit(text_bytes);
         let mut out = CappedText::new(limit);
         let rendered = template.render_captured_to(Value::from(Serde(&context)), &mut out);
         if out.overflowed {

@@ -1,7 +1,13 @@
-//! Reading a llama.cpp GGUF file as our model: the config from its `llama.*` / `qwen2.*` /
-//! `qwen3.*` / `olmo2.*` metadata, its tensors renamed to Hugging Face names, and the q/k row order llama.cpp's
-//! converter changes for Llama put back, so the same decoder runs it. Quantized tensors stay
+//! Reading a llama.cpp GGUF file as our model: the config from its `<arch>.*` metadata, its
+//! tensors renamed to Hugging Face names, and the q/k row order llama.cpp's converter changes
+//! for Llama (and SmolLM3) put back, so the same decoder runs it. Quantized tensors stay
 //! quantized (see `linear.rs`); f32/f16/bf16 ones become dense tensors of the compute dtype.
+//!
+//! What llama.cpp does not read from the file but hard-codes per architecture (its
+//! `src/models/<arch>.cpp`), the config supplies the same way (see `FamilyDefaults`): Gemma 2's
+//! and Gemma 3's attention scale and sliding-window layer pattern, SmolLM3's no-rope interval,
+//! Phi-3 without its sliding window. The converter stores Gemma's norm weights as 1 + w, and
+//! Phi-3's LongRoPE factors as tensors.
 //!
 //! This module is about weights and config only. The tokenizer comes from a `tokenizer.json`
 //! beside the file or named with `--tokenizer`, else from the file's `tokenizer.ggml.*`
@@ -43,7 +49,15 @@ const ARCHITECTURES: &[(&str, &str)] = &[
     ("qwen2", "Qwen2ForCausalLM"),
     ("qwen3", "Qwen3ForCausalLM"),
     ("olmo2", "Olmo2ForCausalLM"),
+    ("gemma2", "Gemma2ForCausalLM"),
+    ("gemma3", "Gemma3ForCausalLM"),
+    ("smollm3", "SmolLM3ForCausalLM"),
+    ("phi3", "Phi3ForCausalLM"),
 ];
+
+/// The architectures whose q/k rows llama.cpp's converter interleaves (its `LlamaModel`
+/// subclasses): rotary pairs adjacent instead of in halves.
+const PERMUTED_QK: &[&str] = &["llama", "smollm3"];
 
 pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
     let (content, header, mut reader) = gguf_header::read(path)?;
@@ -69,12 +83,13 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
             "per-frequency rope factors (rope_freqs, Llama 3.1 style scaling) are not supported in GGUF",
         ));
     }
-    let config = meta.config(&arch, hf_class, &content)?;
+    let rope_factors = read_rope_factors(path, &content, &mut reader, device)?;
+    let config = meta.config(&arch, hf_class, &content, rope_factors)?;
     // Dense tensors become the compute dtype; quantized ones stay as stored.
     let needed: u64 = header
         .tensors
         .iter()
-        .filter(|t| hf_name(&t.name).is_some())
+        .filter(|t| hf_name(&arch, &t.name).is_some())
         .map(|t| match t.kind.block {
             1 => t.bytes / (t.kind.block_bytes) * dtype.size_in_bytes() as u64,
             _ => t.bytes,
@@ -85,7 +100,7 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
     let mut tensors = HashMap::new();
     let mut quantized = HashMap::new();
     for gguf_name in content.tensor_infos.keys() {
-        let Some(name) = hf_name(gguf_name) else {
+        let Some(name) = hf_name(&arch, gguf_name) else {
             continue;
         };
         let q = content
@@ -93,9 +108,10 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
             .map_err(|e| bad(path, &format!("cannot read tensor '{gguf_name}'"), e))?;
         // llama.cpp's converter reorders the rows of Llama's q and k projections so that its
         // rotary kernel can rotate adjacent pairs; ours rotates halves, as transformers does.
-        let heads = match (arch.as_str(), name.rsplit('.').nth(1)) {
-            ("llama", Some("q_proj")) => Some(config.num_attention_heads),
-            ("llama", Some("k_proj")) => Some(config.num_key_value_heads),
+        let permuted = PERMUTED_QK.contains(&arch.as_str());
+        let heads = match name.rsplit('.').nth(1) {
+            Some("q_proj") if permuted => Some(config.num_attention_heads),
+            Some("k_proj") if permuted => Some(config.num_key_value_heads),
             _ => None,
         };
         let order = match heads {
@@ -157,8 +173,9 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
     })
 }
 
-/// Our (Hugging Face) name for a llama.cpp tensor name; None for tensors we do not use.
-fn hf_name(gguf: &str) -> Option<String> {
+/// Our (Hugging Face) name for a llama.cpp tensor name of architecture `arch`; None for
+/// tensors we do not use.
+fn hf_name(arch: &str, gguf: &str) -> Option<String> {
     let fixed = match gguf {
         "token_embd.weight" => Some("model.embed_tokens.weight"),
         "output_norm.weight" => Some("model.norm.weight"),
@@ -172,9 +189,15 @@ fn hf_name(gguf: &str) -> Option<String> {
     let (layer, rest) = rest.split_once('.')?;
     let layer: usize = layer.parse().ok()?;
     let (module, param) = rest.rsplit_once('.')?;
+    let gemma = matches!(arch, "gemma2" | "gemma3");
     let ours = match module {
         "attn_norm" => "input_layernorm",
+        // Gemma's norm before the MLP; the others' second (and only other) pre-norm.
+        "ffn_norm" if gemma => "pre_feedforward_layernorm",
         "ffn_norm" => "post_attention_layernorm",
+        // Phi-3: q/k/v in one matrix, and gate and up in one (`ffn_up`, twice as many rows).
+        "attn_qkv" => "self_attn.qkv_proj",
+        "ffn_up" if arch == "phi3" => "mlp.gate_up_proj",
         "attn_q" => "self_attn.q_proj",
         "attn_k" => "self_attn.k_proj",
         "attn_v" => "self_attn.v_proj",
@@ -182,7 +205,8 @@ fn hf_name(gguf: &str) -> Option<String> {
         "ffn_gate" => "mlp.gate_proj",
         "ffn_up" => "mlp.up_proj",
         "ffn_down" => "mlp.down_proj",
-        // Qwen3 and OLMo 2: q/k norms; OLMo 2's norms after attention and the MLP.
+        // Qwen3, Gemma 3 and OLMo 2: q/k norms; Gemma's and OLMo 2's norms after attention
+        // and the MLP.
         "attn_q_norm" => "self_attn.q_norm",
         "attn_k_norm" => "self_attn.k_norm",
         "post_attention_norm" => "post_attention_layernorm",
@@ -271,7 +295,13 @@ impl Meta<'_> {
 
     /// The config.json transformers would have written for this model, read by the same code
     /// as a model folder's.
-    fn config(&self, arch: &str, hf_class: &str, content: &Content) -> Result<ModelConfig> {
+    fn config(
+        &self,
+        arch: &str,
+        hf_class: &str,
+        content: &Content,
+        rope_factors: Option<RopeFactors>,
+    ) -> Result<ModelConfig> {
         let key = |k: &str| format!("{arch}.{k}");
         let hidden = self.u64(&key("embedding_length"))?;
         let heads = self.u64(&key("attention.head_count"))?;
@@ -319,8 +349,209 @@ impl Meta<'_> {
                 ));
             }
         }
-        ModelConfig::from_json(&cfg).map_err(|msg| EngineError::invalid(self.path, msg))
+        self.family_config(arch, &mut cfg, rope_factors)?;
+        let mut config =
+            ModelConfig::from_json(&cfg).map_err(|msg| EngineError::invalid(self.path, msg))?;
+        if matches!(arch, "gemma2" | "gemma3") {
+            // The converter stored every Gemma norm weight as 1 + w already.
+            config.norm_weight_offset = 0.0;
+        }
+        Ok(config)
     }
+
+    /// What llama.cpp's `src/models/<arch>.cpp` hard-codes or derives for an architecture
+    /// rather than reading it from the file, written as the config.json keys transformers
+    /// reads, so that the file runs here as it runs in llama.cpp.
+    fn family_config(
+        &self,
+        arch: &str,
+        cfg: &mut serde_json::Value,
+        rope_factors: Option<RopeFactors>,
+    ) -> Result<()> {
+        let key = |k: &str| format!("{arch}.{k}");
+        let number = |name: &str| cfg[name].as_u64().unwrap_or(0);
+        let (hidden, heads, head_dim) = (
+            number("hidden_size"),
+            number("num_attention_heads"),
+            number("head_dim"),
+        );
+        let layers = number("num_hidden_layers");
+        if layers > crate::engine::model::config::MAX_LAYERS as u64 {
+            // The config refuses the count in one line; no per-layer lists of that size first.
+            return Ok(());
+        }
+        match arch {
+            "gemma2" | "gemma3" => {
+                // llama.cpp scales queries by 1/sqrt(head_dim), except in the 27B sizes
+                // (46 and 62 layers), where it uses hidden / heads (Gemma's own rule).
+                let big = (arch == "gemma2" && layers == 46) || (arch == "gemma3" && layers == 62);
+                cfg["query_pre_attn_scalar"] =
+                    json!(if big { hidden / heads.max(1) } else { head_dim });
+                self.gemma_layers(arch, cfg, layers)?;
+                let final_cap = self.opt_f32(&key("final_logit_softcapping"))?;
+                if arch == "gemma2" {
+                    let attn_cap = self.opt_f32(&key("attn_logit_softcapping"))?;
+                    cfg["attn_logit_softcapping"] = json!(attn_cap.unwrap_or(50.0));
+                    cfg["final_logit_softcapping"] = json!(final_cap.unwrap_or(30.0));
+                } else {
+                    cfg["final_logit_softcapping"] = json!(final_cap);
+                }
+            }
+            // Rope left out on every 4th layer; no sliding window.
+            "smollm3" => {
+                cfg["no_rope_layer_interval"] = json!(4);
+                cfg["use_sliding_window"] = json!(false);
+            }
+            "phi3" => {
+                // llama.cpp runs Phi-3 without its sliding window.
+                cfg["sliding_window"] = serde_json::Value::Null;
+                let mut rope = json!({"rope_type": "default", "rope_theta": cfg["rope_theta"]});
+                if let Some(dims) = self.opt_u64(&key("rope.dimension_count")) {
+                    rope["partial_rotary_factor"] = json!(dims as f64 / head_dim.max(1) as f64);
+                }
+                if let Some(f) = rope_factors {
+                    rope["rope_type"] = json!("longrope");
+                    rope["short_factor"] = json!(f.short);
+                    rope["long_factor"] = json!(f.long);
+                    let original = self.u64(&key("rope.scaling.original_context_length"))?;
+                    rope["original_max_position_embeddings"] = json!(original);
+                    if let Some(a) = self.opt_f32(&key("rope.scaling.attn_factor"))? {
+                        rope["attention_factor"] = json!(a);
+                    }
+                }
+                cfg["rope_parameters"] = rope;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Gemma's sliding-window layers as llama.cpp derives them: the window from the file (Gemma
+    /// 2: 4096 when absent; Gemma 3: none when absent or 0), the layers from the file's
+    /// `attention.sliding_window_pattern` (a list of flags, or n: all but every n-th layer),
+    /// else every 2nd (Gemma 2) or 6th (Gemma 3) layer global; Gemma 3's local rope base
+    /// from `rope.freq_base_swa`, else 10000.
+    fn gemma_layers(&self, arch: &str, cfg: &mut serde_json::Value, layers: u64) -> Result<()> {
+        let key = |k: &str| format!("{arch}.{k}");
+        let window = self.opt_u64(&key("attention.sliding_window"));
+        let (window, pattern) = match arch {
+            "gemma2" => (Some(window.unwrap_or(4096)), 2),
+            _ => (window.filter(|&w| w > 0), 6),
+        };
+        let sliding = match window {
+            None => vec![false; layers as usize],
+            Some(w) => {
+                cfg["sliding_window"] = json!(w);
+                self.swa_layers(&key("attention.sliding_window_pattern"), pattern, layers)?
+            }
+        };
+        let types: Vec<&str> = sliding
+            .iter()
+            .map(|&s| {
+                if s {
+                    "sliding_attention"
+                } else {
+                    "full_attention"
+                }
+            })
+            .collect();
+        cfg["layer_types"] = json!(types);
+        let local_theta = self.opt_f32(&key("rope.freq_base_swa"))?;
+        if arch == "gemma2" {
+            // Gemma 2 has one rope for all layers; a file with another local base is not one
+            // transformers could have written.
+            if local_theta.is_some_and(|t| Some(f64::from(t)) != cfg["rope_theta"].as_f64()) {
+                return Err(EngineError::invalid(
+                    self.path,
+                    format!(
+                        "GGUF '{}' differs from the rope base: not supported for Gemma 2",
+                        key("rope.freq_base_swa")
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        let mut global = json!({"rope_type": "default", "rope_theta": cfg["rope_theta"]});
+        if let Some(factor) = cfg["rope_scaling"]["factor"].as_f64() {
+            global =
+                json!({"rope_type": "linear", "factor": factor, "rope_theta": cfg["rope_theta"]});
+        }
+        cfg["rope_parameters"] = json!({
+            "full_attention": global,
+            "sliding_attention": {"rope_type": "default", "rope_theta": local_theta.unwrap_or(10_000.0)},
+        });
+        Ok(())
+    }
+
+    /// Which of `layers` layers slide: the flags stored under `key`, or the pattern number
+    /// stored there (else `default`) as llama.cpp's `set_swa_pattern` reads it: layer i
+    /// slides unless i % n == n - 1 (n = 0: every layer slides).
+    fn swa_layers(&self, key: &str, default: u64, layers: u64) -> Result<Vec<bool>> {
+        let bad = || {
+            EngineError::invalid(
+                self.path,
+                format!("GGUF '{key}' must be a number or one flag per layer"),
+            )
+        };
+        let n = match self.map.get(key) {
+            None => default,
+            Some(Value::Array(flags)) => {
+                if flags.len() as u64 != layers {
+                    return Err(bad());
+                }
+                return flags
+                    .iter()
+                    .map(|f| match f {
+                        Value::Bool(b) => Ok(*b),
+                        _ => Err(bad()),
+                    })
+                    .collect();
+            }
+            Some(v) => v.to_u64().map_err(|_| bad())?,
+        };
+        Ok((0..layers).map(|i| n == 0 || i % n < n - 1).collect())
+    }
+}
+
+/// Phi-3's LongRoPE factors, which the converter stores as tensors.
+struct RopeFactors {
+    short: Vec<f32>,
+    long: Vec<f32>,
+}
+
+/// The `rope_factors_short` / `rope_factors_long` tensors, when the file has both.
+fn read_rope_factors<R: std::io::Seek + std::io::Read>(
+    path: &Path,
+    content: &Content,
+    reader: &mut R,
+    device: &Device,
+) -> Result<Option<RopeFactors>> {
+    let names = ["rope_factors_short.weight", "rope_factors_long.weight"];
+    let present: Vec<bool> = names
+        .iter()
+        .map(|n| content.tensor_infos.contains_key(*n))
+        .collect();
+    match present.as_slice() {
+        [false, false] => return Ok(None),
+        [true, true] => {}
+        _ => {
+            return Err(EngineError::invalid(
+                path,
+                "GGUF has one of rope_factors_short / rope_factors_long but not the other",
+            ));
+        }
+    }
+    let mut read = |name: &str| -> Result<Vec<f32>> {
+        content
+            .tensor(reader, name, device)
+            .and_then(|q| q.dequantize(device))
+            .and_then(|t| t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>())
+            .map_err(|e| bad(path, &format!("cannot read tensor '{name}'"), e))
+    };
+    Ok(Some(RopeFactors {
+        short: read(names[0])?,
+        long: read(names[1])?,
+    }))
 }
 
 #[cfg(test)]
@@ -330,15 +561,41 @@ mod tests {
     #[test]
     fn llama_cpp_names_map_to_hugging_face_names() {
         assert_eq!(
-            hf_name("blk.3.attn_output.weight").as_deref(),
+            hf_name("llama", "blk.3.attn_output.weight").as_deref(),
             Some("model.layers.3.self_attn.o_proj.weight")
         );
         assert_eq!(
-            hf_name("blk.0.attn_q.bias").as_deref(),
+            hf_name("llama", "blk.0.attn_q.bias").as_deref(),
             Some("model.layers.0.self_attn.q_proj.bias")
         );
-        assert_eq!(hf_name("output.weight").as_deref(), Some("lm_head.weight"));
-        assert_eq!(hf_name("rope_freqs.weight"), None);
+        assert_eq!(
+            hf_name("llama", "output.weight").as_deref(),
+            Some("lm_head.weight")
+        );
+        assert_eq!(hf_name("llama", "rope_freqs.weight"), None);
+        // The norm before the MLP is Gemma's pre_feedforward_layernorm, Llama's
+        // post_attention_layernorm (llama.cpp's post_attention_norm is Gemma's).
+        assert_eq!(
+            hf_name("gemma2", "blk.1.ffn_norm.weight").as_deref(),
+            Some("model.layers.1.pre_feedforward_layernorm.weight")
+        );
+        assert_eq!(
+            hf_name("gemma3", "blk.1.post_attention_norm.weight").as_deref(),
+            Some("model.layers.1.post_attention_layernorm.weight")
+        );
+        assert_eq!(
+            hf_name("llama", "blk.1.ffn_norm.weight").as_deref(),
+            Some("model.layers.1.post_attention_layernorm.weight")
+        );
+        assert_eq!(
+            hf_name("phi3", "blk.0.ffn_up.weight").as_deref(),
+            Some("model.layers.0.mlp.gate_up_proj.weight")
+        );
+        assert_eq!(
+            hf_name("llama", "blk.0.ffn_up.weight").as_deref(),
+            Some("model.layers.0.mlp.up_proj.weight")
+        );
+        assert_eq!(hf_name("phi3", "rope_factors_long.weight"), None);
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!   `tokenizer.ggml.add_space_prefix` is false), decoding `▁` → space, bytes, fuse, strip the
 //!   prefix space. BOS is added unless `tokenizer.ggml.add_bos_token` is false.
 //! - `"gpt2"`: byte-level BPE with `tokenizer.ggml.merges`, text split first by the regex that
-//!   `tokenizer.ggml.pre` names ([`PRE_TOKENIZERS`]).
+//!   `tokenizer.ggml.pre` names (the table in `gguf_pretokenizers.rs`, every name llama.cpp maps
+//!   for byte-level BPE).
 //!
 //! Tokens typed control (3) become special added tokens, user-defined ones (4) plain added
 //! tokens, so both stay whole in text; the bos/eos/unknown/padding tokens are special too.
@@ -47,31 +48,8 @@ use tokenizers::{
 
 use crate::engine::error::{EngineError, Input, Part, Result};
 use crate::engine::formats::chat::ChatTemplate;
+use crate::engine::formats::gguf_pretokenizers::{self, PreTokenizer};
 use crate::engine::formats::tokenizer::{Conventions, ModelTokenizer};
-
-/// Llama 3's split ("llama-bpe" in llama.cpp): like GPT-2's, but digits in runs of up to three,
-/// case-insensitive contractions and newlines kept apart.
-const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-/// Qwen2's split: as Llama 3's, but every digit on its own.
-const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-/// How text is split before byte-level BPE, by `tokenizer.ggml.pre`. `None` is GPT-2's own
-/// split (the byte-level pre-tokenizer's built-in regex); a missing key means "default".
-pub const PRE_TOKENIZERS: &[(&str, Option<&str>)] = &[
-    ("default", None),
-    ("gpt-2", None),
-    ("gpt2", None),
-    ("llama-bpe", Some(LLAMA3_SPLIT)),
-    ("llama3", Some(LLAMA3_SPLIT)),
-    ("llama-v3", Some(LLAMA3_SPLIT)),
-    ("smaug-bpe", Some(LLAMA3_SPLIT)),
-    ("dbrx", Some(LLAMA3_SPLIT)),
-    ("falcon3", Some(LLAMA3_SPLIT)),
-    ("qwen2", Some(QWEN2_SPLIT)),
-    ("deepseek-r1-qwen", Some(QWEN2_SPLIT)),
-    ("megrez", Some(QWEN2_SPLIT)),
-];
 
 /// llama.cpp's token types (`tokenizer.ggml.token_type`).
 const CONTROL: i64 = 3;
@@ -155,7 +133,7 @@ pub fn from_metadata(path: &Path, metadata: &HashMap<String, Value>) -> Result<M
         sentencepiece_bpe(&meta, vocab, merges, unk_token, prefix)?
     } else {
         let merges = merges.ok_or_else(|| meta.missing("tokenizer.ggml.merges"))?;
-        byte_level_bpe(&meta, vocab, merges, pre_tokenizer_split(&meta)?)?
+        byte_level_bpe(&meta, vocab, merges, pre_tokenizer(&meta)?)?
     };
     let named = [bos_id, eos_id, unk_id, pad_id];
     add_whole_tokens(&meta, &mut inner, &spelled, &types, named)?;
@@ -213,19 +191,23 @@ fn spellings(meta: &Meta, kind: &str, tokens: &[String], types: &[i64]) -> Resul
     }
 }
 
-/// The split before byte-level BPE that `tokenizer.ggml.pre` names (`None`: GPT-2's own).
-fn pre_tokenizer_split(meta: &Meta) -> Result<Option<&'static str>> {
+/// The split before byte-level BPE that `tokenizer.ggml.pre` names (a missing key means
+/// llama.cpp's "default").
+fn pre_tokenizer(meta: &Meta) -> Result<&'static PreTokenizer> {
     let pre = meta
         .string("tokenizer.ggml.pre")?
         .unwrap_or_else(|| "default".to_string());
-    let Some((_, split)) = PRE_TOKENIZERS.iter().find(|(name, _)| *name == pre) else {
-        let known: Vec<&str> = PRE_TOKENIZERS.iter().map(|(n, _)| *n).collect();
-        return Err(meta.bad(format!(
-            "unsupported pre-tokenizer tokenizer.ggml.pre = '{pre}' (supported: {})",
-            known.join(", ")
-        )));
-    };
-    Ok(*split)
+    gguf_pretokenizers::find(&pre).ok_or_else(|| {
+        EngineError::bad_input([
+            format!(
+                "{}: unsupported pre-tokenizer tokenizer.ggml.pre = '{pre}'; the model's own \
+                 tokenizer.json works with ",
+                meta.path.display()
+            )
+            .into(),
+            Part::Input(Input::TokenizerFile),
+        ])
+    })
 }
 
 /// Tokens the text matches whole: control tokens and the `named` ones (bos, eos, unknown,
@@ -300,38 +282,34 @@ fn sentencepiece_bpe(
     Ok(tokenizer)
 }
 
-/// A byte-level BPE (transformers' `GPT2Tokenizer`), text first split by `split` (None: GPT-2's
-/// own regex).
+/// A byte-level BPE (transformers' `GPT2Tokenizer`), text first split as `pre` says.
 fn byte_level_bpe(
     meta: &Meta,
     vocab: Vocab,
     merges: Vec<(String, String)>,
-    split: Option<&str>,
+    pre: &PreTokenizer,
 ) -> Result<Tokenizer> {
     let model = BPE::builder()
         .vocab_and_merges(vocab, merges)
+        .ignore_merges(pre.ignore_merges)
         .build()
         .map_err(|e| meta.bad(format!("inconsistent GGUF tokenizer vocabulary: {e}")))?;
     let mut tokenizer = Tokenizer::new(model);
     tokenizer
         .with_normalizer(None::<NormalizerWrapper>)
         .map_err(|e| meta.bad(e.to_string()))?;
-    match split {
-        None => {
-            tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
-        }
-        Some(regex) => {
-            let split = Split::new(
-                SplitPattern::Regex(regex.to_string()),
-                SplitDelimiterBehavior::Isolated,
-                false,
-            )
-            .map_err(|e| meta.bad(format!("pre-tokenizer regex: {e}")))?;
-            let steps: Vec<PreTokenizerWrapper> =
-                vec![split.into(), ByteLevel::new(false, true, false).into()];
-            tokenizer.with_pre_tokenizer(Some(PreSequence::new(steps)));
-        }
+    let mut steps: Vec<PreTokenizerWrapper> = Vec::with_capacity(pre.splits.len() + 1);
+    for regex in pre.splits {
+        let split = Split::new(
+            SplitPattern::Regex((*regex).to_string()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(|e| meta.bad(format!("pre-tokenizer regex: {e}")))?;
+        steps.push(split.into());
     }
+    steps.push(ByteLevel::new(false, true, false).into());
+    tokenizer.with_pre_tokenizer(Some(PreSequence::new(steps)));
     tokenizer.with_decoder(Some(ByteLevel::default()));
     Ok(tokenizer)
 }

@@ -21,15 +21,17 @@ use serde_json::Value;
 use crate::engine::error::{EngineError, Result};
 
 /// Files fetched when the repository has them, besides the weights.
-const MODEL_FILES: [&str; 6] = [
+const MODEL_FILES: [&str; 7] = [
     "config.json",
     "generation_config.json",
     "tokenizer.json",
+    "tokenizer.model",
     "tokenizer_config.json",
     "special_tokens_map.json",
     "chat_template.jinja",
 ];
-/// Files of a model that must be present for the folder to load.
+/// Files of a model that must be present for the folder to load (a SentencePiece
+/// `tokenizer.model` stands in for tokenizer.json).
 const REQUIRED_MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "tokenizer_config.json"];
 /// A PEFT LoRA adapter: the adapter itself, and tokenizer files when it ships its own.
 const ADAPTER_FILES: [&str; 2] = ["adapter_config.json", "adapter_model.safetensors"];
@@ -250,6 +252,7 @@ pub fn missing_files(snapshot: &Path) -> Result<Vec<String>> {
     let mut missing: Vec<String> = REQUIRED_MODEL_FILES
         .iter()
         .filter(|f| !has(f) && !known_absent(f))
+        .filter(|f| !(**f == "tokenizer.json" && has("tokenizer.model")))
         .map(|f| f.to_string())
         .collect();
     match weight_files(snapshot)? {
@@ -541,5 +544,22 @@ mod tests {
             files_to_fetch(&adapter, |_| unreachable!()).unwrap(),
             ["adapter_config.json", "adapter_model.safetensors"]
         );
+    }
+
+    #[test]
+    fn a_sentencepiece_tokenizer_model_stands_in_for_tokenizer_json() {
+        let tmp = tempfile::tempdir().unwrap();
+        let snapshot = tmp.path();
+        for f in [
+            "config.json",
+            "tokenizer_config.json",
+            "tokenizer.model",
+            "model.safetensors",
+        ] {
+            std::fs::write(snapshot.join(f), b"").unwrap();
+        }
+        assert!(missing_files(snapshot).unwrap().is_empty());
+        std::fs::remove_file(snapshot.join("tokenizer.model")).unwrap();
+        assert_eq!(missing_files(snapshot).unwrap(), ["tokenizer.json"]);
     }
 }

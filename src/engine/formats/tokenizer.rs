@@ -6,10 +6,11 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use serde_json::Value;
-use tokenizers::Tokenizer;
+use tokenizers::{AddedToken, Tokenizer};
 
 use crate::engine::error::{EngineError, Result};
 use crate::engine::formats::chat::ChatTemplate;
+use crate::engine::formats::sentencepiece;
 
 /// The tokenizer files of a Hugging Face model folder (and `generation_config.json`, which names
 /// more eos tokens): what a model made from another one, trained or random, copies unchanged.
@@ -52,56 +53,96 @@ pub struct ModelTokenizer {
 }
 
 impl ModelTokenizer {
+    /// The tokenizer of a model folder: its tokenizer.json, else its SentencePiece
+    /// `tokenizer.model` (converted as transformers converts it), with tokenizer_config.json.
     pub fn load(dir: &Path) -> Result<Self> {
-        let path = dir.join("tokenizer.json");
-        if !path.is_file() {
-            return Err(EngineError::invalid(
+        let json = dir.join("tokenizer.json");
+        let model = dir.join("tokenizer.model");
+        if json.is_file() {
+            Self::load_file(&json)
+        } else if model.is_file() {
+            Self::load_file(&model)
+        } else {
+            Err(EngineError::invalid(
                 dir,
-                "no tokenizer.json (genarm needs the fast-tokenizer file of the model)",
-            ));
+                "no tokenizer.json or tokenizer.model (genarm needs the model's tokenizer)",
+            ))
         }
-        Self::load_file(&path)
     }
 
-    /// A tokenizer.json file, with the tokenizer_config.json beside it if there is one.
+    /// A tokenizer.json or SentencePiece `.model` file, with the tokenizer_config.json beside it
+    /// if there is one.
     pub fn load_file(path: &Path) -> Result<Self> {
         if !path.is_file() {
             return Err(EngineError::invalid(path, "no such tokenizer file"));
         }
         let dir = path.parent().unwrap_or(Path::new("."));
-        let inner = Tokenizer::from_file(path).map_err(|e| {
+        let config = read_config(dir)?;
+        if is_sentencepiece_file(path) {
+            return Self::load_sentencepiece(path, dir, &config);
+        }
+        let mut inner = Tokenizer::from_file(path).map_err(|e| {
             EngineError::invalid(
                 path,
                 format!("cannot read tokenizer: {}", first_line(&e.to_string())),
             )
         })?;
-        let config_path = dir.join("tokenizer_config.json");
-        let config: Value = if config_path.is_file() {
-            let text = std::fs::read_to_string(&config_path)
-                .map_err(|e| EngineError::io(&config_path, e))?;
-            serde_json::from_str(&text)
-                .map_err(|e| EngineError::invalid(&config_path, format!("not valid JSON: {e}")))?
-        } else {
-            Value::Null
-        };
-        let chat_template = ChatTemplate::find(dir, &config)?;
-        let mut inner = inner;
         apply_class_pipeline(&mut inner, &config).map_err(|e| {
             EngineError::invalid(path, format!("cannot set up the tokenizer pipeline: {e}"))
         })?;
-        let token_of = |key: &str| -> Option<u32> {
-            let content = match config.get(key)? {
-                Value::String(s) => s.as_str(),
-                Value::Object(o) => o.get("content")?.as_str()?,
-                _ => return None,
-            };
-            inner.token_to_id(content)
+        Self::with_config(inner, path, dir, &config, None)
+    }
+
+    /// A SentencePiece model file, converted as transformers converts it (see
+    /// `sentencepiece.rs`), with the special and added tokens tokenizer_config.json names.
+    fn load_sentencepiece(path: &Path, dir: &Path, config: &Value) -> Result<Self> {
+        let built = sentencepiece::load(path, config)?;
+        let mut inner = built.inner;
+        let config_path = dir.join("tokenizer_config.json");
+        let named = |key: &str, default: &Option<String>| -> Option<String> {
+            token_content(config.get(key)).or_else(|| default.clone())
+        };
+        let specials: Vec<AddedToken> = [
+            named("unk_token", &built.unk_token),
+            named("bos_token", &built.bos_token),
+            named("eos_token", &built.eos_token),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|t| AddedToken::from(t, true).normalized(false))
+        .collect();
+        inner
+            .add_special_tokens(specials)
+            .map_err(|e| EngineError::invalid(path, format!("cannot add special tokens: {e}")))?;
+        add_config_tokens(&mut inner, config, &config_path)?;
+        let defaults = SpecialDefaults {
+            bos: built.bos_token,
+            eos: built.eos_token,
+            add_bos: built.add_bos,
+        };
+        Self::with_config(inner, path, dir, config, Some(defaults))
+    }
+
+    /// The tokenizer `inner` read from `path`, with the conventions of tokenizer_config.json
+    /// (`config`) and, for a tokenizer built by genarm, the defaults of the class it stands for.
+    fn with_config(
+        inner: Tokenizer,
+        path: &Path,
+        dir: &Path,
+        config: &Value,
+        defaults: Option<SpecialDefaults>,
+    ) -> Result<Self> {
+        let chat_template = ChatTemplate::find(dir, config)?;
+        let defaults = defaults.unwrap_or_default();
+        let token_of = |key: &str, default: &Option<String>| -> Option<u32> {
+            let content = token_content(config.get(key)).or_else(|| default.clone())?;
+            inner.token_to_id(&content)
         };
         let conventions = Conventions {
-            bos_id: token_of("bos_token"),
-            eos_ids: token_of("eos_token").into_iter().collect(),
-            add_bos: config.get("add_bos_token").and_then(Value::as_bool),
-            add_eos: config.get("add_eos_token").and_then(Value::as_bool),
+            bos_id: token_of("bos_token", &defaults.bos),
+            eos_ids: token_of("eos_token", &defaults.eos).into_iter().collect(),
+            add_bos: flag(config, "add_bos_token").or(defaults.add_bos.then_some(true)),
+            add_eos: flag(config, "add_eos_token"),
             chat_template,
         };
         let tokenizer = Self::assemble(inner, conventions);
@@ -244,45 +285,112 @@ impl ModelTokenizer {
 /// differently (" Sure" → "▁▁Sure" instead of "▁Sure"). We rebuild the same way so ids match
 /// the reference implementation.
 fn apply_class_pipeline(tokenizer: &mut Tokenizer, config: &Value) -> tokenizers::Result<()> {
-    use tokenizers::decoders::{
-        byte_fallback::ByteFallback, fuse::Fuse, sequence::Sequence, strip::Strip,
-    };
-    use tokenizers::normalizers::replace::Replace;
-    use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
-    use tokenizers::{DecoderWrapper, ModelWrapper, NormalizerWrapper};
-
-    let class = config
-        .get("tokenizer_class")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let is_llama_class = matches!(class, "LlamaTokenizer" | "LlamaTokenizerFast");
-    if !is_llama_class || !matches!(tokenizer.get_model(), ModelWrapper::BPE(_)) {
+    if !sentencepiece::is_llama_class(config)
+        || !matches!(tokenizer.get_model(), tokenizers::ModelWrapper::BPE(_))
+    {
         return Ok(());
     }
-    let add_prefix_space = config
-        .get("add_prefix_space")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let legacy = config
-        .get("legacy")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let scheme = match (add_prefix_space, legacy) {
-        (false, _) => PrependScheme::Never,
-        (true, true) => PrependScheme::Always,
-        (true, false) => PrependScheme::First,
-    };
-    tokenizer.with_normalizer(None::<NormalizerWrapper>)?;
-    tokenizer.with_pre_tokenizer(Some(Metaspace::new('▁', scheme, false)));
-    let mut steps: Vec<DecoderWrapper> = vec![
-        Replace::new("▁", " ")?.into(),
-        ByteFallback::new().into(),
-        Fuse::new().into(),
-    ];
-    if add_prefix_space {
-        steps.push(Strip::new(' ', 1, 0).into());
+    sentencepiece::llama_pipeline(
+        tokenizer,
+        flag(config, "add_prefix_space").unwrap_or(true),
+        flag(config, "legacy").unwrap_or(false),
+    )
+}
+
+/// What a tokenizer built from a SentencePiece model assumes where tokenizer_config.json is
+/// silent.
+#[derive(Default)]
+struct SpecialDefaults {
+    bos: Option<String>,
+    eos: Option<String>,
+    add_bos: bool,
+}
+
+/// tokenizer_config.json beside a tokenizer file, or Null where there is none.
+fn read_config(dir: &Path) -> Result<Value> {
+    let config_path = dir.join("tokenizer_config.json");
+    if !config_path.is_file() {
+        return Ok(Value::Null);
     }
-    tokenizer.with_decoder(Some(Sequence::new(steps)));
+    let text =
+        std::fs::read_to_string(&config_path).map_err(|e| EngineError::io(&config_path, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| EngineError::invalid(&config_path, format!("not valid JSON: {e}")))
+}
+
+/// A SentencePiece model file (`tokenizer.model`) rather than a tokenizer.json.
+fn is_sentencepiece_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "model")
+}
+
+fn flag(config: &Value, key: &str) -> Option<bool> {
+    config.get(key).and_then(Value::as_bool)
+}
+
+/// A special token as tokenizer_config.json writes it: a string or `{"content": ...}`.
+fn token_content(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o.get("content")?.as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// The tokens of tokenizer_config.json's `added_tokens_decoder`, in id order, each at its id:
+/// a token of the vocabulary keeps its id (and becomes special if so marked), a new one must
+/// come next after the vocabulary.
+fn add_config_tokens(inner: &mut Tokenizer, config: &Value, config_path: &Path) -> Result<()> {
+    let Some(entries) = config
+        .get("added_tokens_decoder")
+        .and_then(Value::as_object)
+    else {
+        return Ok(());
+    };
+    let bad = |message: String| EngineError::invalid(config_path, message);
+    let mut tokens: Vec<(u32, &serde_json::Map<String, Value>)> = Vec::new();
+    for (id, entry) in entries {
+        let id = id
+            .parse()
+            .map_err(|_| bad(format!("added_tokens_decoder key {id:?} is not a token id")))?;
+        let entry = entry
+            .as_object()
+            .ok_or_else(|| bad(format!("added_tokens_decoder entry {id} is not an object")))?;
+        tokens.push((id, entry));
+    }
+    tokens.sort_by_key(|(id, _)| *id);
+    for (id, entry) in tokens {
+        let content = entry
+            .get("content")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(format!("added_tokens_decoder entry {id} has no content")))?;
+        let on = |key: &str| entry.get(key).and_then(Value::as_bool).unwrap_or(false);
+        let special = on("special");
+        let token = AddedToken::from(content, special)
+            .single_word(on("single_word"))
+            .lstrip(on("lstrip"))
+            .rstrip(on("rstrip"))
+            .normalized(
+                entry
+                    .get("normalized")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(!special),
+            );
+        let added = if special {
+            inner.add_special_tokens([token])
+        } else {
+            inner.add_tokens([token])
+        };
+        added.map_err(|e| bad(format!("cannot add token {content:?}: {e}")))?;
+        let got = inner.token_to_id(content);
+        if got != Some(id) {
+            return Err(bad(format!(
+                "added_tokens_decoder puts {content:?} at id {id}, but the tokenizer has {} \
+                 tokens there and gives it {}",
+                inner.get_vocab_size(true),
+                got.map_or("no id".to_string(), |g| g.to_string())
+            )));
+        }
+    }
     Ok(())
 }
 

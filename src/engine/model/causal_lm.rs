@@ -140,8 +140,9 @@ impl CausalLm {
         Self::load_with(dir, dtype, None)
     }
 
-    /// A model folder or a `.gguf` file. `tokenizer` (a tokenizer.json, or a folder holding
-    /// one) replaces the model's own; without it a folder's tokenizer.json is used, and for a
+    /// A model folder or a `.gguf` file. `tokenizer` (a tokenizer.json or SentencePiece
+    /// tokenizer.model, or a folder holding one) replaces the model's own; without it a folder's
+    /// tokenizer.json (else its tokenizer.model) is used, and for a
     /// GGUF file a tokenizer.json beside the file, else the tokenizer its metadata describes.
     pub fn load_with(path: &Path, dtype: ComputeDtype, tokenizer: Option<&Path>) -> Result<Self> {
         if gguf::is_gguf(path) {
@@ -169,11 +170,9 @@ impl CausalLm {
             return Err(EngineError::invalid(dir, "no config.json in this folder"));
         }
         let config = ModelConfig::from_file(&config_path)?;
-        let tokenizer_dir = if dir.join("tokenizer.json").is_file() {
-            dir
-        } else {
-            model_dir
-        };
+        let has_tokenizer =
+            |d: &Path| d.join("tokenizer.json").is_file() || d.join("tokenizer.model").is_file();
+        let tokenizer_dir = if has_tokenizer(dir) { dir } else { model_dir };
         // `--tokenizer` replaces the folder's own tokenizer, as it does for a GGUF file.
         let tokenizer = match tokenizer {
             Some(t) if t.is_dir() => ModelTokenizer::load(t)?,
@@ -210,7 +209,7 @@ impl CausalLm {
         // A tokenizer.json beside the file or named with --tokenizer wins over the metadata.
         let beside = path.with_file_name("tokenizer.json");
         let tokenizer = match tokenizer {
-            Some(t) if t.is_dir() => ModelTokenizer::load_file(&t.join("tokenizer.json"))?,
+            Some(t) if t.is_dir() => ModelTokenizer::load(t)?,
             Some(t) => ModelTokenizer::load_file(t)?,
             None if beside.is_file() => ModelTokenizer::load_file(&beside)?,
             None => gguf_tokenizer::load(path)?,
