@@ -155,6 +155,20 @@ pub struct ModelArgs {
     /// flags given beside it win.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
+    /// For `--base URL`: the server's API, llamacpp or openai (vLLM, SGLang) (default:
+    /// detected, GET /props then GET /v1/models). An API key is read from GENARM_REMOTE_KEY.
+    #[arg(long, value_name = "API")]
+    pub remote_api: Option<String>,
+    /// For `--base URL`: which served model to use where the server serves several.
+    #[arg(long, value_name = "NAME")]
+    pub remote_model: Option<String>,
+    /// For `--base URL`: how many of the server's most likely tokens each step asks for; the
+    /// guided distribution spreads over these and each ARM's top K (docs/remote.md).
+    #[arg(long, default_value_t = crate::engine::remote::DEFAULT_TOP_K, value_name = "K")]
+    pub remote_top_k: usize,
+    /// For `--base URL`: seconds one request may take.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub remote_timeout: f64,
 }
 
 /// What the flags give when none is passed (the embedded demo, f32): for code that builds
@@ -172,6 +186,10 @@ impl Default for ModelArgs {
             chat_kwargs: Vec::new(),
             tokenizer: None,
             profile: None,
+            remote_api: None,
+            remote_model: None,
+            remote_top_k: crate::engine::remote::DEFAULT_TOP_K,
+            remote_timeout: 60.0,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 
 use super::ModelArgs;
+use crate::engine::remote::RemoteOptions;
 use crate::engine::{ComputeDtype, Guide};
 use crate::loading::{self, ModelSpec};
 
@@ -65,6 +66,30 @@ impl ModelArgs {
             system: self.system.clone(),
             chat_variables: parse_chat_kwargs(&self.chat_kwargs)?,
             profile: self.profile.clone(),
+            remote: self.remote_options()?,
+        })
+    }
+
+    /// The `--remote-*` flags; only a base given as a URL uses them.
+    fn remote_options(&self) -> Result<RemoteOptions> {
+        let api = match &self.remote_api {
+            Some(raw) => Some(
+                raw.parse()
+                    .map_err(|e: String| anyhow::anyhow!("--remote-api: {e}"))?,
+            ),
+            None => None,
+        };
+        if self.remote_top_k == 0 {
+            bail!("--remote-top-k: must be at least 1");
+        }
+        if !(self.remote_timeout.is_finite() && self.remote_timeout > 0.0) {
+            bail!("--remote-timeout: must be a positive number of seconds");
+        }
+        Ok(RemoteOptions {
+            api,
+            model: self.remote_model.clone(),
+            top_k: self.remote_top_k,
+            timeout: std::time::Duration::from_secs_f64(self.remote_timeout.min(86_400.0)),
         })
     }
 }

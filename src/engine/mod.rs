@@ -15,8 +15,8 @@ pub mod model;
 pub mod panic;
 pub mod remote;
 
-pub use decode::generation::{Generation, ScoreSums, StopReason, score, validate_weights};
 pub use decode::base::Base;
+pub use decode::generation::{Generation, ScoreSums, StopReason, score, validate_weights};
 pub use decode::guide::Guide;
 pub use decode::record::TokenRecord;
 pub use decode::sampler::SamplingParams;

@@ -8,7 +8,9 @@ use super::profile::with_profile;
 use super::spec::ModelSpec;
 use crate::engine::formats::chat::ChatPrompt;
 use crate::engine::formats::hub::resolve_model;
-use crate::engine::{Base, CausalLm, ComputeDtype, Guide, validate_weights};
+use crate::engine::formats::tokenizer::ModelTokenizer;
+use crate::engine::remote::{RemoteBase, is_url};
+use crate::engine::{Base, CausalLm, ComputeDtype, EngineError, Guide, validate_weights};
 
 /// What [`load_guide`] loaded: the models, their weights, and notices for the user.
 pub struct LoadedGuide {
@@ -32,7 +34,11 @@ pub fn load_guide(spec: &ModelSpec, config: Option<&Path>) -> Result<LoadedGuide
     let (base_path, arms) = model_paths(spec)?;
     let names: Vec<String> = arms.iter().map(|(n, _)| n.clone()).collect();
     let weights = resolve_weights(&spec.weights, &names)?;
-    let guide = load_models(&base_path, arms, spec.dtype, spec.tokenizer.as_deref())?;
+    let guide = if is_url(&base_path.to_string_lossy()) {
+        load_with_remote_base(&base_path.to_string_lossy(), arms, spec)?
+    } else {
+        load_models(&base_path, arms, spec.dtype, spec.tokenizer.as_deref())?
+    };
     let mut notices = Vec::new();
     let guide = with_prompt_format(guide, spec, &mut notices)?;
     Ok(LoadedGuide {
@@ -100,6 +106,60 @@ fn load_models(
         loaded.push((name, arm));
     }
     Ok(Guide::new(base, loaded)?)
+}
+
+/// Load the ARMs and reach the served base at `url`. genarm tokenizes with `--tokenizer`, else
+/// the first ARM's tokenizer (checked against the server's at start).
+fn load_with_remote_base(
+    url: &str,
+    arms: Vec<(String, PathBuf)>,
+    spec: &ModelSpec,
+) -> Result<Guide, LoadError> {
+    let mut loaded = Vec::with_capacity(arms.len());
+    for (name, path) in arms {
+        let role = Role::Arm(name.clone());
+        if is_url(&path.to_string_lossy()) {
+            return Err(LoadError::Model {
+                role,
+                error: EngineError::usage(
+                    "an ARM cannot be served yet: ARMs run here, only the base may be a URL",
+                ),
+            });
+        }
+        let arm = resolve_model(&path)
+            .and_then(|path| CausalLm::load_with(&path, spec.dtype, spec.tokenizer.as_deref()))
+            .map_err(|error| LoadError::Model { role, error })?;
+        loaded.push((name, arm));
+    }
+    let remote_error = |error| LoadError::Model {
+        role: Role::Base,
+        error,
+    };
+    let (tokenizer, eos_ids, source) = match (&spec.tokenizer, loaded.first()) {
+        (Some(path), _) => {
+            let tokenizer = if path.is_dir() {
+                ModelTokenizer::load(path)
+            } else {
+                ModelTokenizer::load_file(path)
+            }
+            .map_err(remote_error)?;
+            let eos = tokenizer.eos_ids.clone();
+            (tokenizer, eos, path.display().to_string())
+        }
+        (None, Some((name, arm))) => (
+            arm.tokenizer.clone(),
+            arm.eos_ids.clone(),
+            format!("ARM '{name}'"),
+        ),
+        (None, None) => {
+            return Err(remote_error(EngineError::usage(
+                "a served base needs a tokenizer here: give --tokenizer or an --arm",
+            )));
+        }
+    };
+    let remote = RemoteBase::connect(url, &spec.remote, tokenizer, eos_ids, &source)
+        .map_err(remote_error)?;
+    Ok(Guide::new(remote, loaded)?)
 }
 
 /// The guide with the spec's prompt format: the chat template, a prompt template, or the

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::config::Models;
 use crate::engine::ComputeDtype;
+use crate::engine::remote::RemoteOptions;
 
 /// The models to load, their weights and the prompt format.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +31,8 @@ pub struct ModelSpec {
     pub chat_variables: Vec<(String, serde_json::Value)>,
     /// A named model set from the config file's `[profiles.NAME]`, laid under the fields above.
     pub profile: Option<String>,
+    /// How to use a base given as a URL (`--remote-*`).
+    pub remote: RemoteOptions,
 }
 
 /// The embedded demo in f32, nothing else set.
@@ -46,6 +49,7 @@ impl Default for ModelSpec {
             system: None,
             chat_variables: Vec::new(),
             profile: None,
+            remote: RemoteOptions::default(),
         }
     }
 }

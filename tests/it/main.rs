@@ -22,6 +22,7 @@ mod hub;
 mod parity;
 mod playground;
 mod quant;
+mod remote;
 mod sentencepiece;
 mod train;
 mod train_lm;

@@ -121,7 +121,7 @@ pub(crate) fn run_case(dir: &Path, case: &Value) {
     let gen_ref = &case["generate"];
     let prompt_ids = guide
         .base
-        .tokenizer
+        .tokenizer()
         .encode_prompt(case["prompt"].as_str().unwrap())
         .unwrap();
     assert_eq!(
@@ -162,7 +162,7 @@ pub(crate) fn run_case(dir: &Path, case: &Value) {
     let score_ref = &case["score"];
     let response_ids = guide
         .base
-        .tokenizer
+        .tokenizer()
         .encode_response(score_ref["response"].as_str().unwrap())
         .unwrap();
     assert_eq!(

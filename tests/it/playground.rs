@@ -63,7 +63,7 @@ fn engine_with_prompt(prompt: &str) -> (genarm::engine::Guide, Vec<u32>) {
     let (guide, _) = load_guide(&fixture_models(&[])).unwrap();
     let ids = guide
         .base
-        .tokenizer
+        .tokenizer()
         .encode_prompt(&guide.format_prompt(prompt))
         .unwrap();
     (guide, ids)
@@ -700,7 +700,7 @@ fn every_mode_runs_on_a_gemma3_model() {
     let (mut guide, _) = load_guide(&args).unwrap();
     let prompt_ids = guide
         .base
-        .tokenizer
+        .tokenizer()
         .encode_prompt(&guide.format_prompt(prompt))
         .unwrap();
     assert_eq!(s.state.prompt_ids, prompt_ids);
@@ -723,7 +723,7 @@ fn every_mode_runs_on_a_gemma3_model() {
         RunState::Scored | RunState::Failed
     )));
     assert_eq!(s.state.run, RunState::Scored, "{:?}", s.state.message);
-    let response = guide.base.tokenizer.encode_response(" bread").unwrap();
+    let response = guide.base.tokenizer().encode_response(" bread").unwrap();
     let (records, _) =
         genarm::engine::score(&mut guide, &prompt_ids, &response, &[1.0, 0.5], 5).unwrap();
     let got: Vec<_> = s.state.tokens.iter().map(|t| t.record.clone()).collect();

@@ -2,14 +2,16 @@
 
 use std::time::Duration;
 
-use crate::engine::model::causal_lm::CausalLm;
 use crate::engine::formats::tokenizer::ModelTokenizer;
+use crate::engine::model::causal_lm::CausalLm;
 use crate::engine::remote::RemoteBase;
 
+// One per guide, built once and never moved on a hot path: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Base {
     Local(CausalLm),
     /// Served (`--base URL`): each position gives the server's top K log-probs, not logits.
-    Remote(Box<RemoteBase>),
+    Remote(RemoteBase),
 }
 
 impl Base {

@@ -68,6 +68,9 @@ pub struct Generation {
     stopped: Option<StopReason>,
     /// Keep going past eos ids (benchmarks want a fixed number of steps).
     ignore_eos: bool,
+    /// Feeding the last token failed (a served base stopped answering): the token and its
+    /// record stand, and the next step reports this error.
+    feed_error: Option<EngineError>,
 }
 
 impl Generation {
@@ -99,6 +102,7 @@ impl Generation {
                 None
             },
             ignore_eos: false,
+            feed_error: None,
         })
     }
 
@@ -149,6 +153,9 @@ impl Generation {
                 guide.vocab()
             )));
         }
+        if let Some(error) = self.feed_error.take() {
+            return Err(error);
+        }
         let Some(logits) = self.next_logits.take() else {
             return Err(EngineError::usage("generation has no pending step"));
         };
@@ -189,7 +196,10 @@ impl Generation {
         )?;
         self.pieces.push(text);
         if self.stopped.is_none() {
-            self.next_logits = Some(guide.feed_next(&[token])?);
+            match guide.feed_next(&[token]) {
+                Ok(next) => self.next_logits = Some(next),
+                Err(error) => self.feed_error = Some(error),
+            }
         }
         Ok(record)
     }
@@ -218,6 +228,7 @@ impl Generation {
             .ok_or_else(|| EngineError::usage("nothing to rewind to"))?;
         guide.truncate(kept_total - 1);
         self.next_logits = Some(guide.feed_next(&[last])?);
+        self.feed_error = None;
         self.stopped = None;
         Ok(())
     }

@@ -88,8 +88,11 @@ impl<'a> GuidedStep<'a> {
         // Every guided log-probability must be a number a record can carry: -inf from an
         // overflowing weighted term is no more a probability of 0 than NaN is one. The one -inf
         // allowed is a token a served base left out of the candidates (its base row is -inf).
-        let is_number = |(g, b): (&f32, &f32)| g.is_finite() || (*b == f32::NEG_INFINITY && *g == f32::NEG_INFINITY);
-        if self.combined_lse.is_finite() && self.guided.iter().zip(self.base_logits).all(is_number) {
+        let is_number = |(g, b): (&f32, &f32)| {
+            g.is_finite() || (*b == f32::NEG_INFINITY && *g == f32::NEG_INFINITY)
+        };
+        if self.combined_lse.is_finite() && self.guided.iter().zip(self.base_logits).all(is_number)
+        {
             return Ok(());
         }
         Err(Input::ArmWeight.error(format!(

@@ -199,7 +199,13 @@ impl Guide {
             Ok((logits, lse))
         };
         if let Base::Remote(remote) = &mut self.base {
-            let (top, arms) = beside_arms(remote, &mut self.arms, &mut self.forward_wall, |r| r.feed(ids), arm_step);
+            let (top, arms) = beside_arms(
+                remote,
+                &mut self.arms,
+                &mut self.forward_wall,
+                |r| r.feed(ids),
+                arm_step,
+            );
             let (logits, log_sum_exp) = arms?.into_iter().unzip();
             return Ok(self.with_remote_row(top?, logits, log_sum_exp));
         }
@@ -226,7 +232,13 @@ impl Guide {
         let arm_rows = |model: &mut CausalLm| model.feed_rows(tokens);
         let (tops, per_model) = match &mut self.base {
             Base::Remote(remote) => {
-                let (tops, arms) = beside_arms(remote, &mut self.arms, &mut self.forward_wall, |r| r.feed_rows(tokens), arm_rows);
+                let (tops, arms) = beside_arms(
+                    remote,
+                    &mut self.arms,
+                    &mut self.forward_wall,
+                    |r| r.feed_rows(tokens),
+                    arm_rows,
+                );
                 (Some(tops?), arms?)
             }
             Base::Local(_) => (None, self.each_model(arm_rows)?),
@@ -253,13 +265,20 @@ impl Guide {
         };
         let (tops, per_model) = match &mut self.base {
             Base::Remote(remote) => {
-                let (tops, arms) = beside_arms(remote, &mut self.arms, &mut self.forward_wall, |r| r.score_positions(ids, first..last), arm_rows);
+                let (tops, arms) = beside_arms(
+                    remote,
+                    &mut self.arms,
+                    &mut self.forward_wall,
+                    |r| r.score_positions(ids, first..last),
+                    arm_rows,
+                );
                 (Some(tops?), arms?)
             }
             Base::Local(_) => (None, self.each_model(arm_rows)?),
         };
         // [model][position] to [position][model].
-        let mut positions: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(per_model.len()); last.saturating_sub(first)];
+        let mut positions: Vec<Vec<Vec<f32>>> =
+            vec![Vec::with_capacity(per_model.len()); last.saturating_sub(first)];
         for rows in per_model {
             for (position, mut logits) in positions.iter_mut().zip(rows) {
                 logits.truncate(vocab);
@@ -308,7 +327,12 @@ impl Guide {
 
     /// The ARMs' logits with the served base's candidate row put in front (log-probs already:
     /// normaliser 0).
-    fn with_remote_row(&self, top: TopList, arm_logits: Vec<Vec<f32>>, arm_lse: Vec<f32>) -> NextLogits {
+    fn with_remote_row(
+        &self,
+        top: TopList,
+        arm_logits: Vec<Vec<f32>>,
+        arm_lse: Vec<f32>,
+    ) -> NextLogits {
         let k = self.base.remote().map_or(0, |r| r.top_k);
         let arm_rows: Vec<&[f32]> = arm_logits.iter().map(Vec::as_slice).collect();
         let (row, candidates) = candidates::base_row(&top, &arm_rows, k, self.vocab);
@@ -351,7 +375,7 @@ impl From<CausalLm> for Base {
 
 impl From<RemoteBase> for Base {
     fn from(remote: RemoteBase) -> Self {
-        Base::Remote(Box::new(remote))
+        Base::Remote(remote)
     }
 }
 
@@ -389,25 +413,36 @@ fn beside_arms<R: Send, T: Send>(
 
 /// Ids at or past the shared `vocab` that `tokenizer` (of a model with `size` embeddings, from
 /// `source`) knows must all be added tokens.
-fn check_cut_ids_are_added(tokenizer: &ModelTokenizer, size: usize, source: &str, vocab: usize) -> Result<()> {
+fn check_cut_ids_are_added(
+    tokenizer: &ModelTokenizer,
+    size: usize,
+    source: &str,
+    vocab: usize,
+) -> Result<()> {
     let known = tokenizer.len.min(size);
     for id in vocab..known {
         if !tokenizer.is_added(id as u32) {
             return Err(EngineError::invalid(
                 std::path::Path::new(source),
                 format!(
-                "vocabulary of {size} tokens is larger than the shared {vocab}, and id \
+                    "vocabulary of {size} tokens is larger than the shared {vocab}, and id \
                  {id} ('{}') is a regular token, not an added one: the models do not share a \
                  tokenizer",
-                tokenizer.token_text(id as u32)
-            ),
+                    tokenizer.token_text(id as u32)
+                ),
             ));
         }
     }
     Ok(())
 }
 
-fn check_same_tokens(base: &ModelTokenizer, base_source: &str, name: &str, arm: &CausalLm, vocab: usize) -> Result<()> {
+fn check_same_tokens(
+    base: &ModelTokenizer,
+    base_source: &str,
+    name: &str,
+    arm: &CausalLm,
+    vocab: usize,
+) -> Result<()> {
     let shared = vocab.min(base.len).min(arm.tokenizer.len);
     if shared < vocab.min(base.len.max(arm.tokenizer.len)) {
         return Err(EngineError::usage(format!(

@@ -32,6 +32,7 @@ pub(super) struct Conventions {
     pub chat_template: Option<ChatTemplate>,
 }
 
+#[derive(Clone)]
 pub struct ModelTokenizer {
     pub inner: Tokenizer,
     pub bos_id: Option<u32>,

@@ -21,7 +21,12 @@ pub struct Candidates {
 /// server's `top` list and the ARMs' logits (`arm_rows`, each at least `vocab` long): the
 /// server's value for what it returned, the bound for the ARMs' top `k` it did not, minus
 /// infinity elsewhere. Server ids at or past `vocab` (added tokens the ARMs lack) are dropped.
-pub fn base_row(top: &[(u32, f32)], arm_rows: &[&[f32]], k: usize, vocab: usize) -> (Vec<f32>, Candidates) {
+pub fn base_row(
+    top: &[(u32, f32)],
+    arm_rows: &[&[f32]],
+    k: usize,
+    vocab: usize,
+) -> (Vec<f32>, Candidates) {
     let mut row = vec![f32::NEG_INFINITY; vocab];
     let mut known = vec![false; vocab];
     let mut count = 0;
@@ -63,7 +68,13 @@ mod tests {
         let (row, c) = base_row(&top, &[&arm], 2, 6);
         let ninf = f32::NEG_INFINITY;
         assert_eq!(row, vec![ninf, -1.5, ninf, -1.5, -0.5, ninf]);
-        assert_eq!(c, Candidates { count: 3, exact: false });
+        assert_eq!(
+            c,
+            Candidates {
+                count: 3,
+                exact: false
+            }
+        );
     }
 
     #[test]
@@ -71,7 +82,13 @@ mod tests {
         let top = [(4, -0.5), (1, -1.5)];
         let arm = [0.0, 5.0, 0.0, 0.0, 4.0, 0.0];
         let (_, c) = base_row(&top, &[&arm], 2, 6);
-        assert_eq!(c, Candidates { count: 2, exact: true });
+        assert_eq!(
+            c,
+            Candidates {
+                count: 2,
+                exact: true
+            }
+        );
     }
 
     #[test]
@@ -80,6 +97,12 @@ mod tests {
         let arm = [9.0, 0.0, 0.0];
         let (row, c) = base_row(&top, &[&arm], 1, 3);
         assert_eq!(row, vec![-1.0, -1.1, -1.2]);
-        assert_eq!(c, Candidates { count: 3, exact: true });
+        assert_eq!(
+            c,
+            Candidates {
+                count: 3,
+                exact: true
+            }
+        );
     }
 }

@@ -206,7 +206,8 @@ mod tests {
     fn error_replies_give_their_message() {
         let llama = br#"{"error":{"code":400,"message":"n_probs too large","type":"invalid_request_error"}}"#;
         assert_eq!(server_message(llama), "n_probs too large");
-        let vllm = br#"{"object":"error","message":"logprobs exceeds 20","type":"BadRequestError"}"#;
+        let vllm =
+            br#"{"object":"error","message":"logprobs exceeds 20","type":"BadRequestError"}"#;
         assert_eq!(server_message(vllm), "logprobs exceeds 20");
         assert_eq!(server_message(b"Bad Gateway"), "Bad Gateway");
     }

@@ -21,7 +21,9 @@ impl std::str::FromStr for RemoteApi {
         match s {
             "llamacpp" | "llama.cpp" | "llama-server" => Ok(Self::LlamaCpp),
             "openai" | "vllm" | "sglang" => Ok(Self::OpenAi),
-            other => Err(format!("'{other}' is not an API genarm speaks: llamacpp or openai")),
+            other => Err(format!(
+                "'{other}' is not an API genarm speaks: llamacpp or openai"
+            )),
         }
     }
 }
@@ -51,7 +53,12 @@ pub struct ServerInfo {
 
 /// The request for the top `k` next-token log-probs after `ids`: (path, body). The server
 /// continues from its cached prefix (llama.cpp's `cache_prompt`, vLLM's prefix cache).
-pub fn next_request(api: RemoteApi, model: Option<&str>, ids: &[u32], k: usize) -> (&'static str, Value) {
+pub fn next_request(
+    api: RemoteApi,
+    model: Option<&str>,
+    ids: &[u32],
+    k: usize,
+) -> (&'static str, Value) {
     match api {
         RemoteApi::LlamaCpp => (
             "/completion",
@@ -149,7 +156,11 @@ fn logprob_of(value: Option<&Value>) -> Result<f32, String> {
     if lp.is_nan() || lp > 1e-3 {
         return Err(format!("a log-prob of {lp} is not one"));
     }
-    Ok(if lp < -1e30 { f32::NEG_INFINITY } else { lp.min(0.0) as f32 })
+    Ok(if lp < -1e30 {
+        f32::NEG_INFINITY
+    } else {
+        lp.min(0.0) as f32
+    })
 }
 
 fn sorted(mut top: TopList) -> Result<TopList, String> {
@@ -216,7 +227,10 @@ pub fn server_info(
             .copied()
             .ok_or_else(|| {
                 let names: Vec<String> = served.iter().filter_map(|m| name(m)).collect();
-                format!("--remote-model {wanted}: not served here (served: {})", names.join(", "))
+                format!(
+                    "--remote-model {wanted}: not served here (served: {})",
+                    names.join(", ")
+                )
             })?,
         None => match served.as_slice() {
             [one] => *one,
@@ -270,10 +284,22 @@ mod tests {
             (json!({}), "no log-probs"),
             (json!({"choices": [{"logprobs": null}]}), "no log-probs"),
             (json!({"completion_probabilities": []}), "no position"),
-            (json!({"completion_probabilities": [{"top_logprobs": [{"logprob": -1}]}]}), "no token id"),
-            (json!({"completion_probabilities": [{"top_logprobs": [{"id": 1, "logprob": 2.0}]}]}), "is not one"),
-            (json!({"completion_probabilities": [{"top_logprobs": []}]}), "empty"),
-            (json!({"choices": [{"logprobs": {"top_logprobs": [{" the": -0.5}]}}]}), "keyed by text"),
+            (
+                json!({"completion_probabilities": [{"top_logprobs": [{"logprob": -1}]}]}),
+                "no token id",
+            ),
+            (
+                json!({"completion_probabilities": [{"top_logprobs": [{"id": 1, "logprob": 2.0}]}]}),
+                "is not one",
+            ),
+            (
+                json!({"completion_probabilities": [{"top_logprobs": []}]}),
+                "empty",
+            ),
+            (
+                json!({"choices": [{"logprobs": {"top_logprobs": [{" the": -0.5}]}}]}),
+                "keyed by text",
+            ),
         ];
         for (reply, expected) in cases {
             let err = parse_next(&reply).unwrap_err();
@@ -298,10 +324,14 @@ mod tests {
         assert_eq!(info.context, Some(2048));
         assert_eq!(info.vocab, None);
         let err = server_info(&vllm, None, None).unwrap_err();
-        assert!(err.contains("--remote-model") && err.contains("Llama-3.1-70B"), "{err}");
+        assert!(
+            err.contains("--remote-model") && err.contains("Llama-3.1-70B"),
+            "{err}"
+        );
         let err = server_info(&vllm, None, Some("big")).unwrap_err();
         assert!(err.contains("not served here"), "{err}");
-        let llama = json!({"data": [{"id": "m.gguf", "meta": {"n_vocab": 32000, "n_ctx_train": 4096}}]});
+        let llama =
+            json!({"data": [{"id": "m.gguf", "meta": {"n_vocab": 32000, "n_ctx_train": 4096}}]});
         let props = json!({"default_generation_settings": {"n_ctx": 1024}});
         let info = server_info(&llama, Some(&props), None).unwrap();
         assert_eq!((info.vocab, info.context), (Some(32000), Some(1024)));
@@ -312,13 +342,22 @@ mod tests {
         let (path, body) = next_request(RemoteApi::OpenAi, Some("m"), &[1, 2, 3], 20);
         assert_eq!(path, "/v1/completions");
         assert_eq!(body["prompt"], json!([1, 2, 3]));
-        assert_eq!((body["logprobs"].as_u64(), body["max_tokens"].as_u64()), (Some(20), Some(1)));
+        assert_eq!(
+            (body["logprobs"].as_u64(), body["max_tokens"].as_u64()),
+            (Some(20), Some(1))
+        );
         assert_eq!(body["return_tokens_as_token_ids"], json!(true));
         let (path, body) = next_request(RemoteApi::LlamaCpp, None, &[7], 5);
         assert_eq!(path, "/completion");
-        assert_eq!((body["n_probs"].as_u64(), body["n_predict"].as_u64()), (Some(5), Some(1)));
+        assert_eq!(
+            (body["n_probs"].as_u64(), body["n_predict"].as_u64()),
+            (Some(5), Some(1))
+        );
         assert_eq!(body["cache_prompt"], json!(true));
-        assert_eq!(parse_tokens(&json!({"tokens": [3, 4]})).unwrap(), vec![3, 4]);
+        assert_eq!(
+            parse_tokens(&json!({"tokens": [3, 4]})).unwrap(),
+            vec![3, 4]
+        );
         assert!(parse_tokens(&json!({"tokens": ["a"]})).is_err());
     }
 }

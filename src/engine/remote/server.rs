@@ -119,7 +119,11 @@ impl RemoteBase {
 
     /// Teacher forcing: the top list after each prefix `ids[..=p]` for `p` in `positions`,
     /// one request per position, sent side by side.
-    pub fn score_positions(&mut self, ids: &[u32], positions: std::ops::Range<usize>) -> Result<Vec<TopList>> {
+    pub fn score_positions(
+        &mut self,
+        ids: &[u32],
+        positions: std::ops::Range<usize>,
+    ) -> Result<Vec<TopList>> {
         let started = Instant::now();
         let prefixes: Vec<&[u32]> = positions.map(|p| &ids[..=p]).collect();
         let tops = self.next_all(&prefixes);
@@ -133,9 +137,11 @@ impl RemoteBase {
     }
 
     fn next(&self, ids: &[u32]) -> Result<TopList> {
-        let (path, body) = protocol::next_request(self.api, self.info.model.as_deref(), ids, self.top_k);
+        let (path, body) =
+            protocol::next_request(self.api, self.info.model.as_deref(), ids, self.top_k);
         let reply = self.http.post(path, &body)?;
-        protocol::parse_next(&reply).map_err(|message| EngineError::remote(&self.http.url(path), message))
+        protocol::parse_next(&reply)
+            .map_err(|message| EngineError::remote(&self.http.url(path), message))
     }
 
     fn next_all(&self, prefixes: &[&[u32]]) -> Result<Vec<TopList>> {
@@ -213,13 +219,15 @@ fn detect(http: &Http, url: &str, options: &RemoteOptions) -> Result<(RemoteApi,
     // /v1/models answers on all three engines; its failure is the clearest message for a
     // server that is not there or not one of them.
     let models = http.get("/v1/models").map_err(|e| {
-        if props.is_none() && options.api.is_none() {
+        let absent = e.to_string().contains("nothing is listening");
+        if props.is_none() && options.api.is_none() && !absent {
             EngineError::remote(
                 url,
                 format!(
                     "{}; neither llama.cpp's API (GET /props) nor an OpenAI-compatible one (GET \
                      /v1/models) answers here",
-                    e.to_string().trim_start_matches(&format!("{}/v1/models: ", http.root))
+                    e.to_string()
+                        .trim_start_matches(&format!("{}/v1/models: ", http.root))
                 ),
             )
         } else {
