@@ -245,4 +245,14 @@ fn a_server_that_is_not_there_or_answers_nonsense_is_one_line() {
         "w5",
     ]);
     assert_one_line_error(&out, &["--remote-api", "grpc"]);
+    for (flag, value) in [
+        ("--remote-top-k", "0"),
+        ("--remote-timeout", "0"),
+        ("--remote-timeout", "nan"),
+    ] {
+        let out = genarm(&[
+            "generate", "--base", &url, "--arm", &arm_flag, flag, value, "--prompt", "w5",
+        ]);
+        assert_one_line_error(&out, &[flag]);
+    }
 }

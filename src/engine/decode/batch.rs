@@ -96,7 +96,7 @@ fn sample_chunk(
         })
         .collect();
     guide.truncate(0);
-    let prompt_logits = guide.feed(prompt_ids)?;
+    let prompt_logits = guide.feed_next(prompt_ids)?;
     let mut logits: Vec<NextLogits> = vec![prompt_logits; rows.len()];
     guide.fork(rows.len())?;
     // A finished row keeps being fed (its last token) so the batch stays in lockstep; its

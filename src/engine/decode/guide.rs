@@ -182,12 +182,6 @@ impl Guide {
         }
     }
 
-    /// Feed `ids` to every model; return each model's next-token logits (base first), cut to
-    /// the shared vocabulary.
-    pub fn feed(&mut self, ids: &[u32]) -> Result<NextLogits> {
-        self.feed_next(ids)
-    }
-
     /// Feed `ids` to every model: each model's next-token logits with their log-sum-exp. A
     /// served base's request runs while the ARMs compute.
     pub fn feed_next(&mut self, ids: &[u32]) -> Result<NextLogits> {
