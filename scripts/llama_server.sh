@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds (once) llama.cpp's `llama-server` from source and prints the binary's path: the real
-# server the remote-base tests (tests/it/remote_llamacpp.rs) start on 127.0.0.1.
+# server the remote-base tests (tests/it/remote_llamacpp.rs) start on 127.0.0.1. `.ci/run` calls
+# it before the tests; the tests call it too (a no-op once built).
 #   SERVER=$(scripts/llama_server.sh)
 # Source: llama.cpp as the PyPI sdist of llama-cpp-python vendors it (scripts/llama_cpp_source.sh).
 # Build tools: cmake and ninja from PyPI, in a small venv of their own. Target `llama-server` only,
@@ -16,6 +17,14 @@ if [[ -x "$binary" ]]; then
     echo "$binary"
     exit 0
 fi
+# One build at a time: test processes (nextest runs each test in its own) may all ask at once.
+mkdir -p "$out"
+exec 9>"$out/.lock"
+flock 9
+if [[ -x "$binary" ]]; then
+    echo "$binary"
+    exit 0
+fi
 src="$("$here/llama_cpp_source.sh")"
 tools="$cache/buildenv"
 if [[ ! -x "$tools/bin/cmake" || ! -x "$tools/bin/ninja" ]]; then
@@ -26,7 +35,6 @@ fi
 export PATH="$tools/bin:$PATH"
 jobs="$(nproc 2>/dev/null || echo 2)"
 echo "llama_server: building llama-server ($version) in $out (about 10 minutes on 2 cores)" >&2
-mkdir -p "$out"
 # Built in a scratch folder, moved into place whole: an interrupted build leaves no binary that
 # looks finished.
 scratch="$out/build.partial"

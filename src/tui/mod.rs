@@ -59,6 +59,7 @@ pub fn run(models: &ModelSpec, args: &PlayOptions) -> Result<()> {
     let sampling = SamplingParams::default();
     let mut state = State::new(base_name, arm_names, weights.clone(), sampling);
     state.max_new_tokens = args.max_new_tokens;
+    state.remote_top_k = guide.base.remote().map(|r| r.top_k);
     state.keymap = keymap::Keymap::with_overrides(&config.keys);
     state.theme = view::palette::Theme::from_config(&config.theme);
     state.presets.saved = config.presets;

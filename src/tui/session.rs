@@ -266,6 +266,7 @@ impl Session {
             Some(Ok(loaded)) => {
                 let models = LoadedModels {
                     base_name: loaded.guide.base.display_name(),
+                    remote_top_k: loaded.guide.base.remote().map(|r| r.top_k),
                     arm_names: loaded.guide.arm_names(),
                     weights: loaded.weights.clone(),
                     chat: chat_state(&loaded.guide),

@@ -344,6 +344,7 @@ fn profile_picker_loading_and_loaded() {
             profile: Some("tulu".into()),
             result: Ok(super::features::profiles::LoadedModels {
                 base_name: "tulu-2-7b".into(),
+                remote_top_k: None,
                 arm_names: vec!["helpful".into(), "harmless".into(), "brief".into()],
                 weights: vec![1.0, 2.5, -0.5],
                 chat: Some(true),
@@ -363,5 +364,40 @@ fn profile_picker_loading_and_loaded() {
     assert!(
         screen.contains("no [profiles.NAME] in the config file"),
         "{screen}"
+    );
+}
+
+#[test]
+fn a_served_base_shows_k_latency_candidates_and_a_retryable_error() {
+    let mut s = state_with_tokens(4);
+    s.base_name = "http://gpu:8000/v1".into();
+    s.remote_top_k = Some(20);
+    s.transcript.tokens_per_second = Some(20.0);
+    s.tokens[3].record.candidates = Some(crate::engine::remote::Candidates {
+        count: 37,
+        exact: false,
+    });
+    update(&mut s, Action::SelectToken(3));
+    let screen = |s: &State| format!("{}", render(s, (120, 40)).0.backend());
+    // 20 tokens a second is 50 ms a step.
+    let shown = screen(&s);
+    assert!(
+        shown.contains("http://gpu:8000/v1 (remote, K 20, 50 ms/step)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("37 candidates · some base lp = K-th"),
+        "{shown}"
+    );
+    update(
+        &mut s,
+        Action::Engine(crate::engine::decode::worker::Event::Error(
+            "gpu: timed out".into(),
+        )),
+    );
+    let shown = screen(&s);
+    assert!(
+        shown.contains("gpu: timed out (r retries from the tokens made)"),
+        "{shown}"
     );
 }

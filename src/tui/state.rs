@@ -69,6 +69,9 @@ pub struct State {
 
     /// The models in use: the base, the ARMs and their weights (one per ARM, in order).
     pub base_name: String,
+    /// A served base (`--base URL`): the K its steps ask for. The status line says so, and a
+    /// run the server broke off can be retried (`r`) from the tokens made.
+    pub remote_top_k: Option<usize>,
     pub arm_names: Vec<String>,
     pub weights: Vec<f32>,
     /// Whether prompts go through the base model's chat template; None when it has none.
@@ -147,6 +150,7 @@ impl State {
             quit: false,
             suspend: false,
             base_name,
+            remote_top_k: None,
             arm_names,
             steering: Steering::new(weights.clone(), sampling),
             weights,

@@ -23,6 +23,7 @@ mod parity;
 mod playground;
 mod quant;
 mod remote;
+mod remote_llamacpp;
 mod sentencepiece;
 mod train;
 mod train_lm;

@@ -9,7 +9,7 @@ use crate::engine::formats::tokenizer::ModelTokenizer;
 use crate::engine::kernels::fastmath::log_sum_exp;
 use crate::engine::model::causal_lm::CausalLm;
 use crate::engine::remote::protocol::TopList;
-use crate::engine::remote::{Candidates, RemoteBase, candidates};
+use crate::engine::remote::{Candidates, RemoteBase, RemoteTimes, candidates};
 
 /// Every model's next-token logits (base first, cut to the shared vocabulary) with their
 /// log-sum-exp, the log-softmax normaliser: computed in the models' parallel tasks, where it
@@ -289,6 +289,12 @@ impl Guide {
         std::iter::once(self.base.take_time())
             .chain(self.arms.iter_mut().map(|(_, m)| m.take_forward_time()))
             .collect()
+    }
+
+    /// A served base's request time split into server, transport and JSON since the last
+    /// call; None for a local base.
+    pub fn take_remote_times(&self) -> Option<RemoteTimes> {
+        self.base.remote().map(RemoteBase::take_times)
     }
 
     /// Wall time spent running the models since the last call.

@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::time::Duration;
 
+use super::timing::TimeSum;
 use crate::engine::error::{EngineError, Result};
 
 /// How long to wait for a connection: a server on the network answers in milliseconds.
@@ -23,6 +24,8 @@ pub struct Http {
     /// The server's root, without a trailing slash or `/v1`.
     pub root: String,
     key: Option<String>,
+    /// Time spent writing request bodies and reading replies as JSON.
+    pub json_time: TimeSum,
 }
 
 /// What a failed request leaves to decide on: retry or stop.
@@ -34,16 +37,19 @@ enum Failure {
 
 impl Http {
     pub fn new(root: &str, timeout: Duration) -> Self {
+        // A whole-request deadline, not per-read timeouts: ureq 2 sets no read timeout on a
+        // connection reused from its pool, so a server that stops answering (SIGSTOP, a hung
+        // GPU) would block such a request forever; the deadline applies to every read.
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(CONNECT_TIMEOUT)
-            .timeout_read(timeout)
-            .timeout_write(timeout)
+            .timeout(timeout)
             .build();
         let key = std::env::var(KEY_VARIABLE).ok().filter(|k| !k.is_empty());
         Self {
             agent,
             root: root.to_string(),
             key,
+            json_time: TimeSum::default(),
         }
     }
 
@@ -51,18 +57,18 @@ impl Http {
     pub fn get(&self, path: &str) -> Result<serde_json::Value> {
         self.with_retries(path, || {
             let request = self.authorized(self.agent.get(&self.url(path)));
-            read_json(request.call())
+            read_json(request.call(), &self.json_time)
         })
     }
 
     /// POST `body` to `path`; the reply as JSON.
     pub fn post(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
-        let text = body.to_string();
+        let text = self.json_time.time(|| body.to_string());
         self.with_retries(path, || {
             let request = self
                 .authorized(self.agent.post(&self.url(path)))
                 .set("Content-Type", "application/json");
-            read_json(request.send_string(&text))
+            read_json(request.send_string(&text), &self.json_time)
         })
     }
 
@@ -70,7 +76,16 @@ impl Http {
     /// endpoint is an answer, not a failure.
     pub fn probe(&self, path: &str) -> Option<serde_json::Value> {
         let request = self.authorized(self.agent.get(&self.url(path)));
-        read_json(request.call()).ok()
+        read_json(request.call(), &self.json_time).ok()
+    }
+
+    /// POST `body` to `path` once, without retries: an optional endpoint (a server whose
+    /// `/tokenize` fails is not probed, not retried).
+    pub fn probe_post(&self, path: &str, body: &serde_json::Value) -> Option<serde_json::Value> {
+        let request = self
+            .authorized(self.agent.post(&self.url(path)))
+            .set("Content-Type", "application/json");
+        read_json(request.send_string(&body.to_string()), &self.json_time).ok()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -114,6 +129,7 @@ impl Http {
 
 fn read_json(
     reply: std::result::Result<ureq::Response, ureq::Error>,
+    json_time: &TimeSum,
 ) -> std::result::Result<serde_json::Value, Failure> {
     let response = match reply {
         Ok(response) => response,
@@ -129,12 +145,14 @@ fn read_json(
         Err(ureq::Error::Transport(transport)) => return Err(transport_failure(&transport)),
     };
     let body = read_body(response).map_err(Failure::Transient)?;
-    serde_json::from_slice(&body).map_err(|e| {
-        Failure::Permanent(format!(
-            "the reply is not JSON ({e}): {}",
-            short(&String::from_utf8_lossy(&body))
-        ))
-    })
+    json_time
+        .time(|| serde_json::from_slice(&body))
+        .map_err(|e| {
+            Failure::Permanent(format!(
+                "the reply is not JSON ({e}): {}",
+                short(&String::from_utf8_lossy(&body))
+            ))
+        })
 }
 
 fn transport_failure(transport: &ureq::Transport) -> Failure {

@@ -7,11 +7,13 @@
 //! - `protocol`: the APIs' requests and replies as JSON.
 //! - `candidates`: the guided step over the server's and the ARMs' top tokens.
 //! - `server`: [`RemoteBase`], the served base as the guide sees it.
+//! - `timing`: where a step's time goes (server, transport, JSON), for `bench`.
 
 pub mod candidates;
 mod http;
 pub mod protocol;
 mod server;
+mod timing;
 
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ pub use candidates::Candidates;
 pub use http::KEY_VARIABLE;
 pub use protocol::RemoteApi;
 pub use server::RemoteBase;
+pub use timing::RemoteTimes;
 
 /// How to reach and use a served base (`--remote-*` flags).
 #[derive(Debug, Clone, PartialEq)]

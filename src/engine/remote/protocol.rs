@@ -53,29 +53,45 @@ pub struct ServerInfo {
 
 /// The request for the top `k` next-token log-probs after `ids`: (path, body). The server
 /// continues from its cached prefix (llama.cpp's `cache_prompt`, vLLM's prefix cache).
+///
+/// `ignore_eos`: the one token the server samples is thrown away, but when it is an
+/// end-of-generation token llama-server ends the request without the position's log-probs.
+/// Both llama-server and vLLM report log-probs of the raw logits, before the bias that
+/// `ignore_eos` puts on those tokens, so the log-probs (the end token's included) are unchanged.
+///
+/// `banned`: tokens the server must not sample (llama.cpp only; see [`held_back_token`]), by
+/// the same logit bias, which again leaves the log-probs as they are.
 pub fn next_request(
     api: RemoteApi,
     model: Option<&str>,
     ids: &[u32],
     k: usize,
+    banned: &[u32],
 ) -> (&'static str, Value) {
     match api {
-        RemoteApi::LlamaCpp => (
-            "/completion",
-            json!({
+        RemoteApi::LlamaCpp => {
+            let mut body = json!({
                 "prompt": ids,
                 "n_predict": 1,
                 "n_probs": k,
                 "cache_prompt": true,
+                "ignore_eos": true,
+                "return_tokens": true,
                 "temperature": 0.0,
                 "stream": false,
-            }),
-        ),
+            });
+            if !banned.is_empty() {
+                let bias: Vec<Value> = banned.iter().map(|&id| json!([id, false])).collect();
+                body["logit_bias"] = Value::Array(bias);
+            }
+            ("/completion", body)
+        }
         RemoteApi::OpenAi => {
             let mut body = json!({
                 "prompt": ids,
                 "max_tokens": 1,
                 "logprobs": k,
+                "ignore_eos": true,
                 "temperature": 0.0,
                 "return_tokens_as_token_ids": true,
             });
@@ -84,6 +100,23 @@ pub fn next_request(
             }
             ("/v1/completions", body)
         }
+    }
+}
+
+/// The token llama-server sampled but held back: when the one token it samples ends in an
+/// incomplete UTF-8 character (a byte token), it keeps the token's text and log-probs for the
+/// next one, and with `n_predict: 1` answers with neither. Its id is still in `tokens`
+/// (`return_tokens`); asking again with it banned gets the position's log-probs.
+pub fn held_back_token(reply: &Value) -> Option<u32> {
+    let probs = reply
+        .get("completion_probabilities")
+        .and_then(Value::as_array);
+    if probs.is_some_and(|p| !p.is_empty()) {
+        return None;
+    }
+    match reply.get("tokens")?.as_array()?.as_slice() {
+        [id] => id.as_u64().and_then(|id| u32::try_from(id).ok()),
+        _ => None,
     }
 }
 
@@ -172,12 +205,22 @@ fn sorted(mut top: TopList) -> Result<TopList, String> {
     Ok(top)
 }
 
+/// The server's own compute for a request, where its reply reports it: llama.cpp's
+/// `timings.prompt_ms + timings.predicted_ms` (on `/completion` and its `/v1/completions`).
+pub fn server_time(reply: &Value) -> Option<std::time::Duration> {
+    let timings = reply.get("timings")?;
+    let ms = timings.get("prompt_ms")?.as_f64()? + timings.get("predicted_ms")?.as_f64()?;
+    (ms.is_finite() && ms >= 0.0).then(|| std::time::Duration::from_secs_f64(ms / 1e3))
+}
+
 /// The request tokenizing `text` without special tokens: (path, body).
 pub fn tokenize_request(api: RemoteApi, model: Option<&str>, text: &str) -> (&'static str, Value) {
     match api {
         RemoteApi::LlamaCpp => ("/tokenize", json!({"content": text, "add_special": false})),
         RemoteApi::OpenAi => {
-            let mut body = json!({"prompt": text, "add_special_tokens": false});
+            // vLLM and SGLang read `prompt`; llama-server's OpenAI-compatible side still reads
+            // its own `content`. Each ignores the other's field.
+            let mut body = json!({"prompt": text, "content": text, "add_special_tokens": false});
             if let Some(model) = model {
                 body["model"] = json!(model);
             }
@@ -339,7 +382,7 @@ mod tests {
 
     #[test]
     fn requests_carry_token_ids_and_k() {
-        let (path, body) = next_request(RemoteApi::OpenAi, Some("m"), &[1, 2, 3], 20);
+        let (path, body) = next_request(RemoteApi::OpenAi, Some("m"), &[1, 2, 3], 20, &[]);
         assert_eq!(path, "/v1/completions");
         assert_eq!(body["prompt"], json!([1, 2, 3]));
         assert_eq!(
@@ -347,17 +390,35 @@ mod tests {
             (Some(20), Some(1))
         );
         assert_eq!(body["return_tokens_as_token_ids"], json!(true));
-        let (path, body) = next_request(RemoteApi::LlamaCpp, None, &[7], 5);
+        assert_eq!(body["ignore_eos"], json!(true));
+        let (_, body) = next_request(RemoteApi::LlamaCpp, None, &[7], 5, &[9, 4]);
+        assert_eq!(body["logit_bias"], json!([[9, false], [4, false]]));
+        let (path, body) = next_request(RemoteApi::LlamaCpp, None, &[7], 5, &[]);
+        assert!(body.get("logit_bias").is_none());
         assert_eq!(path, "/completion");
         assert_eq!(
             (body["n_probs"].as_u64(), body["n_predict"].as_u64()),
             (Some(5), Some(1))
         );
         assert_eq!(body["cache_prompt"], json!(true));
+        assert_eq!(body["ignore_eos"], json!(true));
         assert_eq!(
             parse_tokens(&json!({"tokens": [3, 4]})).unwrap(),
             vec![3, 4]
         );
         assert!(parse_tokens(&json!({"tokens": ["a"]})).is_err());
+    }
+
+    #[test]
+    fn a_held_back_byte_token_is_recognised_only_without_log_probs() {
+        // llama-server's reply when the sampled token is half a character (as seen from
+        // llama-server 0.3.36 with a byte-level BPE vocabulary).
+        let held = json!({"content": "\u{fffd}", "tokens": [48], "stop": true});
+        assert_eq!(held_back_token(&held), Some(48));
+        assert!(parse_next(&held).is_err());
+        let normal = json!({"tokens": [48], "completion_probabilities":
+            [{"id": 48, "top_logprobs": [{"id": 48, "logprob": -0.1}]}]});
+        assert_eq!(held_back_token(&normal), None);
+        assert_eq!(held_back_token(&json!({"content": "x"})), None);
     }
 }

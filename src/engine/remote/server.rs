@@ -1,17 +1,22 @@
 //! [`RemoteBase`]: a served base as the guide sees it. It holds the ids of each sequence (the
 //! server keeps the computation cached) and answers each position with the server's top list.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::RemoteOptions;
 use super::http::Http;
 use super::protocol::{self, RemoteApi, ServerInfo, TopList};
+use super::timing::{RemoteTimes, TimeSum};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::formats::tokenizer::ModelTokenizer;
 
 /// Requests in flight at once for batches and scoring: servers batch them, and more than this
 /// only queues on their side.
 const MAX_CONCURRENT: usize = 16;
+/// How many held-back tokens (`protocol::held_back_token`) one position may ban before
+/// giving up: each is a byte token the server sampled, rarely more than one or two in a row.
+const MAX_HELD_BACK: usize = 8;
 /// The text both tokenizers must split identically at start: words, digits, punctuation,
 /// leading and doubled spaces, a newline and non-ASCII letters.
 const PROBE: &str = " Hello, world! 12345 naïve café\n  two  spaces: ok?";
@@ -31,6 +36,12 @@ pub struct RemoteBase {
     /// The ids of each sequence: one, or one per row after [`RemoteBase::fork`].
     rows: Vec<Vec<u32>>,
     request_time: Duration,
+    /// What the server reported as its own compute, and how many requests reported it.
+    server_time: TimeSum,
+    /// Wall time per request (summed over concurrent ones), for `take_times`.
+    wall_time: TimeSum,
+    timed_replies: AtomicUsize,
+    requests: AtomicUsize,
 }
 
 impl RemoteBase {
@@ -58,6 +69,10 @@ impl RemoteBase {
             eos_ids,
             rows: vec![Vec::new()],
             request_time: Duration::ZERO,
+            server_time: TimeSum::default(),
+            wall_time: TimeSum::default(),
+            timed_replies: AtomicUsize::new(0),
+            requests: AtomicUsize::new(0),
         };
         base.check_tokenizer(tokenizer_source)?;
         Ok(base)
@@ -136,12 +151,51 @@ impl RemoteBase {
         std::mem::take(&mut self.request_time)
     }
 
+    /// Where the requests' time went since the last call (`bench`). The server's share is
+    /// given only when every reply reported it.
+    pub fn take_times(&self) -> RemoteTimes {
+        let requests = self.requests.swap(0, Ordering::Relaxed);
+        let timed = self.timed_replies.swap(0, Ordering::Relaxed);
+        let server = self.server_time.take();
+        RemoteTimes {
+            requests,
+            wall: self.wall_time.take(),
+            server: (requests > 0 && timed == requests).then_some(server),
+            json: self.http.json_time.take(),
+        }
+    }
+
     fn next(&self, ids: &[u32]) -> Result<TopList> {
-        let (path, body) =
-            protocol::next_request(self.api, self.info.model.as_deref(), ids, self.top_k);
-        let reply = self.http.post(path, &body)?;
-        protocol::parse_next(&reply)
-            .map_err(|message| EngineError::remote(&self.http.url(path), message))
+        let started = Instant::now();
+        let top = self.request_next(ids);
+        self.wall_time.add(started.elapsed());
+        top
+    }
+
+    fn request_next(&self, ids: &[u32]) -> Result<TopList> {
+        let mut banned = Vec::new();
+        loop {
+            let (path, body) = protocol::next_request(
+                self.api,
+                self.info.model.as_deref(),
+                ids,
+                self.top_k,
+                &banned,
+            );
+            let reply = self.http.post(path, &body)?;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            if let Some(server) = protocol::server_time(&reply) {
+                self.server_time.add(server);
+                self.timed_replies.fetch_add(1, Ordering::Relaxed);
+            }
+            match self.http.json_time.time(|| protocol::parse_next(&reply)) {
+                Ok(top) => return Ok(top),
+                Err(message) => match protocol::held_back_token(&reply) {
+                    Some(token) if banned.len() < MAX_HELD_BACK => banned.push(token),
+                    _ => return Err(EngineError::remote(&self.http.url(path), message)),
+                },
+            }
+        }
     }
 
     fn next_all(&self, prefixes: &[&[u32]]) -> Result<Vec<TopList>> {
@@ -173,12 +227,14 @@ impl RemoteBase {
     /// steer the wrong tokens.
     fn check_tokenizer(&self, source: &str) -> Result<()> {
         let (path, body) = protocol::tokenize_request(self.api, self.info.model.as_deref(), PROBE);
-        // A server without /tokenize cannot be checked; the vocabulary check below still runs.
-        if let Ok(reply) = self.http.post(path, &body) {
+        // A server without a working /tokenize cannot be checked (an empty list for a
+        // non-empty text is a server that read neither field); the vocabulary check below
+        // still runs.
+        if let Some(reply) = self.http.probe_post(path, &body) {
             let served = protocol::parse_tokens(&reply)
                 .map_err(|message| EngineError::remote(&self.http.url(path), message))?;
             let local = self.tokenizer.encode_response(PROBE)?;
-            if served != local {
+            if !served.is_empty() && served != local {
                 return Err(EngineError::remote(
                     &self.url,
                     format!(

@@ -10,6 +10,7 @@ use crate::tui::state::{RunState, State};
 
 pub fn apply(state: &mut State, action: Action) -> Vec<Effect> {
     match action {
+        Action::Run if can_retry(state) => retry(state),
         Action::Run => launch::run(state),
         Action::PauseResume => match state.run {
             RunState::Running | RunState::Starting => {
@@ -35,6 +36,21 @@ pub fn apply(state: &mut State, action: Action) -> Vec<Effect> {
         }
         _ => vec![],
     }
+}
+
+/// A run a served base broke off (the server dropped, timed out or answered nonsense) keeps its
+/// tokens; `r` then continues from them rather than starting over.
+fn can_retry(state: &State) -> bool {
+    state.remote_top_k.is_some() && state.run == RunState::Failed && !state.tokens.is_empty()
+}
+
+fn retry(state: &mut State) -> Vec<Effect> {
+    state.run = RunState::Starting;
+    state.message = None;
+    state.transcript.follow = true;
+    vec![Effect::Send(Command::Branch {
+        keep: state.tokens.len(),
+    })]
 }
 
 /// One token, then pause. With no generation under way, start one paused first.
@@ -95,7 +111,11 @@ pub fn on_event(state: &mut State, event: Event) {
         Event::Error(message) => {
             state.run = RunState::Failed;
             // Engine messages quote text from model files: never let it drive the terminal.
-            state.message = Some(crate::cli_errors::printable(&message));
+            let mut message = crate::cli_errors::printable(&message);
+            if can_retry(state) {
+                message.push_str(" (r retries from the tokens made)");
+            }
+            state.message = Some(message);
         }
         _ => {}
     }

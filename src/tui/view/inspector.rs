@@ -94,6 +94,18 @@ fn summary<'a>(state: &State, index: usize, cell: &TokenCell) -> Vec<Line<'a>> {
         ),
         Style::new().bold(),
     )]));
+    // A served base: what the guided distribution was spread over at this position.
+    if let Some(c) = r.candidates {
+        let how = if c.exact {
+            "all exact"
+        } else {
+            "some base lp = K-th (bound)"
+        };
+        lines.push(Line::from(Span::styled(
+            format!("{} candidates · {how}", c.count),
+            Style::new().fg(state.theme.dim),
+        )));
+    }
     lines
 }
 

@@ -48,8 +48,18 @@ pub fn draw_status(state: &State, frame: &mut Frame, area: Rect) {
     } else {
         ""
     };
+    // A served base: K, and the step latency (what the server, the network and the ARMs
+    // together cost a token).
+    let served = state.remote_top_k.map_or(String::new(), |k| {
+        let latency = state
+            .transcript
+            .tokens_per_second
+            .filter(|t| *t > 0.0)
+            .map_or("–".to_string(), |t| format!("{:.0}", 1000.0 / t));
+        format!(" (remote, K {k}, {latency} ms/step)")
+    });
     spans.push(Span::raw(format!(
-        " {}{chat} + {arms} │ {} tokens │ {speed}",
+        " {}{served}{chat} + {arms} │ {} tokens │ {speed}",
         state.base_name,
         state.tokens.len()
     )));

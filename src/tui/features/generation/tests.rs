@@ -101,3 +101,37 @@ fn measured_speed_is_shown() {
     );
     assert_eq!(s.transcript.tokens_per_second, Some(12.5));
 }
+
+#[test]
+fn r_after_a_served_base_failed_continues_from_the_tokens_made() {
+    let mut s = state_with_tokens(5);
+    s.remote_top_k = Some(20);
+    update(&mut s, Action::Engine(Event::Error("server gone".into())));
+    assert_eq!(s.run, RunState::Failed);
+    let e = update(&mut s, Action::Run);
+    assert_eq!(commands(&e), vec!["Send(Branch { keep: 5 })"]);
+    assert_eq!(s.run, RunState::Starting);
+    assert_eq!(s.message, None);
+    assert_eq!(
+        s.tokens.len(),
+        5,
+        "the tokens made stay until the engine restarts"
+    );
+
+    // A local base's failure, or a served one with nothing made yet: r runs the prompt again.
+    for (remote, tokens) in [(None, 5), (Some(20), 0)] {
+        let mut s = state_with_tokens(tokens);
+        s.remote_top_k = remote;
+        update(&mut s, Action::Engine(Event::Error("broken".into())));
+        let e = update(&mut s, Action::Run);
+        assert!(
+            matches!(
+                e[..],
+                [Effect::Send(Command::Generate { paused: false, .. })]
+            ),
+            "{:?}",
+            commands(&e)
+        );
+        assert_eq!(s.message, None);
+    }
+}

@@ -76,6 +76,8 @@ impl ModelSet {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedModels {
     pub base_name: String,
+    /// As `State::remote_top_k`.
+    pub remote_top_k: Option<usize>,
     pub arm_names: Vec<String>,
     pub weights: Vec<f32>,
     /// As `State::chat`: None when the base has no chat template.

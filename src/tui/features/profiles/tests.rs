@@ -29,6 +29,7 @@ fn profile_sets() -> Vec<crate::tui::features::profiles::ModelSet> {
 fn tulu_models() -> crate::tui::features::profiles::LoadedModels {
     crate::tui::features::profiles::LoadedModels {
         base_name: "tulu-2-7b".into(),
+        remote_top_k: None,
         arm_names: vec!["helpful".into(), "safe".into(), "brief".into()],
         weights: vec![1.0, -0.5, 1.0],
         chat: Some(true),

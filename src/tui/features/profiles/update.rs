@@ -117,6 +117,7 @@ fn loaded(state: &mut State, profile: Option<String>, result: Result<LoadedModel
         }
     };
     state.base_name = models.base_name;
+    state.remote_top_k = models.remote_top_k;
     state.arm_names = models.arm_names;
     state.steering.initial_weights = models.weights.clone();
     state.weights = models.weights;

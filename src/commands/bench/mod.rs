@@ -7,6 +7,11 @@
 //! With `--dtypes f32,q8_0,...` the same models are loaded once per weight format and the
 //! formats compared side by side. Every run (base-only and guided, every format) is interleaved
 //! with the others and medians reported, because the machines this runs on are noisy.
+//!
+//! A served base (`--base URL`) adds the split of its request time and a bare greedy loop over
+//! the same server (`remote`).
+
+mod remote;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -19,6 +24,7 @@ use serde_json::json;
 use crate::cli::BenchArgs;
 use crate::cli::model_flags::{self, load_guide, parse_dtype};
 use crate::engine::{Generation, Guide, SamplingParams};
+use remote::{RemoteRun, RemoteSummary};
 
 struct Run {
     prefill: Duration,
@@ -28,6 +34,8 @@ struct Run {
     /// Wall time of the forwards (the models run side by side).
     forward_wall: Duration,
     tokens: usize,
+    /// A served base's request time, split.
+    remote: Option<RemoteRun>,
 }
 
 fn one_run(
@@ -48,6 +56,7 @@ fn one_run(
     let prefill = started.elapsed();
     guide.take_forward_times();
     guide.take_forward_wall_time();
+    guide.take_remote_times();
     let started = Instant::now();
     let mut tokens = 0;
     while generation.stopped().is_none() {
@@ -55,12 +64,16 @@ fn one_run(
         tokens += 1;
     }
     let decode = started.elapsed();
+    let remote = guide
+        .take_remote_times()
+        .map(|times| RemoteRun { times, tokens });
     Ok(Run {
         prefill,
         decode,
         forward: guide.take_forward_times(),
         forward_wall: guide.take_forward_wall_time(),
         tokens,
+        remote,
     })
 }
 
@@ -84,6 +97,8 @@ struct Subject {
     weights: Vec<f32>,
     base_runs: Vec<Run>,
     guided_runs: Vec<Run>,
+    /// A served base: the bare greedy loop's time per token, one per repeat.
+    bare_steps: Vec<Duration>,
 }
 
 impl Subject {
@@ -95,6 +110,10 @@ impl Subject {
         self.base_runs.push(base?);
         let guided = one_run(&mut self.guide, prompt, decode_tokens, &self.weights)?;
         self.guided_runs.push(guided);
+        if self.guide.base.remote().is_some() {
+            let bare = remote::bare_greedy_step(&mut self.guide, prompt, decode_tokens)?;
+            self.bare_steps.push(bare);
+        }
         Ok(())
     }
 }
@@ -109,6 +128,10 @@ struct Summary {
     forward: Vec<f64>,
     guided_step_ms: f64,
     overhead: f64,
+    /// The ARMs' summed forward ms per token and the guidance's (step less the forwards' wall).
+    arms_ms: f64,
+    guidance_ms: f64,
+    remote: Option<RemoteSummary>,
 }
 
 fn summarize(s: &Subject, prompt_tokens: usize) -> Summary {
@@ -119,6 +142,7 @@ fn summarize(s: &Subject, prompt_tokens: usize) -> Summary {
     let overhead =
         |r: &Run| (r.decode.as_secs_f64() - r.forward_wall.as_secs_f64()) / r.decode.as_secs_f64();
     let models = s.guide.arms.len() + 1;
+    let remote_runs: Option<Vec<RemoteRun>> = s.guided_runs.iter().map(|r| r.remote).collect();
     let forward = (0..models)
         .map(|m| {
             rate(&s.guided_runs, &|r| {
@@ -134,6 +158,18 @@ fn summarize(s: &Subject, prompt_tokens: usize) -> Summary {
         forward,
         guided_step_ms: rate(&s.guided_runs, &step_ms),
         overhead: rate(&s.guided_runs, &overhead),
+        arms_ms: rate(&s.guided_runs, &|r| {
+            r.forward[1..]
+                .iter()
+                .map(Duration::as_secs_f64)
+                .sum::<f64>()
+                * 1e3
+                / r.tokens as f64
+        }),
+        guidance_ms: rate(&s.guided_runs, &|r| {
+            (r.decode.as_secs_f64() - r.forward_wall.as_secs_f64()) * 1e3 / r.tokens as f64
+        }),
+        remote: remote_runs.map(|runs| RemoteSummary::new(&runs, &s.bare_steps)),
     }
 }
 
@@ -208,6 +244,7 @@ fn load_subjects(args: &BenchArgs) -> Result<Vec<Subject>> {
             weights,
             base_runs: Vec::new(),
             guided_runs: Vec::new(),
+            bare_steps: Vec::new(),
         });
     }
     Ok(subjects)
@@ -253,6 +290,8 @@ fn write_json(
             "forward_ms_per_token": forward_map,
             "guided_step_ms": m.guided_step_ms,
             "guidance_overhead": m.overhead,
+            "remote": m.remote.as_ref()
+                .map(|r| r.json(m.guided_step_ms, m.arms_ms, m.guidance_ms)),
         });
         writeln!(out, "{report}")?;
     }
@@ -309,6 +348,13 @@ fn write_table(
             .map(|(n, f)| format!("{n} {f:.2}"))
             .collect();
         writeln!(out, "{}", per_model.join(", "))?;
+        if let Some(r) = &m.remote {
+            writeln!(
+                out,
+                "{}",
+                r.line(m.guided_step_ms, m.arms_ms, m.guidance_ms)
+            )?;
+        }
     }
     // What each --dtypes row really stores: a GGUF file keeps its own formats, and q4_k keeps
     // the output layer in q6_k.
