@@ -298,24 +298,29 @@ fn resolve(spec: &Path, refusals: &mut Vec<EngineError>) -> Result<(PathBuf, Opt
     let Some(id) = spec.to_str().and_then(HubId::parse) else {
         return Ok((spec.to_path_buf(), None));
     };
+    // As it was written: `org/repo`, `org/repo@rev`.
+    let name = match id.revision.as_str() {
+        "main" => id.repo.clone(),
+        rev => format!("{}@{rev}", id.repo),
+    };
     let env = HubEnv::from_env();
     let Some(snapshot) = snapshot_dir(&env.cache.join(id.folder_name()), &id.revision) else {
         return Err(EngineError::usage(format!(
-            "{id}: not in the Hugging Face cache {}; inspect reads the cache only \
-             (`genarm generate --base {id}` downloads it)",
+            "{name}: not in the Hugging Face cache {}; inspect reads the cache only \
+             (`genarm generate --base {name}` downloads it)",
             env.cache.display()
         )));
     };
     let missing = missing_files(&snapshot)?;
     if !missing.is_empty() {
         refusals.push(EngineError::usage(format!(
-            "{id}: incomplete in the Hugging Face cache {} (missing {}); \
-             `genarm generate --base {id}` downloads them",
+            "{name}: incomplete in the Hugging Face cache {} (missing {}); \
+             `genarm generate --base {name}` downloads them",
             env.cache.display(),
             missing.join(", ")
         )));
     }
-    Ok((snapshot, Some(id.to_string())))
+    Ok((snapshot, Some(name)))
 }
 
 /// A model folder (or a PEFT adapter folder and its base): config.json, the weight files'
