@@ -147,7 +147,7 @@ fn write_tensors(out: &mut impl Write, r: &Report) -> Result<()> {
     }
     writeln!(
         out,
-        "\n{:<12} {:>7} {:>14}  stored (kernel)",
+        "\n{:<20} {:>7} {:>14}  stored (kernel)",
         "tensors", "count", "parameters"
     )?;
     for k in &r.tensors {
@@ -161,11 +161,11 @@ fn write_tensors(out: &mut impl Write, r: &Report) -> Result<()> {
             .collect();
         let mut kind = k.kind.name();
         if kind == "other" {
-            kind.push_str(" (unused)");
+            kind.push_str(" (not counted)");
         }
         writeln!(
             out,
-            "{:<12} {:>7} {:>14}  {}",
+            "{:<20} {:>7} {:>14}  {}",
             kind,
             k.tensors,
             grouped(k.parameters),

@@ -159,7 +159,7 @@ fn llama_cpp_format(asked: &str, row: u64) -> &'static str {
     };
     candidates
         .iter()
-        .find(|f| row % block(f).0 == 0)
+        .find(|f| row.is_multiple_of(block(f).0))
         .copied()
         .unwrap_or("f16")
 }
@@ -229,6 +229,10 @@ fn formats_and_kernels_are_the_ones_the_loader_picks() {
         ("parity/models/llama_base", "q4_0"),
         ("parity/models/qwen2_base", "q6_k"),
         ("parity/models/qwen2_base", "f16"),
+        // Fused q/k/v and gate/up matrices, split into layers by the loader.
+        ("parity_families/models/phi3_base", "q4_0"),
+        ("parity_families/gguf/phi3/phi3.gguf", "q8_0"),
+        ("parity_families/gguf/qwen3.gguf", "q5_k"),
     ] {
         let dir = data(model);
         let (report, _, _) = inspect(&dir);
@@ -603,4 +607,32 @@ fn the_text_report_names_each_section() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
+}
+
+#[test]
+fn a_peft_adapter_folder_is_inspected_through_its_base() {
+    let models = Models::new();
+    let dir = models.path("adapter");
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = data("parity/models/llama_base");
+    let config = serde_json::json!({"peft_type": "LORA", "r": 2, "lora_alpha": 4,
+        "target_modules": ["q_proj"], "base_model_name_or_path": p(&base)});
+    std::fs::write(dir.join("adapter_config.json"), config.to_string()).unwrap();
+    let (report, code, stderr) = inspect(&dir);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(report["format"], "adapter");
+    assert_eq!(report["base_model"].as_str(), Some(p(&base)));
+    assert_eq!(report["parameters"], 130_240);
+    assert_eq!(report["tokenizer"]["vocab"], 439);
+    // A base that is not there: the adapter's own line, listed.
+    let config = serde_json::json!({"peft_type": "LORA", "r": 2, "lora_alpha": 4,
+        "base_model_name_or_path": "/nonexistent/base"});
+    std::fs::write(dir.join("adapter_config.json"), config.to_string()).unwrap();
+    let (report, code, _) = inspect(&dir);
+    assert_eq!(code, Some(1));
+    let listed = refusals(&report);
+    assert!(
+        listed.iter().any(|l| l.contains("adapter_config.json")),
+        "{listed:?}"
+    );
 }

@@ -93,6 +93,16 @@ impl Kind {
             .unwrap_or_default()
     }
 
+    /// Linear layers a matrix of this kind becomes: the loader splits Phi-3's fused q/k/v and
+    /// gate/up matrices by rows (the same bytes, more layers).
+    fn layers(self) -> usize {
+        match self {
+            Self::AttnQkv => 3,
+            Self::MlpGateUp => 2,
+            _ => 1,
+        }
+    }
+
     /// The matrices a linear layer multiplies with (quantized at load by a block `--dtype`).
     fn is_matrix(self) -> bool {
         MATRIX_KINDS.iter().any(|&(_, k)| k == self) || self == Self::LmHead
@@ -197,7 +207,8 @@ pub struct MemoryRow {
     /// A `--dtype`, or "as stored" (the bytes of the tensors genarm uses, as the file holds them).
     pub dtype: String,
     pub bytes: u64,
-    /// For the matrices: format -> (count, kernel).
+    /// For the matrices: format -> (linear layers, kernel); Phi-3's fused matrices count as
+    /// the layers the loader splits them into.
     pub matrices: BTreeMap<String, FormatUse>,
     /// Matrices that take llama.cpp's fallback format (rows not a multiple of the block).
     pub fallbacks: usize,
@@ -686,7 +697,7 @@ fn memory_rows(tensors: &[Tensor], tied: bool, gguf: bool) -> Vec<MemoryRow> {
                     Stored::Blocks(f) => quant_kernel_name(f),
                     _ => "dense",
                 };
-                add_use(&mut row, &t.stored.name(), kernel);
+                add_use(&mut row, &t.stored.name(), kernel, t.kind.layers());
             }
         }
         rows.push(row);
@@ -706,8 +717,9 @@ fn memory_rows(tensors: &[Tensor], tied: bool, gguf: bool) -> Vec<MemoryRow> {
                 let (format, bytes, kernel, fell_back) = held;
                 row.bytes += bytes;
                 if kernel != "lookup" && kernel != "-" {
-                    add_use(&mut row, &format, kernel);
-                    row.fallbacks += usize::from(fell_back);
+                    let layers = t.kind.layers();
+                    add_use(&mut row, &format, kernel, layers);
+                    row.fallbacks += usize::from(fell_back) * layers;
                 }
             }
         }
@@ -716,11 +728,12 @@ fn memory_rows(tensors: &[Tensor], tied: bool, gguf: bool) -> Vec<MemoryRow> {
     rows
 }
 
-fn add_use(row: &mut MemoryRow, format: &str, kernel: &'static str) {
+/// Count `layers` linear layers of `format` on `kernel` in `row`.
+fn add_use(row: &mut MemoryRow, format: &str, kernel: &'static str, layers: usize) {
     row.matrices
         .entry(format.to_string())
         .or_insert(FormatUse { count: 0, kernel })
-        .count += 1;
+        .count += layers;
 }
 
 /// What genarm keeps of tensor `t` at `dtype` (see `Transformer::load_with`): the embedding
