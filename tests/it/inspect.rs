@@ -494,6 +494,20 @@ fn gguf_refusals_unknown_architecture_pre_tokenizer_and_quant_type() {
     assert_eq!(listed[0], loader_error(&pre));
     assert_eq!(report["family"], "llama");
 
+    // A file cut short in its data: the loader's line, and the header still described.
+    let cut = models.path("g/cut.gguf");
+    let bytes = std::fs::read(&unknown).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 1000]).unwrap();
+    let (report, code, _) = inspect(&cut);
+    assert_eq!(code, Some(1));
+    let listed = refusals(&report);
+    assert!(
+        listed[0].contains("runs past the end of the file"),
+        "{listed:?}"
+    );
+    assert!(listed[0].starts_with(p(&cut)), "{listed:?}");
+    assert_eq!(report["parameters"], 130_240);
+
     // A tensor of a type genarm cannot compute with (IQ2_XXS, ggml type 16): the header is
     // refused, the line names the file and the tensor.
     let iq = models.path("g/iq.gguf");

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::GgmlDType;
@@ -453,15 +453,19 @@ fn folder_tokenizer(dir: &Path, report: &mut Report) {
     }
 }
 
-/// A GGUF file: its header (the loader's check, else candle's plain reading of a header the
-/// check refuses), the config from its metadata, its tokenizer.
+/// A GGUF file: its header (the loader's check; a file whose data alone is cut short is still
+/// described), the config from its metadata, its tokenizer.
 fn inspect_gguf(path: &Path, report: &mut Report) -> Option<ModelConfig> {
     report.weight_files.push(path.to_path_buf());
     let (content, mut reader) = match gguf_header::read(path) {
         Ok((content, _, reader)) => (content, reader),
         Err(e) => {
             report.refusals.push(e);
+            // A header whose structure holds (only its data is cut short or overlaps) is safe
+            // for candle to read; any other is not described further.
             let mut reader = BufReader::new(File::open(path).ok()?);
+            gguf_header::check_structure(&mut reader).ok()?;
+            reader.seek(SeekFrom::Start(0)).ok()?;
             (Content::read(&mut reader).ok()?, reader)
         }
     };
