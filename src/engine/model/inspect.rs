@@ -140,13 +140,16 @@ impl Stored {
 
 impl Tensor {
     pub fn elements(&self) -> u64 {
-        self.shape.iter().map(|&d| d as u64).product()
+        // Saturating: a hostile header's shape must not wrap around to a small count.
+        self.shape
+            .iter()
+            .fold(1u64, |n, &d| n.saturating_mul(d as u64))
     }
 
     /// Bytes in its file.
     fn stored_bytes(&self) -> u64 {
         match self.stored {
-            Stored::Dense(d) => self.elements() * d.size_in_bytes() as u64,
+            Stored::Dense(d) => self.elements().saturating_mul(d.size_in_bytes() as u64),
             Stored::Blocks(f) => blocks_bytes(self.elements(), f),
             Stored::Unusual(_) => 0,
         }
@@ -158,7 +161,7 @@ impl Tensor {
 }
 
 fn blocks_bytes(elements: u64, format: GgmlDType) -> u64 {
-    elements / format.block_size() as u64 * format.type_size() as u64
+    (elements / format.block_size().max(1) as u64).saturating_mul(format.type_size() as u64)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -581,7 +584,7 @@ impl Report {
             .iter()
             .filter(counted)
             .map(Tensor::elements)
-            .sum();
+            .fold(0u64, u64::saturating_add);
         self.tensors = kind_reports(&self.all_tensors);
         self.memory = memory_rows(&self.all_tensors, tied, self.format == "gguf");
     }
@@ -667,7 +670,7 @@ fn kind_reports(tensors: &[Tensor]) -> Vec<KindReport> {
             kernels: BTreeMap::new(),
         });
         row.tensors += 1;
-        row.parameters += t.elements();
+        row.parameters = row.parameters.saturating_add(t.elements());
         *row.stored.entry(t.stored.name()).or_default() += 1;
         if t.kind.is_matrix() {
             let kernel = match t.stored {
@@ -695,7 +698,7 @@ fn memory_rows(tensors: &[Tensor], tied: bool, gguf: bool) -> Vec<MemoryRow> {
             fallbacks: 0,
         };
         for t in tensors.iter().filter(|t| t.kind != Kind::Other) {
-            row.bytes += t.stored_bytes();
+            row.bytes = row.bytes.saturating_add(t.stored_bytes());
             if t.kind.is_matrix() || (tied && t.kind == Kind::Embeddings) {
                 let kernel = match t.stored {
                     Stored::Blocks(f) => quant_kernel_name(f),
@@ -719,7 +722,7 @@ fn memory_rows(tensors: &[Tensor], tied: bool, gguf: bool) -> Vec<MemoryRow> {
         for t in tensors {
             for held in held_at(t, dtype, tied).into_iter().flatten() {
                 let (format, bytes, kernel, fell_back) = held;
-                row.bytes += bytes;
+                row.bytes = row.bytes.saturating_add(bytes);
                 if kernel != "lookup" && kernel != "-" {
                     let layers = t.kind.layers();
                     add_use(&mut row, &format, kernel, layers);
@@ -750,7 +753,7 @@ fn held_at(t: &Tensor, dtype: ComputeDtype, tied: bool) -> [Held; 2] {
     let dense = |d: DType, kernel| {
         Some((
             d.as_str().to_string(),
-            t.elements() * d.size_in_bytes() as u64,
+            t.elements().saturating_mul(d.size_in_bytes() as u64),
             kernel,
             false,
         ))
@@ -790,7 +793,7 @@ fn matrix(t: &Tensor, asked: Option<GgmlDType>, compute: DType) -> Held {
     let Some(asked) = asked else {
         return Some((
             compute.as_str().to_string(),
-            t.elements() * compute.size_in_bytes() as u64,
+            t.elements().saturating_mul(compute.size_in_bytes() as u64),
             "dense",
             false,
         ));
@@ -804,7 +807,7 @@ fn matrix(t: &Tensor, asked: Option<GgmlDType>, compute: DType) -> Held {
         ),
         None => (
             DType::F16.as_str().to_string(),
-            t.elements() * 2,
+            t.elements().saturating_mul(2),
             "dense",
             true,
         ),
