@@ -813,3 +813,34 @@ fn matrix(t: &Tensor, asked: Option<GgmlDType>, compute: DType) -> Held {
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensor_names_map_to_their_kinds() {
+        let cases = [
+            ("model.embed_tokens.weight", Kind::Embeddings),
+            ("lm_head.weight", Kind::LmHead),
+            ("model.layers.3.self_attn.q_proj.weight", Kind::AttnQ),
+            ("model.layers.3.self_attn.q_proj.bias", Kind::Biases),
+            ("model.layers.0.self_attn.qkv_proj.weight", Kind::AttnQkv),
+            ("model.layers.0.mlp.gate_up_proj.weight", Kind::MlpGateUp),
+            ("model.layers.0.mlp.up_proj.weight", Kind::MlpUp),
+            ("model.layers.0.mlp.down_proj.weight", Kind::MlpDown),
+            ("model.layers.0.self_attn.k_norm.weight", Kind::Norms),
+            (
+                "model.layers.0.post_feedforward_layernorm.weight",
+                Kind::Norms,
+            ),
+            ("model.norm.weight", Kind::Norms),
+            ("model.layers.0.self_attn.rotary_emb.inv_freq", Kind::Other),
+            ("rope_factors_long.weight", Kind::Other),
+        ];
+        for (name, kind) in cases {
+            assert_eq!(Kind::of(name), kind, "{name}");
+        }
+        assert_eq!(Kind::MlpGateUp.name(), "mlp_gate_up");
+    }
+}
