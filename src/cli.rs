@@ -58,6 +58,19 @@ pub enum Command {
     Demo(DemoCommand),
     /// List the models in the Hugging Face cache (usable by id as --base/--arm).
     Models(ModelsArgs),
+    /// Describe a model without loading it: architecture, parameters, tokenizer, storage,
+    /// memory at each --dtype, and what genarm would refuse.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct InspectArgs {
+    /// A model folder, a .gguf file or a Hub id `org/repo[@rev]` in the local cache.
+    #[arg(value_name = "MODEL")]
+    pub model: PathBuf,
+    /// One JSON object instead of the text report.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -59,6 +59,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Some(Command::Demo(command)) => commands::demo::run(command),
         Some(Command::Sweep(args)) => commands::sweep::run(args),
         Some(Command::Models(args)) => commands::models::run(args),
+        Some(Command::Inspect(args)) => commands::inspect::run(args),
         // No subcommand: the playground, on the embedded demo unless --base is given.
         None => play(&cli.play),
     }

@@ -11,6 +11,7 @@ use genarm::engine::formats::chat::{ChatPrompt, ChatTemplate};
 use genarm::engine::formats::tokenizer::ModelTokenizer;
 use genarm::engine::formats::{gguf, gguf_header, gguf_tokenizer};
 use genarm::engine::model::config::ModelConfig;
+use genarm::engine::model::inspect::inspect;
 use genarm::engine::model::transformer::Transformer;
 use genarm::engine::model::weights::Weights;
 use genarm::synthetic::{RandomModelSpec, write_random_model};
@@ -46,6 +47,7 @@ pub const TARGETS: &[(&str, Run)] = &[
     ("chat-template", chat_template),
     ("preference-jsonl", preference_jsonl),
     ("toml-config", toml_config),
+    ("inspect", inspect_model),
 ];
 
 /// The valid files inputs are made from, and a scratch folder for the readers that take paths.
@@ -265,6 +267,31 @@ fn gguf_file(c: &Corpus, rng: &mut Rng) -> Outcome {
     let model = gguf::load(&path, DType::F32, &Device::Cpu).map(|m| forward(&m.config, &m.weights));
     match (tokenizer, model) {
         (Ok(_), _) | (_, Ok(Outcome::Accepted)) => Outcome::Accepted,
+        _ => Outcome::Refused,
+    }
+}
+
+/// `genarm inspect` on a mutated weight file: a model folder's safetensors (its header
+/// mutated) or a GGUF file (its header mutated); accepted where nothing would be refused.
+fn inspect_model(c: &Corpus, rng: &mut Rng) -> Outcome {
+    let path = if rng.below(2) == 0 {
+        let input = mutate::bytes(rng, &c.safetensors, 0..c.safetensors_header);
+        let dir = c.scratch.path().join("inspect");
+        let _ = std::fs::create_dir_all(&dir);
+        for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+            let _ = std::fs::copy(c.tiny.join(file), dir.join(file));
+        }
+        let _ = std::fs::write(dir.join("model.safetensors"), input);
+        dir
+    } else {
+        let source = rng.pick(&c.ggufs);
+        let header_end = gguf_header::check(&mut std::io::Cursor::new(source))
+            .map_or(source.len(), |h| h.data_offset as usize);
+        let input = mutate::bytes(rng, source, 0..header_end);
+        c.scratch_file("inspect.gguf", &input)
+    };
+    match inspect(&path) {
+        Ok(report) if report.refusals.is_empty() => Outcome::Accepted,
         _ => Outcome::Refused,
     }
 }

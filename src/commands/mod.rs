@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod demo;
 pub mod generate;
+pub mod inspect;
 pub mod models;
 pub mod random_model;
 pub mod score;

@@ -19,6 +19,7 @@ mod gguf_tokenizer;
 mod hostile;
 mod hostile_models;
 mod hub;
+mod inspect;
 mod parity;
 mod playground;
 mod quant;

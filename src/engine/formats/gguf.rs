@@ -61,6 +61,40 @@ const PERMUTED_QK: &[&str] = &["llama", "smollm3"];
 
 pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
     let (content, header, mut reader) = gguf_header::read(path)?;
+    let (arch, config) = read_config(path, &content, &mut reader, device)?;
+    // Dense tensors become the compute dtype; quantized ones stay as stored.
+    let needed: u64 = header
+        .tensors
+        .iter()
+        .filter(|t| hf_name(&arch, &t.name).is_some())
+        .map(|t| match t.kind.block {
+            1 => t.bytes / (t.kind.block_bytes) * dtype.size_in_bytes() as u64,
+            _ => t.bytes,
+        })
+        .sum();
+    preflight::check_memory(path, needed, dtype.as_str())?;
+    let (tensors, quantized) =
+        read_tensors(path, &content, &mut reader, &arch, &config, dtype, device)?;
+    let eos_id = content
+        .metadata
+        .get("tokenizer.ggml.eos_token_id")
+        .and_then(|v| v.to_u32().ok());
+    Ok(GgufModel {
+        config,
+        weights: Weights::from_parts(tensors, quantized, dtype, path.to_path_buf()),
+        eos_id,
+    })
+}
+
+/// The architecture and the config of the GGUF file `path` whose header `content` was read:
+/// its metadata and tensor list only (and Phi-3's small rope factor tensors), no weights.
+/// `genarm inspect` reads a file this far.
+pub fn read_config<R: std::io::Seek + std::io::Read>(
+    path: &Path,
+    content: &Content,
+    reader: &mut R,
+    device: &Device,
+) -> Result<(String, ModelConfig)> {
     let meta = Meta {
         map: &content.metadata,
         path,
@@ -83,32 +117,35 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
             "per-frequency rope factors (rope_freqs, Llama 3.1 style scaling) are not supported in GGUF",
         ));
     }
-    let rope_factors = read_rope_factors(path, &content, &mut reader, device)?;
-    let config = meta.config(&arch, hf_class, &content, rope_factors)?;
-    // Dense tensors become the compute dtype; quantized ones stay as stored.
-    let needed: u64 = header
-        .tensors
-        .iter()
-        .filter(|t| hf_name(&arch, &t.name).is_some())
-        .map(|t| match t.kind.block {
-            1 => t.bytes / (t.kind.block_bytes) * dtype.size_in_bytes() as u64,
-            _ => t.bytes,
-        })
-        .sum();
-    preflight::check_memory(path, needed, dtype.as_str())?;
+    let rope_factors = read_rope_factors(path, content, reader, device)?;
+    let config = meta.config(&arch, hf_class, content, rope_factors)?;
+    Ok((arch, config))
+}
 
+type Tensors = (HashMap<String, Tensor>, HashMap<String, Arc<QTensor>>);
+
+/// Every tensor genarm uses, renamed: dense ones as `dtype`, quantized ones as stored.
+fn read_tensors<R: std::io::Seek + std::io::Read>(
+    path: &Path,
+    content: &Content,
+    reader: &mut R,
+    arch: &str,
+    config: &ModelConfig,
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensors> {
     let mut tensors = HashMap::new();
     let mut quantized = HashMap::new();
     for gguf_name in content.tensor_infos.keys() {
-        let Some(name) = hf_name(&arch, gguf_name) else {
+        let Some(name) = hf_name(arch, gguf_name) else {
             continue;
         };
         let q = content
-            .tensor(&mut reader, gguf_name, device)
+            .tensor(reader, gguf_name, device)
             .map_err(|e| bad(path, &format!("cannot read tensor '{gguf_name}'"), e))?;
         // llama.cpp's converter reorders the rows of Llama's q and k projections so that its
         // rotary kernel can rotate adjacent pairs; ours rotates halves, as transformers does.
-        let permuted = PERMUTED_QK.contains(&arch.as_str());
+        let permuted = PERMUTED_QK.contains(&arch);
         let heads = match name.rsplit('.').nth(1) {
             Some("q_proj") if permuted => Some(config.num_attention_heads),
             Some("k_proj") if permuted => Some(config.num_key_value_heads),
@@ -162,20 +199,12 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
             }
         }
     }
-    let eos_id = content
-        .metadata
-        .get("tokenizer.ggml.eos_token_id")
-        .and_then(|v| v.to_u32().ok());
-    Ok(GgufModel {
-        config,
-        weights: Weights::from_parts(tensors, quantized, dtype, path.to_path_buf()),
-        eos_id,
-    })
+    Ok((tensors, quantized))
 }
 
 /// Our (Hugging Face) name for a llama.cpp tensor name of architecture `arch`; None for
 /// tensors we do not use.
-fn hf_name(arch: &str, gguf: &str) -> Option<String> {
+pub fn hf_name(arch: &str, gguf: &str) -> Option<String> {
     let fixed = match gguf {
         "token_embd.weight" => Some("model.embed_tokens.weight"),
         "output_norm.weight" => Some("model.norm.weight"),

@@ -272,8 +272,25 @@ pub fn format_name_of(format: GgmlDType) -> String {
 /// `candle` for every format, `candle:q4_0,q5_0` for those formats (items are joined with
 /// '+', as in `avx2+candle:q5_0`; to compare the kernels, see docs/performance.md).
 fn packable(q: &QTensor) -> bool {
+    q.device().is_cpu() && packs_here(q.dtype())
+}
+
+/// Which kernels a CPU weight of block format `format` runs on in this process, as
+/// `Linear::kernel_name` says it: "genarm" (`qgemv`'s packed tiles) or "candle" (`QMatMul`).
+/// `genarm inspect` reports it without building the layer.
+pub fn quant_kernel_name(format: GgmlDType) -> &'static str {
+    if packs_here(format) {
+        "genarm"
+    } else {
+        "candle"
+    }
+}
+
+/// [`packable`] for a format: `qgemv` packs it, this CPU runs the fast kernels, and
+/// `GENARM_QUANT_KERNEL` does not send it to candle.
+fn packs_here(format: GgmlDType) -> bool {
     let asked = std::env::var("GENARM_QUANT_KERNEL").unwrap_or_default();
-    let name = format_name_of(q.dtype());
+    let name = format_name_of(format);
     let to_candle = asked
         .split('+')
         .any(|item| match item.strip_prefix("candle") {
@@ -281,10 +298,7 @@ fn packable(q: &QTensor) -> bool {
             Some(list) => list.trim_start_matches(':').split(',').any(|f| f == name),
             None => false,
         });
-    packed_format(q.dtype()).is_some()
-        && q.device().is_cpu()
-        && qgemv::Isa::detect().is_fast()
-        && !to_candle
+    packed_format(format).is_some() && qgemv::Isa::detect().is_fast() && !to_candle
 }
 
 /// The formats `qgemv` packs, by candle's name.

@@ -2,6 +2,7 @@
 
 pub mod causal_lm;
 pub mod config;
+pub mod inspect;
 pub mod linear;
 pub mod preflight;
 pub mod transformer;

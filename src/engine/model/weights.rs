@@ -261,6 +261,113 @@ fn slice_rows(q: &QTensor, start: usize, rows: usize) -> Result<QTensor> {
     Ok(QTensor::new(storage, (rows, cols))?)
 }
 
+/// A tensor as its weight file's header describes it; its values are not read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTensor {
+    pub name: String,
+    /// As stored, spelled as `--dtype` spells it: "f32", "f16", "bf16" (or "i64", ...).
+    pub dtype: String,
+    pub shape: Vec<usize>,
+}
+
+/// One weight file of a folder, read as far as its header.
+#[derive(Debug)]
+pub struct StoredFile {
+    pub path: PathBuf,
+    /// The tensors the header lists (empty where it cannot be read).
+    pub tensors: Vec<StoredTensor>,
+    /// The error `Weights::load` would stop at for this file, where it would.
+    pub problem: Option<EngineError>,
+}
+
+/// The weight files `Weights::load` would read from `dir`, each with the tensors its header
+/// describes, without reading a value (`genarm inspect`): a safetensors file whose data is
+/// truncated still lists its tensors, with the loader's error beside them.
+pub fn stored_tensors(dir: &Path) -> Result<Vec<StoredFile>> {
+    let files = weight_files(dir)?;
+    Ok(files
+        .paths
+        .into_iter()
+        .map(|path| match files.format {
+            Format::Safetensors => {
+                // The loader's own check (mapping reads the header pages only), then the
+                // header alone, which a file cut short in its data still has.
+                let problem = map_safetensors(&path).err();
+                match safetensors_header(&path) {
+                    Ok(tensors) => StoredFile {
+                        path,
+                        tensors,
+                        problem,
+                    },
+                    Err(e) => StoredFile {
+                        path,
+                        tensors: Vec::new(),
+                        problem: Some(problem.unwrap_or(e)),
+                    },
+                }
+            }
+            Format::PyTorch => {
+                match candle_core::pickle::read_pth_tensor_info(&path, false, None) {
+                    Ok(infos) => StoredFile {
+                        tensors: infos
+                            .into_iter()
+                            .map(|i| StoredTensor {
+                                name: i.name,
+                                dtype: i.dtype.as_str().to_string(),
+                                shape: i.layout.shape().dims().to_vec(),
+                            })
+                            .collect(),
+                        path,
+                        problem: None,
+                    },
+                    Err(e) => StoredFile {
+                        problem: Some(weights_error(&path, e)),
+                        path,
+                        tensors: Vec::new(),
+                    },
+                }
+            }
+        })
+        .collect())
+}
+
+/// The tensors a safetensors header lists: an 8-byte little-endian length, then that many
+/// bytes of JSON (the format's own layout); nothing after it is read.
+fn safetensors_header(file: &Path) -> Result<Vec<StoredTensor>> {
+    use std::io::Read;
+    /// The safetensors crate's own limit on the header.
+    const MAX_HEADER: u64 = 100_000_000;
+    let bad = |msg: String| EngineError::invalid(file, format!("cannot read weights: {msg}"));
+    let mut f = std::fs::File::open(file).map_err(|e| EngineError::io(file, e))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)
+        .map_err(|_| bad("shorter than a safetensors header".into()))?;
+    let len = u64::from_le_bytes(len);
+    if len > MAX_HEADER {
+        return Err(bad(format!("header of {len} bytes claimed")));
+    }
+    let mut header = Vec::new();
+    f.take(len)
+        .read_to_end(&mut header)
+        .map_err(|e| EngineError::io(file, e))?;
+    if header.len() as u64 != len {
+        return Err(bad("the header is cut short".into()));
+    }
+    let meta: safetensors::tensor::Metadata =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
+    let mut tensors: Vec<StoredTensor> = meta
+        .tensors()
+        .into_iter()
+        .map(|(name, info)| StoredTensor {
+            name,
+            dtype: format!("{:?}", info.dtype).to_lowercase(),
+            shape: info.shape.clone(),
+        })
+        .collect();
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(tensors)
+}
+
 /// A safetensors file mapped for reading.
 fn map_safetensors(file: &Path) -> Result<candle_core::safetensors::MmapedSafetensors> {
     // SAFETY: a memory map is sound while no one changes the file under it. The map is
