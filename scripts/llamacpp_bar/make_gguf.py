@@ -9,7 +9,8 @@ Why not llama.cpp's convert_hf_to_gguf.py: it imports torch + transformers, and 
 models made by `genarm random-model` carry a WordLevel/WhitespaceSplit tokenizer that
 the converter does not know. The benchmark only feeds token ids, so the GGUF gets a
 plain "llama" (SentencePiece-type) vocabulary holding the same token strings and
-special ids; the tensors are converted exactly as convert_hf_to_gguf.py does for the
+special ids (a byte-level BPE tokenizer, as the demo's, is written as llama.cpp writes
+GPT-2's, so that llama-server tokenizes as genarm does); the tensors are converted exactly as convert_hf_to_gguf.py does for the
 llama architecture (q/k rows permuted from HF's rotate-half order to llama.cpp's
 interleaved RoPE order, norms kept f32, tied embeddings -> no output.weight).
 """
@@ -58,6 +59,16 @@ def rope_theta(cfg: dict) -> float:
     return float(rp.get("rope_theta", 10000.0))
 
 
+def is_byte_level_bpe(tok: dict) -> bool:
+    """A BPE tokenizer.json whose pre-tokenizer is GPT-2's byte-level split."""
+    pre = tok.get("pre_tokenizer") or {}
+    return (
+        tok["model"]["type"] == "BPE"
+        and pre.get("type") == "ByteLevel"
+        and pre.get("use_regex", True)
+    )
+
+
 def write_gguf(model_dir: str, out_path: str, dtype: str) -> None:
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
     if cfg.get("architectures", ["LlamaForCausalLM"])[0] != "LlamaForCausalLM":
@@ -103,10 +114,20 @@ def write_gguf(model_dir: str, out_path: str, dtype: str) -> None:
             types.append(gguf.TokenType.NORMAL)
         else:
             types.append(gguf.TokenType.UNUSED)
-    w.add_tokenizer_model("llama")
-    w.add_token_list(tokens)
-    w.add_token_scores([0.0] * n_vocab)
-    w.add_token_types(types)
+    if is_byte_level_bpe(tok):
+        # A byte-level BPE tokenizer (the demo's; GPT-2's split): written as llama.cpp's
+        # converter writes one, so llama-server tokenizes as genarm does (remote-base runs).
+        merges = tok["model"].get("merges", [])
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre("gpt-2")
+        w.add_token_list(tokens)
+        w.add_token_types(types)
+        w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
+    else:
+        w.add_tokenizer_model("llama")
+        w.add_token_list(tokens)
+        w.add_token_scores([0.0] * n_vocab)
+        w.add_token_types(types)
     gen = {}
     gpath = os.path.join(model_dir, "generation_config.json")
     if os.path.exists(gpath):
