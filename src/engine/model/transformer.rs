@@ -181,6 +181,9 @@ pub struct Transformer {
     embed_tokens: Embedding,
     /// Embeddings are multiplied by this (Gemma: sqrt(hidden), rounded to the weights' dtype).
     embed_scale: Option<f32>,
+    /// The weights' dtype, which the scaled embeddings are rounded to (the lookup table itself
+    /// may be narrower: see `lookup_table`).
+    embed_dtype: DType,
     blocks: Vec<Block>,
     norm: Tensor,
     lm_head: Linear,
@@ -315,7 +318,8 @@ impl Transformer {
             }
         }
         Ok(Self {
-            embed_tokens: Embedding::new(embed, h),
+            embed_dtype: embed.dtype(),
+            embed_tokens: Embedding::new(lookup_table(embed, w, plan)?, h),
             embed_scale,
             blocks,
             norm: norm_weight(cfg, w, "model.norm.weight", h)?,
@@ -374,7 +378,7 @@ impl Transformer {
     /// Embeddings (batch, t, hidden) of `tokens`, f32.
     fn embed(&self, tokens: &Tensor) -> Result<Tensor> {
         let x = self.embed_tokens.forward(tokens)?;
-        let dtype = x.dtype();
+        let dtype = self.embed_dtype;
         let x = x.to_dtype(DType::F32)?;
         Ok(match self.embed_scale {
             None => x,
@@ -558,6 +562,17 @@ fn norm_weight(cfg: &ModelConfig, w: &Weights, name: &str, len: usize) -> Result
         weight
     } else {
         (weight + f64::from(cfg.norm_weight_offset))?
+    })
+}
+
+/// The embedding lookup table: f16 where the matrices are block-quantized (at load, or stored
+/// so) and the table is f32. It is a fifth of a small model's weights; f16 halves it and rounds
+/// far finer than the blocks the matrices use, and each looked-up row is widened to f32 again.
+fn lookup_table(embed: Tensor, w: &Weights, plan: Option<QuantPlan>) -> Result<Tensor> {
+    let quantized = plan.is_some() || w.is_quantized("model.embed_tokens.weight");
+    Ok(match embed.dtype() {
+        DType::F32 if quantized => embed.to_dtype(DType::F16)?,
+        _ => embed,
     })
 }
 
