@@ -180,17 +180,33 @@ impl TensorSource {
         if let Some(i) = preflight::first_non_finite(&q.data()?, stored) {
             return Err(preflight::non_finite_error(path, gguf_name, i));
         }
-        let mut t = q.dequantize(&self.device).map_err(cannot)?;
-        if stored != DType::F32 {
-            // candle widens half tensors to f32 when it reads them; keep the stored dtype.
-            t = t.to_dtype(stored)?;
-        }
+        let mut t = match stored {
+            // candle's dequantize would widen half tensors to f32 (twice their bytes, for the
+            // moment of the copy): their bytes are taken as they are.
+            DType::F16 => half_tensor(&q, half::f16::from_le_bytes, &self.device)?,
+            DType::BF16 => half_tensor(&q, half::bf16::from_le_bytes, &self.device)?,
+            _ => q.dequantize(&self.device).map_err(cannot)?,
+        };
         if let Some(order) = &self.order {
             let index = Tensor::new(order.as_slice(), &self.device)?;
             t = t.index_select(&index, 0)?;
         }
         Ok(Stored::Dense(t))
     }
+}
+
+/// A stored f16 or bf16 tensor as a dense tensor of the same dtype (little-endian values).
+fn half_tensor<T: candle_core::WithDType>(
+    q: &QTensor,
+    from_le: fn([u8; 2]) -> T,
+    device: &Device,
+) -> Result<Tensor> {
+    let data = q.data()?;
+    let values: Vec<T> = data
+        .chunks_exact(2)
+        .map(|b| from_le([b[0], b[1]]))
+        .collect();
+    Ok(Tensor::from_vec(values, q.shape().dims(), device)?)
 }
 
 /// The row order that undoes llama.cpp's q/k permutation for tensor `name` (our name) of shape

@@ -493,6 +493,25 @@ impl<'a> DenseRows<'a> {
         }
     }
 
+    /// The values as f32, through `half`'s slice conversion (F16C where the CPU has it: candle's
+    /// `to_dtype` converts one value at a time in software, which cost more than the product).
+    fn widened(self) -> Vec<f32> {
+        use half::slice::HalfFloatSliceExt;
+        match self {
+            Self::F32(v) => v.to_vec(),
+            Self::F16(v) => {
+                let mut out = vec![0f32; v.len()];
+                v.convert_to_f32_slice(&mut out);
+                out
+            }
+            Self::Bf16(v) => {
+                let mut out = vec![0f32; v.len()];
+                v.convert_to_f32_slice(&mut out);
+                out
+            }
+        }
+    }
+
     fn product(self, x: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
         match self {
             Self::F32(w) => gemv::matmul_block(x, m, w, n, k),
@@ -612,9 +631,9 @@ const PRODUCT_BLOCK_ROWS: usize = 256;
 
 /// x (.., in) · wᵀ for many rows of x (prompts): w is cut into blocks of rows, one rayon task
 /// each, and every block is multiplied by candle's f32 gemm, a half-precision block widened to
-/// f32 first. candle's own f16/bf16 gemm converts inside its inner loop and ran prompts at half
-/// the speed of f32 weights; widening a block costs one conversion per weight, shared by all
-/// rows of x. The tasks are the parallelism: `main` runs candle's gemm on one thread (see
+/// f32 first (`DenseRows::widened`). candle's own f16/bf16 gemm converts inside its inner loop
+/// and ran prompts at half the speed of f32 weights; widening a block costs one conversion per
+/// weight, shared by all rows of x. The tasks are the parallelism: `main` runs candle's gemm on one thread (see
 /// `Linear`). The result is x's dtype; the products are f32, as in the decoding kernels. None
 /// where candle's matmul must do it (gradients tracked, not a contiguous CPU matrix).
 fn blocked_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
@@ -628,6 +647,10 @@ fn blocked_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     if last != k || m == 0 || x.track_op() || w.track_op() || !w.device().is_cpu() || !floats {
         return Ok(None);
     }
+    let (storage, layout) = w.storage_and_layout();
+    let Some(rows) = DenseRows::of(&storage, layout) else {
+        return Ok(None);
+    };
     let x2 = x.to_dtype(DType::F32)?.reshape((m, k))?;
     let per_thread = n.div_ceil(rayon::current_num_threads().max(1));
     let height = per_thread
@@ -638,14 +661,15 @@ fn blocked_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     let parts: Vec<Tensor> = firsts
         .par_iter()
         .map(|&first| {
-            let block = w.narrow(0, first, height.min(n - first))?;
-            let block = match block.dtype() {
-                DType::F32 => block,
-                _ => block.to_dtype(DType::F32)?,
+            let count = height.min(n - first);
+            let block = match rows.slice(first * k, count * k) {
+                DenseRows::F32(_) => w.narrow(0, first, count)?,
+                half => Tensor::from_vec(half.widened(), (count, k), w.device())?,
             };
             x2.matmul(&block.t()?)
         })
         .collect::<candle_core::Result<_>>()?;
+    drop(storage);
     let y = Tensor::cat(&parts, 1)?;
     let mut dims = x.dims().to_vec();
     if let Some(d) = dims.last_mut() {
