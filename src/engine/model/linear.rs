@@ -59,17 +59,42 @@ impl LinearWeight {
         let Some(format) = fitting_format(format, in_dim) else {
             return Ok(Self::Dense(dense.to_dtype(DType::F16)?));
         };
-        // candle quantizes the tensor's storage from its start, whatever the view's offset: a
-        // view into a larger buffer (a row range of Phi-3's fused qkv_proj) is copied first.
         let dense = dense.to_dtype(DType::F32)?;
-        let dense = if dense.layout().start_offset() == 0 && dense.is_contiguous() {
-            dense
-        } else {
-            dense.force_contiguous()?
-        };
-        let q = QTensor::quantize(&dense, format)?;
-        Ok(Self::Quantized(Arc::new(q)))
+        let rows = dense.dim(0)?;
+        if rows <= QUANTIZE_ROWS {
+            return Ok(Self::Quantized(Arc::new(quantize_whole(&dense, format)?)));
+        }
+        // Blocks never cross rows, so quantizing row ranges and joining their bytes gives the
+        // blocks of the whole matrix.
+        let mut bytes = Vec::new();
+        for first in (0..rows).step_by(QUANTIZE_ROWS) {
+            let part = dense.narrow(0, first, QUANTIZE_ROWS.min(rows - first))?;
+            bytes.extend_from_slice(&quantize_whole(&part, format)?.data()?);
+        }
+        let storage = QStorage::from_data(Cow::Owned(bytes), dense.device(), format)?;
+        Ok(Self::Quantized(Arc::new(QTensor::new(
+            storage,
+            dense.shape(),
+        )?)))
     }
+}
+
+/// Rows quantized per call of candle's quantizer, which copies its whole input into a vector
+/// first: a 49152-row embedding at once held a second f32 copy of itself (113 MiB for the
+/// 135M shape) at the peak of the load.
+const QUANTIZE_ROWS: usize = 2048;
+
+/// `dense` (f32) quantized by candle in one call.
+fn quantize_whole(dense: &Tensor, format: GgmlDType) -> Result<QTensor> {
+    // candle quantizes the tensor's storage from its start, whatever the view's offset: a view
+    // into a larger buffer (a row range, of Phi-3's fused qkv_proj or of `quantize`'s parts)
+    // is copied first.
+    let dense = if dense.layout().start_offset() == 0 && dense.is_contiguous() {
+        dense.clone()
+    } else {
+        dense.force_contiguous()?
+    };
+    Ok(QTensor::quantize(&dense, format)?)
 }
 
 /// y = x·Wᵀ + b.

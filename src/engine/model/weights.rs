@@ -367,6 +367,11 @@ fn safetensors_reader(
     );
     Box::new(move || {
         let view = st.get(&name).map_err(|e| weights_error(&file, e))?;
+        let stored = DType::try_from(view.dtype()).ok();
+        if let Some(t) = copy_releasing(stored, view.shape(), view.data(), &file, &name, &device)? {
+            return Ok(Stored::Dense(t));
+        }
+        // Other dtypes (integers, f64): candle's reader, its pages released afterwards.
         if let Ok(stored) = DType::try_from(view.dtype())
             && let Some(i) = preflight::first_non_finite(view.data(), stored)
         {
@@ -378,6 +383,66 @@ fn safetensors_reader(
         release_pages(view.data());
         Ok(Stored::Dense(t))
     })
+}
+
+/// Bytes copied out of a map per step of `copy_releasing` (a multiple of every dtype's width).
+const COPY_CHUNK: usize = 4 << 20;
+
+/// An f32, f16 or bf16 tensor copied out of its map in its stored dtype, a few MiB at a time,
+/// each piece checked for NaN and infinity and its pages released right after it is copied:
+/// the file's pages of a tensor as large as an embedding (113 MiB in f32 for the 135M shape)
+/// never sit in memory next to the whole copy. None for other dtypes.
+fn copy_releasing(
+    stored: Option<DType>,
+    shape: &[usize],
+    data: &[u8],
+    file: &Path,
+    name: &str,
+    device: &Device,
+) -> Result<Option<Tensor>> {
+    let t = match stored {
+        Some(DType::F32) => {
+            let read = |b: &[u8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let values = copy_chunks(data, 4, DType::F32, read, file, name)?;
+            Tensor::from_vec(values, shape, device)?
+        }
+        Some(DType::F16) => {
+            let read = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]);
+            let values = copy_chunks(data, 2, DType::F16, read, file, name)?;
+            Tensor::from_vec(values, shape, device)?
+        }
+        Some(DType::BF16) => {
+            let read = |b: &[u8]| half::bf16::from_le_bytes([b[0], b[1]]);
+            let values = copy_chunks(data, 2, DType::BF16, read, file, name)?;
+            Tensor::from_vec(values, shape, device)?
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(t))
+}
+
+/// The values of `data` (`width` bytes each), read chunk by chunk (see `copy_releasing`).
+fn copy_chunks<T>(
+    data: &[u8],
+    width: usize,
+    dtype: DType,
+    read: impl Fn(&[u8]) -> T,
+    file: &Path,
+    name: &str,
+) -> Result<Vec<T>> {
+    let mut out = Vec::with_capacity(data.len() / width);
+    for (c, chunk) in data.chunks(COPY_CHUNK).enumerate() {
+        if let Some(i) = preflight::first_non_finite(chunk, dtype) {
+            return Err(preflight::non_finite_error(
+                file,
+                name,
+                c * COPY_CHUNK / width + i,
+            ));
+        }
+        out.extend(chunk.chunks_exact(width).map(&read));
+        release_pages(chunk);
+    }
+    Ok(out)
 }
 
 /// Drop this process's copies of the mapped file pages wholly inside `data` once a tensor was
