@@ -669,7 +669,14 @@ fn blocked_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     };
     let m = x.elem_count() / k.max(1);
     let floats = matches!(w.dtype(), DType::F32 | DType::F16 | DType::BF16);
-    if last != k || m == 0 || x.track_op() || w.track_op() || !w.device().is_cpu() || !floats {
+    if last != k
+        || m == 0
+        || n == 0
+        || x.track_op()
+        || w.track_op()
+        || !w.device().is_cpu()
+        || !floats
+    {
         return Ok(None);
     }
     let (storage, layout) = w.storage_and_layout();
@@ -678,10 +685,7 @@ fn blocked_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     };
     let x2 = x.to_dtype(DType::F32)?.reshape((m, k))?;
     let per_thread = n.div_ceil(rayon::current_num_threads().max(1));
-    let height = per_thread
-        .next_multiple_of(16)
-        .min(PRODUCT_BLOCK_ROWS)
-        .max(1);
+    let height = per_thread.next_multiple_of(16).clamp(1, PRODUCT_BLOCK_ROWS);
     let firsts: Vec<usize> = (0..n).step_by(height).collect();
     let parts: Vec<Tensor> = firsts
         .par_iter()
