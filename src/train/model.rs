@@ -100,7 +100,7 @@ impl TrainableModel {
         let (net, vars, frozen) = match &lora {
             None => {
                 let mut vars: Vec<(String, Var)> = weights
-                    .into_tensors()
+                    .into_tensors()?
                     .into_iter()
                     .map(|(name, t)| Ok((name, Var::from_tensor(&t)?)))
                     .collect::<candle_core::Result<_>>()?;
@@ -134,7 +134,7 @@ impl TrainableModel {
                         Ok((ta, tb))
                     },
                 )?;
-                (net, vars, Some(weights.into_tensors()))
+                (net, vars, Some(weights.into_tensors()?))
             }
         };
         Ok(Self {

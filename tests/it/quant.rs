@@ -381,6 +381,26 @@ fn f32_gguf_matches_its_safetensors_source() {
     }
 }
 
+/// A tied model quantized at load looks its tokens up in the blocks its output layer was made
+/// from, as a llama.cpp file whose `token_embd` is Q8_0 (and no `output.weight`) does: the two
+/// hold the same blocks, so their log-probs agree to float rounding, and both stay within the
+/// Q8_0 tolerance of the f32 model.
+#[test]
+fn tied_q8_0_lookup_reads_the_same_blocks_as_a_q8_0_gguf_embedding() {
+    let models = Models::new();
+    let dir = sharp_model(&models, "tied", spec("llama", 8, true));
+    let mut q8 = layout(GgmlDType::Q8_0, "llama");
+    q8.embedding = GgmlDType::Q8_0;
+    let gguf = write(&models, &dir, "tied-q8", q8);
+    let tokenizer = dir.join("tokenizer.json");
+    let from_gguf = logprobs(&gguf, ComputeDtype::F32, Some(&tokenizer));
+    let at_load = logprobs(&dir, ComputeDtype::Q8_0, None);
+    let f32 = logprobs(&dir, ComputeDtype::F32, None);
+    let err = max_error(&at_load, &from_gguf);
+    assert!(err < 1e-4, "at load vs Q8_0 GGUF: {err}");
+    assert!(max_error_plausible(&f32, &at_load) < Q8_TOLERANCE);
+}
+
 #[test]
 fn q8_0_gguf_matches_its_source_quantized_at_load() {
     // Row-wise blocks do not depend on the row order, so a Q8_0 GGUF of the (permuted) matrices,

@@ -178,6 +178,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         bail!("--repeats and --prompt-tokens must be at least 1, --decode-tokens at least 2");
     }
     let mut subjects = load_subjects(args)?;
+    let loaded = Memory::now();
     let first = &subjects[0].guide;
     let (vocab, max_context, names) = (first.vocab(), first.max_context(), first.arm_names());
     if args.prompt_tokens + args.decode_tokens > max_context {
@@ -209,6 +210,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         names,
         vocab,
         threads: candle_core::utils::get_num_threads(),
+        loaded,
+        end: Memory::now(),
     };
     let summaries: Vec<Summary> = subjects
         .iter()
@@ -259,6 +262,47 @@ struct About {
     model_names: Vec<String>,
     vocab: usize,
     threads: usize,
+    /// The process's memory once every model is loaded, and after the runs.
+    loaded: Memory,
+    end: Memory,
+}
+
+/// Resident memory of this process in MiB (Linux's /proc/self/status; None elsewhere): `rss`
+/// now (VmRSS) and the `peak` so far (VmHWM). All models of every `--dtypes` row count together.
+#[derive(Clone, Copy)]
+struct Memory {
+    rss: Option<f64>,
+    peak: Option<f64>,
+}
+
+impl Memory {
+    fn now() -> Self {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let field = |key: &str| {
+            let line = status.lines().find(|l| l.starts_with(key))?;
+            let kib: f64 = line[key.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some(kib / 1024.0)
+        };
+        Self {
+            rss: field("VmRSS:"),
+            peak: field("VmHWM:"),
+        }
+    }
+
+    /// "rss after load 212 MiB, peak at load 260 MiB, peak 270 MiB", or "unknown".
+    fn describe(loaded: Self, end: Self) -> String {
+        match (loaded.rss, loaded.peak, end.peak) {
+            (Some(rss), Some(load_peak), Some(peak)) => format!(
+                "rss after load {rss:.0} MiB, peak at load {load_peak:.0} MiB, peak {peak:.0} MiB"
+            ),
+            _ => "unknown".to_string(),
+        }
+    }
 }
 
 /// One JSON object per weight format.
@@ -292,6 +336,8 @@ fn write_json(
             "guidance_overhead": m.overhead,
             "remote": m.remote.as_ref()
                 .map(|r| r.json(m.guided_step_ms, m.arms_ms, m.guidance_ms)),
+            "memory_mib": {"after_load": about.loaded.rss, "load_peak": about.loaded.peak,
+                           "peak": about.end.peak},
         });
         writeln!(out, "{report}")?;
     }
@@ -371,6 +417,11 @@ fn write_table(
             .collect();
         writeln!(out, "formats of {}: {}", s.dtype, weights.join(", "))?;
     }
+    writeln!(
+        out,
+        "memory (all rows' models): {}",
+        Memory::describe(about.loaded, about.end)
+    )?;
     Ok(())
 }
 

@@ -111,7 +111,7 @@ pub fn merge_adapter(
     let adapter = candle_core::safetensors::load(&path, &Device::Cpu)
         .map_err(|e| EngineError::invalid(&path, format!("cannot read adapter weights: {e}")))?;
     let source = weights.source.clone();
-    let mut tensors = weights.into_tensors();
+    let mut tensors = weights.into_tensors()?;
     let mut merged = 0;
     for (key, a) in &adapter {
         let Some(module) = key.strip_suffix(".lora_A.weight") else {

@@ -15,8 +15,10 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QStorage, QTensor};
@@ -27,7 +29,7 @@ use crate::engine::error::{EngineError, Result};
 use crate::engine::formats::gguf_header::{self, shown};
 use crate::engine::model::config::ModelConfig;
 use crate::engine::model::preflight;
-use crate::engine::model::weights::Weights;
+use crate::engine::model::weights::{LazyTensor, Stored, Weights};
 
 /// Whether `path` names a GGUF file (rather than a model folder).
 pub fn is_gguf(path: &Path) -> bool {
@@ -73,15 +75,46 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
         })
         .sum();
     preflight::check_memory(path, needed, dtype.as_str())?;
-    let (tensors, quantized) =
-        read_tensors(path, &content, &mut reader, &arch, &config, dtype, device)?;
+
+    // Every tensor is read when its layer is built (see `Weights`): one source copy at a time.
     let eos_id = content
         .metadata
         .get("tokenizer.ggml.eos_token_id")
         .and_then(|v| v.to_u32().ok());
+    let content = Arc::new(content);
+    let reader = Arc::new(Mutex::new(reader));
+    let mut lazy = HashMap::new();
+    for (gguf_name, info) in &content.tensor_infos {
+        let Some(name) = hf_name(&arch, gguf_name) else {
+            continue;
+        };
+        let shape = info.shape.dims().to_vec();
+        let order = qk_row_order(path, &arch, &config, &name, gguf_name, &shape)?;
+        let quantized = !matches!(
+            info.ggml_dtype,
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16
+        );
+        let source = TensorSource {
+            path: path.to_path_buf(),
+            content: content.clone(),
+            reader: reader.clone(),
+            gguf_name: gguf_name.clone(),
+            order,
+            device: device.clone(),
+        };
+        let read = Box::new(move || source.read());
+        lazy.insert(
+            name,
+            LazyTensor {
+                shape,
+                quantized,
+                read,
+            },
+        );
+    }
     Ok(GgufModel {
         config,
-        weights: Weights::from_parts(tensors, quantized, dtype, path.to_path_buf()),
+        weights: Weights::from_lazy(lazy, dtype, path.to_path_buf()),
         eos_id,
     })
 }
@@ -122,86 +155,105 @@ pub fn read_config<R: std::io::Seek + std::io::Read>(
     Ok((arch, config))
 }
 
-type Tensors = (HashMap<String, Tensor>, HashMap<String, Arc<QTensor>>);
-
-/// Every tensor genarm uses, renamed: dense ones as `dtype`, quantized ones as stored.
-fn read_tensors<R: std::io::Seek + std::io::Read>(
-    path: &Path,
-    content: &Content,
-    reader: &mut R,
-    arch: &str,
-    config: &ModelConfig,
-    dtype: DType,
-    device: &Device,
-) -> Result<Tensors> {
-    let mut tensors = HashMap::new();
-    let mut quantized = HashMap::new();
-    for gguf_name in content.tensor_infos.keys() {
-        let Some(name) = hf_name(arch, gguf_name) else {
-            continue;
-        };
-        let q = content
-            .tensor(reader, gguf_name, device)
-            .map_err(|e| bad(path, &format!("cannot read tensor '{gguf_name}'"), e))?;
-        // llama.cpp's converter reorders the rows of Llama's q and k projections so that its
-        // rotary kernel can rotate adjacent pairs; ours rotates halves, as transformers does.
-        let permuted = PERMUTED_QK.contains(&arch);
-        let heads = match name.rsplit('.').nth(1) {
-            Some("q_proj") if permuted => Some(config.num_attention_heads),
-            Some("k_proj") if permuted => Some(config.num_key_value_heads),
-            _ => None,
-        };
-        let order = match heads {
-            None => None,
-            Some(h) => {
-                // Each head's rows come in pairs (found by the fuzzer: fewer rows than heads
-                // divided by zero); the decoder checks the exact shape later.
-                let rows = q.shape().dims().first().copied().unwrap_or(0);
-                if q.shape().rank() != 2 || rows == 0 || rows % (2 * h) != 0 {
-                    return Err(EngineError::invalid(
-                        path,
-                        format!(
-                            "tensor '{}' has shape {:?}, not {h} heads of an even number of rows",
-                            shown(gguf_name),
-                            q.shape().dims()
-                        ),
-                    ));
-                }
-                Some(halves_from_pairs(rows, h))
-            }
-        };
-        match q.dtype() {
-            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
-                let stored = match q.dtype() {
-                    GgmlDType::F32 => DType::F32,
-                    GgmlDType::F16 => DType::F16,
-                    _ => DType::BF16,
-                };
-                if let Some(i) = preflight::first_non_finite(&q.data()?, stored) {
-                    return Err(preflight::non_finite_error(path, gguf_name, i));
-                }
-                let mut t = q
-                    .dequantize(device)
-                    .and_then(|t| t.to_dtype(dtype))
-                    .map_err(|e| bad(path, &format!("cannot read tensor '{gguf_name}'"), e))?;
-                if let Some(order) = &order {
-                    let index = Tensor::new(order.as_slice(), device)?;
-                    t = t.index_select(&index, 0)?;
-                }
-                tensors.insert(name, t);
-            }
-            _ => {
-                let q = match &order {
-                    Some(order) => permute_rows(&q, order)?,
-                    None => q,
-                };
-                quantized.insert(name, Arc::new(q));
-            }
-        }
-    }
-    Ok((tensors, quantized))
+/// One tensor of a GGUF file, read on request (`Weights`): the file's reader is shared by all.
+struct TensorSource {
+    path: PathBuf,
+    content: Arc<Content>,
+    reader: Arc<Mutex<BufReader<File>>>,
+    gguf_name: String,
+    /// Our row order where llama.cpp's converter reordered the rows (`qk_row_order`).
+    order: Option<Vec<u32>>,
+    device: Device,
 }
 
+impl TensorSource {
+    fn read(&self) -> Result<Stored> {
+        let (path, gguf_name) = (&self.path, &self.gguf_name);
+        let cannot = |e| bad(path, &format!("cannot read tensor '{gguf_name}'"), e);
+        let q = {
+            let mut reader = self
+                .reader
+                .lock()
+                .map_err(|_| EngineError::invalid(path, "reader poisoned by an earlier panic"))?;
+            self.content
+                .tensor(&mut *reader, gguf_name, &self.device)
+                .map_err(cannot)?
+        };
+        let stored = match q.dtype() {
+            GgmlDType::F32 => DType::F32,
+            GgmlDType::F16 => DType::F16,
+            GgmlDType::BF16 => DType::BF16,
+            _ => {
+                return Ok(Stored::Quantized(match &self.order {
+                    Some(order) => permute_rows(&q, order)?,
+                    None => q,
+                }));
+            }
+        };
+        if let Some(i) = preflight::first_non_finite(&q.data()?, stored) {
+            return Err(preflight::non_finite_error(path, gguf_name, i));
+        }
+        let mut t = match stored {
+            // candle's dequantize would widen half tensors to f32 (twice their bytes, for the
+            // moment of the copy): their bytes are taken as they are.
+            DType::F16 => half_tensor(&q, half::f16::from_le_bytes, &self.device)?,
+            DType::BF16 => half_tensor(&q, half::bf16::from_le_bytes, &self.device)?,
+            _ => q.dequantize(&self.device).map_err(cannot)?,
+        };
+        if let Some(order) = &self.order {
+            let index = Tensor::new(order.as_slice(), &self.device)?;
+            t = t.index_select(&index, 0)?;
+        }
+        Ok(Stored::Dense(t))
+    }
+}
+
+/// A stored f16 or bf16 tensor as a dense tensor of the same dtype (little-endian values).
+fn half_tensor<T: candle_core::WithDType>(
+    q: &QTensor,
+    from_le: fn([u8; 2]) -> T,
+    device: &Device,
+) -> Result<Tensor> {
+    let data = q.data()?;
+    let values: Vec<T> = data
+        .chunks_exact(2)
+        .map(|b| from_le([b[0], b[1]]))
+        .collect();
+    Ok(Tensor::from_vec(values, q.shape().dims(), device)?)
+}
+
+/// The row order that undoes llama.cpp's q/k permutation for tensor `name` (our name) of shape
+/// `shape`, None for the tensors it leaves alone. llama.cpp's converter reorders the rows of
+/// Llama's q and k projections so that its rotary kernel can rotate adjacent pairs; ours
+/// rotates halves, as transformers does.
+fn qk_row_order(
+    path: &Path,
+    arch: &str,
+    config: &ModelConfig,
+    name: &str,
+    gguf_name: &str,
+    shape: &[usize],
+) -> Result<Option<Vec<u32>>> {
+    let permuted = PERMUTED_QK.contains(&arch);
+    let heads = match name.rsplit('.').nth(1) {
+        Some("q_proj") if permuted => config.num_attention_heads,
+        Some("k_proj") if permuted => config.num_key_value_heads,
+        _ => return Ok(None),
+    };
+    // Each head's rows come in pairs (found by the fuzzer: fewer rows than heads divided by
+    // zero); the decoder checks the exact shape later.
+    let rows = shape.first().copied().unwrap_or(0);
+    if shape.len() != 2 || rows == 0 || rows % (2 * heads) != 0 {
+        return Err(EngineError::invalid(
+            path,
+            format!(
+                "tensor '{}' has shape {shape:?}, not {heads} heads of an even number of rows",
+                shown(gguf_name),
+            ),
+        ));
+    }
+    Ok(Some(halves_from_pairs(rows, heads)))
+}
 /// Our (Hugging Face) name for a llama.cpp tensor name of architecture `arch`; None for
 /// tensors we do not use.
 pub fn hf_name(arch: &str, gguf: &str) -> Option<String> {

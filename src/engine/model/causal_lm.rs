@@ -15,7 +15,7 @@ use crate::engine::formats::tokenizer::ModelTokenizer;
 use crate::engine::model::config::{ModelConfig, RopeScaling, token_ids};
 use crate::engine::model::linear::QuantPlan;
 use crate::engine::model::transformer::Transformer;
-use crate::engine::model::weights::Weights;
+use crate::engine::model::weights::{self, Weights};
 
 /// Weight format and compute precision, chosen with `--dtype`: dense f32/f16/bf16 weights
 /// computed in that precision, or weights quantized at load to one of llama.cpp's block
@@ -191,6 +191,8 @@ impl CausalLm {
             weights = merge_adapter(dir, adapter, weights, dtype.candle())?;
         }
         let net = Transformer::load_with(&config, &weights, &device, dtype.quantization())?;
+        drop(weights);
+        weights::return_freed_memory();
         Ok(Self {
             dir: dir.to_path_buf(),
             config,
@@ -224,6 +226,8 @@ impl CausalLm {
         }
         let net =
             Transformer::load_with(&model.config, &model.weights, &device, dtype.quantization())?;
+        drop(model.weights);
+        weights::return_freed_memory();
         Ok(Self {
             dir: path.to_path_buf(),
             config: model.config,

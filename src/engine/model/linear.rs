@@ -59,17 +59,42 @@ impl LinearWeight {
         let Some(format) = fitting_format(format, in_dim) else {
             return Ok(Self::Dense(dense.to_dtype(DType::F16)?));
         };
-        // candle quantizes the tensor's storage from its start, whatever the view's offset: a
-        // view into a larger buffer (a row range of Phi-3's fused qkv_proj) is copied first.
         let dense = dense.to_dtype(DType::F32)?;
-        let dense = if dense.layout().start_offset() == 0 && dense.is_contiguous() {
-            dense
-        } else {
-            dense.force_contiguous()?
-        };
-        let q = QTensor::quantize(&dense, format)?;
-        Ok(Self::Quantized(Arc::new(q)))
+        let rows = dense.dim(0)?;
+        if rows <= QUANTIZE_ROWS {
+            return Ok(Self::Quantized(Arc::new(quantize_whole(&dense, format)?)));
+        }
+        // Blocks never cross rows, so quantizing row ranges and joining their bytes gives the
+        // blocks of the whole matrix.
+        let mut bytes = Vec::new();
+        for first in (0..rows).step_by(QUANTIZE_ROWS) {
+            let part = dense.narrow(0, first, QUANTIZE_ROWS.min(rows - first))?;
+            bytes.extend_from_slice(&quantize_whole(&part, format)?.data()?);
+        }
+        let storage = QStorage::from_data(Cow::Owned(bytes), dense.device(), format)?;
+        Ok(Self::Quantized(Arc::new(QTensor::new(
+            storage,
+            dense.shape(),
+        )?)))
     }
+}
+
+/// Rows quantized per call of candle's quantizer, which copies its whole input into a vector
+/// first: a 49152-row embedding at once held a second f32 copy of itself (113 MiB for the
+/// 135M shape) at the peak of the load.
+const QUANTIZE_ROWS: usize = 2048;
+
+/// `dense` (f32) quantized by candle in one call.
+fn quantize_whole(dense: &Tensor, format: GgmlDType) -> Result<QTensor> {
+    // candle quantizes the tensor's storage from its start, whatever the view's offset: a view
+    // into a larger buffer (a row range, of Phi-3's fused qkv_proj or of `quantize`'s parts)
+    // is copied first.
+    let dense = if dense.layout().start_offset() == 0 && dense.is_contiguous() {
+        dense.clone()
+    } else {
+        dense.force_contiguous()?
+    };
+    Ok(QTensor::quantize(&dense, format)?)
 }
 
 /// y = x·Wᵀ + b.
@@ -221,7 +246,10 @@ impl Linear {
         Ok(match &self.kernel {
             Kernel::Dense(w) => match few_rows_product(x, w)? {
                 Some(y) => y,
-                None => dense_matmul(x, w)?,
+                None => match blocked_product(x, w)? {
+                    Some(y) => y,
+                    None => dense_matmul(x, w)?,
+                },
             },
             Kernel::Quantized { shards, whole, .. } => {
                 // Quantized kernels take f32 activations; hand back the caller's dtype.
@@ -504,6 +532,25 @@ impl<'a> DenseRows<'a> {
         }
     }
 
+    /// The values as f32, through `half`'s slice conversion (F16C where the CPU has it: candle's
+    /// `to_dtype` converts one value at a time in software, which cost more than the product).
+    fn widened(self) -> Vec<f32> {
+        use half::slice::HalfFloatSliceExt;
+        match self {
+            Self::F32(v) => v.to_vec(),
+            Self::F16(v) => {
+                let mut out = vec![0f32; v.len()];
+                v.convert_to_f32_slice(&mut out);
+                out
+            }
+            Self::Bf16(v) => {
+                let mut out = vec![0f32; v.len()];
+                v.convert_to_f32_slice(&mut out);
+                out
+            }
+        }
+    }
+
     fn product(self, x: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
         match self {
             Self::F32(w) => gemv::matmul_block(x, m, w, n, k),
@@ -617,6 +664,63 @@ fn few_rows_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     ))
 }
 
+/// Rows of the weight per task of `blocked_product`: a widened f16 block of 256 rows of 1536
+/// values is 1.5 MiB, so the scratch stays small next to the weights.
+const PRODUCT_BLOCK_ROWS: usize = 256;
+
+/// x (.., in) · wᵀ for many rows of x (prompts): w is cut into blocks of rows, one rayon task
+/// each, and every block is multiplied by candle's f32 gemm, a half-precision block widened to
+/// f32 first (`DenseRows::widened`). candle's own f16/bf16 gemm converts inside its inner loop
+/// and ran prompts at half the speed of f32 weights; widening a block costs one conversion per
+/// weight, shared by all rows of x. The tasks are the parallelism: `main` runs candle's gemm on one thread (see
+/// `Linear`). The result is x's dtype; the products are f32, as in the decoding kernels. None
+/// where candle's matmul must do it (gradients tracked, not a contiguous CPU matrix).
+fn blocked_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
+    use rayon::prelude::*;
+    let (n, k) = w.dims2()?;
+    let Some(&last) = x.dims().last() else {
+        return Ok(None);
+    };
+    let m = x.elem_count() / k.max(1);
+    let floats = matches!(w.dtype(), DType::F32 | DType::F16 | DType::BF16);
+    if last != k
+        || m == 0
+        || n == 0
+        || x.track_op()
+        || w.track_op()
+        || !w.device().is_cpu()
+        || !floats
+    {
+        return Ok(None);
+    }
+    let (storage, layout) = w.storage_and_layout();
+    let Some(rows) = DenseRows::of(&storage, layout) else {
+        return Ok(None);
+    };
+    let x2 = x.to_dtype(DType::F32)?.reshape((m, k))?;
+    let per_thread = n.div_ceil(rayon::current_num_threads().max(1));
+    let height = per_thread.next_multiple_of(16).clamp(1, PRODUCT_BLOCK_ROWS);
+    let firsts: Vec<usize> = (0..n).step_by(height).collect();
+    let parts: Vec<Tensor> = firsts
+        .par_iter()
+        .map(|&first| {
+            let count = height.min(n - first);
+            let block = match rows.slice(first * k, count * k) {
+                DenseRows::F32(_) => w.narrow(0, first, count)?,
+                half => Tensor::from_vec(half.widened(), (count, k), w.device())?,
+            };
+            x2.matmul(&block.t()?)
+        })
+        .collect::<candle_core::Result<_>>()?;
+    drop(storage);
+    let y = Tensor::cat(&parts, 1)?;
+    let mut dims = x.dims().to_vec();
+    if let Some(d) = dims.last_mut() {
+        *d = n;
+    }
+    Ok(Some(y.reshape(dims)?.to_dtype(x.dtype())?))
+}
+
 /// x (.., in) · wᵀ, as candle-nn's Linear does it: a batch of row vectors is flattened into
 /// one matrix so the product is a single gemm, in the weight's dtype; the result comes back in
 /// x's dtype.
@@ -684,6 +788,32 @@ mod tests {
             let tolerance = relative * max_abs(&as_f32(&slow));
             assert!(diff < tolerance, "{dtype:?} {shape:?}: {diff}");
         }
+    }
+
+    /// Prompt-sized products (blocks of rows, half formats widened to f32) against the
+    /// weight widened to f32 whole and candle's f32 matmul: the same sums, so only the
+    /// summation order differs, in every dense format, with a block boundary inside `n`.
+    #[test]
+    fn blocked_products_match_the_widened_matmul_in_every_dense_format() {
+        let dev = Device::Cpu;
+        let n = PRODUCT_BLOCK_ROWS + 44;
+        for dtype in [DType::F32, DType::F16, DType::BF16] {
+            let w = Tensor::randn(0f32, 1.0, (n, 96), &dev)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let x = Tensor::randn(0f32, 1.0, (2, 20, 96), &dev).unwrap();
+            let fast = blocked_product(&x, &w).unwrap().expect("dense CPU weight");
+            let wide = w.to_dtype(DType::F32).unwrap();
+            let slow = x.broadcast_matmul(&wide.t().unwrap()).unwrap();
+            assert_eq!(fast.dims(), &[2, 20, n]);
+            let diff = max_abs(&(&fast - &slow).unwrap());
+            assert!(diff < 1e-4 * max_abs(&slow), "{dtype:?}: {diff}");
+        }
+        let var = candle_core::Var::from_tensor(&Tensor::ones((4, 96), DType::F32, &dev).unwrap())
+            .unwrap();
+        let x = Tensor::ones((1, 20, 96), DType::F32, &dev).unwrap();
+        assert!(blocked_product(&x, var.as_tensor()).unwrap().is_none());
     }
 
     #[test]

@@ -1,0 +1,77 @@
+//! The embedding lookup table: dense rows, or the block-quantized matrix itself, as llama.cpp
+//! keeps `token_embd`. A quantized model's table in f32 would be a fifth of a small model's
+//! memory (49152 x 576 values); the blocks are the bytes the file or the tied output layer
+//! already has, and a looked-up row is dequantized when it is read.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use candle_core::quantized::{QStorage, QTensor};
+use candle_core::{Device, Module, Tensor};
+use candle_nn::Embedding;
+
+use crate::engine::error::{EngineError, Result};
+use crate::engine::model::weights::Table;
+
+pub enum Lookup {
+    Dense(Embedding),
+    Blocks {
+        blocks: Arc<QTensor>,
+        rows: usize,
+        hidden: usize,
+    },
+}
+
+impl Lookup {
+    /// The table of `table`: a dense one as read (an untied model quantized at load keeps its
+    /// embedding as the source has it, as llama.cpp's files hold what their quantizer chose).
+    pub fn new(table: Table) -> Result<Self> {
+        Ok(match table {
+            Table::Blocks(blocks) => {
+                let (rows, hidden) = blocks.shape().dims2()?;
+                Self::Blocks {
+                    blocks,
+                    rows,
+                    hidden,
+                }
+            }
+            Table::Dense(t) => {
+                let hidden = t.dims2()?.1;
+                Self::Dense(Embedding::new(t, hidden))
+            }
+        })
+    }
+
+    /// Rows (batch, t, hidden) of `tokens` (batch, t): the table's dtype where it is dense, f32
+    /// where it is quantized.
+    pub fn forward(&self, tokens: &Tensor) -> Result<Tensor> {
+        let (blocks, rows, hidden) = match self {
+            Self::Dense(e) => return Ok(e.forward(tokens)?),
+            Self::Blocks {
+                blocks,
+                rows,
+                hidden,
+            } => (blocks, *rows, *hidden),
+        };
+        let data = blocks.data()?;
+        let row_bytes = data.len() / rows.max(1);
+        let ids = tokens.flatten_all()?.to_vec1::<u32>()?;
+        let mut out = Vec::with_capacity(ids.len() * hidden);
+        for id in ids {
+            let id = id as usize;
+            if id >= rows {
+                return Err(EngineError::usage(format!(
+                    "token id {id} is outside the vocabulary of {rows}"
+                )));
+            }
+            // One row is whole blocks: a 1-row matrix of the same format, dequantized.
+            let bytes = &data[id * row_bytes..(id + 1) * row_bytes];
+            let storage = QStorage::from_data(Cow::Borrowed(bytes), &Device::Cpu, blocks.dtype())?;
+            let row = QTensor::new(storage, (1, hidden))?.dequantize(&Device::Cpu)?;
+            out.extend(row.flatten_all()?.to_vec1::<f32>()?);
+        }
+        let mut dims = tokens.dims().to_vec();
+        dims.push(hidden);
+        Ok(Tensor::from_vec(out, dims, tokens.device())?)
+    }
+}
