@@ -650,3 +650,30 @@ fn a_peft_adapter_folder_is_inspected_through_its_base() {
         "{listed:?}"
     );
 }
+
+/// A tied model quantized at load: the output layer gets its own q8_0 copy, and the lookup reads
+/// those blocks rather than an f32 table (transformer/lookup.rs), so the embedding is held as
+/// q8_0 twice (the blocks and the kernel's packed copy) where untied Llama holds it in f32.
+#[test]
+fn a_tied_model_quantized_at_load_looks_up_its_output_blocks() {
+    let dir = data("parity/models/qwen2_base");
+    let (report, _, _) = inspect(&dir);
+    let at = |dtype: &str| {
+        report["memory"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["dtype"] == dtype)
+            .unwrap()["bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    let tensors = safetensors_elements(&dir.join("model.safetensors"));
+    let (shape, n) = &tensors["model.embed_tokens.weight"];
+    assert_eq!(shape[1] % 32, 0, "rows split into q8_0 blocks");
+    let q8_0 = n / 32 * 34;
+    // hand_bytes counts the embedding once, in f32, and no output layer.
+    assert_eq!(at("q8_0"), hand_bytes(&dir, "q8_0").0 - n * 4 + 2 * q8_0);
+    // In f32 the output layer shares the lookup's table.
+    assert_eq!(at("f32"), hand_bytes(&dir, "f32").0);
+}

@@ -770,7 +770,18 @@ fn held_at(t: &Tensor, dtype: ComputeDtype, tied: bool) -> [Held; 2] {
                 // The dense output layer shares the embedding's storage.
                 _ => Some((compute.as_str().to_string(), 0, "dense", false)),
             };
-            [dense(compute, "lookup"), output]
+            // The lookup reads blocks where there are some (transformer/lookup.rs): the file's,
+            // or those a tied output layer was quantized to; else dense rows.
+            let lookup = match (t.stored, &output) {
+                (Stored::Blocks(f), _) => {
+                    Some((format_name_of(f), t.stored_bytes(), "lookup", false))
+                }
+                (_, Some((format, bytes, kernel, fallback))) if *kernel != "dense" => {
+                    Some((format.clone(), *bytes, "lookup", *fallback))
+                }
+                _ => dense(compute, "lookup"),
+            };
+            [lookup, output]
         }
         // A tied model's stored output layer, if any, is not used.
         Kind::LmHead if tied => [None, None],
