@@ -9,9 +9,10 @@ Usage (standard library only; llama-server from scripts/llama_server.sh):
 llama-server serves BASE.gguf on 127.0.0.1 (f32 KV cache, flash attention off: its log-probs then
 equal genarm's own to ~1e-5 on f32 weights). Exact decoding is `genarm generate --base LOCAL`
 (the same weights loaded here: the GGUF itself or the folder it was made from); each K is
-`genarm generate --base URL --remote-top-k K`; greedy, the same ARMs and weights. Per K it prints
+`genarm generate --base URL --remote-top-k K` (and with --exact-greedy also with
+`--remote-exact-greedy`, rows "K+eg"); greedy, the same ARMs and weights. Per K it prints
 how many outputs are identical to exact decoding, the share of exact tokens reproduced before the
-first difference, the steps marked exact, the mean candidate count and the time per token.
+first difference, the steps marked exact, the mean candidate count and the wall time per token (process start and model load included).
 """
 
 import argparse
@@ -82,6 +83,8 @@ def main() -> None:
     ap.add_argument("--ks", default="5,20,100")
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--prompt-template")
+    ap.add_argument("--exact-greedy", action="store_true",
+                    help="also run each K with --remote-exact-greedy")
     ap.add_argument("--genarm", default=os.path.join(HERE, "..", "target", "release", "genarm"))
     args = ap.parse_args()
     if args.prompts:
@@ -98,11 +101,14 @@ def main() -> None:
               f"{args.weight}")
         print("K       identical   exact tokens before the first difference   steps exact   "
               "candidates   ms/token")
-        for k in ks:
+        runs = [(str(k), ["--remote-top-k", str(k)]) for k in ks]
+        if args.exact_greedy:
+            runs += [(f"{k}+eg", ["--remote-top-k", str(k), "--remote-exact-greedy"]) for k in ks]
+        for label, flags in runs:
             same = reproduced = total = exact_steps = steps = candidates = 0
             wall_total = tokens_total = 0.0
             for p in prompts:
-                got, wall = generate(args.genarm, url, args, p, ["--remote-top-k", str(k)])
+                got, wall = generate(args.genarm, url, args, p, flags)
                 want = [r["token_id"] for r in exact[p]]
                 ids = [r["token_id"] for r in got]
                 same += ids == want
@@ -116,7 +122,7 @@ def main() -> None:
                 candidates += sum(r["candidates"] for r in got)
                 wall_total += wall
                 tokens_total += max(len(got), 1)
-            print(f"{k:<7} {same:>3}/{len(prompts):<5} {reproduced:>6}/{total:<6} "
+            print(f"{label:<7} {same:>3}/{len(prompts):<5} {reproduced:>6}/{total:<6} "
                   f"({100 * reproduced / max(total, 1):5.1f}%)                    "
                   f"{100 * exact_steps / max(steps, 1):5.1f}%      "
                   f"{candidates / max(steps, 1):8.1f}   {1e3 * wall_total / tokens_total:8.2f}")

@@ -182,6 +182,12 @@ pub struct ModelArgs {
     /// For `--base URL`: seconds one request may take.
     #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     pub remote_timeout: f64,
+    /// For `--base URL` with greedy decoding: where the top K cannot settle a step's choice (an
+    /// ARM's candidate holds only a bound, or a token outside the candidates could win), ask the
+    /// server again for 8 times as many log-probs, up to the whole vocabulary, so that every
+    /// choice is the one local decoding makes (docs/remote.md).
+    #[arg(long)]
+    pub remote_exact_greedy: bool,
 }
 
 /// What the flags give when none is passed (the embedded demo, f32): for code that builds
@@ -203,6 +209,7 @@ impl Default for ModelArgs {
             remote_model: None,
             remote_top_k: crate::engine::remote::DEFAULT_TOP_K,
             remote_timeout: 60.0,
+            remote_exact_greedy: false,
         }
     }
 }

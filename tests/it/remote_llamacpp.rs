@@ -206,6 +206,40 @@ fn k_20_guides_over_the_union_and_marks_the_inexact_steps() {
     );
 }
 
+#[test]
+fn exact_greedy_widens_k_until_every_choice_is_local_decodings() {
+    let server = LlamaServer::start();
+    // ARM b at weight 4 often prefers tokens outside the server's top 2: with K = 2 alone their
+    // base log-prob is only a bound, and the choice drifts from local decoding.
+    let steer = ["--max-new-tokens", "24", "--weight", "b=4"];
+    let ids = |records: &[Value]| -> Vec<u64> {
+        records
+            .iter()
+            .map(|r| r["token_id"].as_u64().unwrap())
+            .collect()
+    };
+    let local = ids(&run("generate", p(&data("remote/qwen3-f32.gguf")), &steer));
+    let k2 = [&steer[..], &["--remote-top-k", "2"]].concat();
+    let bounded = ids(&run("generate", &server.url, &k2));
+    assert_ne!(
+        bounded, local,
+        "K = 2 should drift here, or this test shows nothing"
+    );
+    let widened = run(
+        "generate",
+        &server.url,
+        &[&k2[..], &["--remote-exact-greedy"]].concat(),
+    );
+    assert_eq!(ids(&widened), local);
+    // Widened only where needed: some steps kept K = 2's few candidates.
+    let counts: Vec<u64> = widened
+        .iter()
+        .map(|r| r["candidates"].as_u64().unwrap())
+        .collect();
+    assert!(counts.iter().any(|&c| c <= 6), "{counts:?}");
+    assert!(counts.iter().any(|&c| c > 6), "{counts:?}");
+}
+
 /// Run `generate` for many tokens, call `interrupt` once the first token record is out, and
 /// return every record the run wrote and whether it exited successfully.
 fn interrupted_run(url: &str, extra: &[&str], interrupt: impl FnOnce()) -> (Vec<Value>, bool) {

@@ -156,9 +156,12 @@ impl Generation {
         if let Some(error) = self.feed_error.take() {
             return Err(error);
         }
-        let Some(logits) = self.next_logits.take() else {
+        let Some(mut logits) = self.next_logits.take() else {
             return Err(EngineError::usage("generation has no pending step"));
         };
+        if forced.is_none() && self.sampler.is_greedy() {
+            logits = guide.settle_greedy(logits, weights)?;
+        }
         let step = GuidedStep::from_next(&logits, weights);
         step.check_finite(self.generated.len())?;
         let token = match forced {

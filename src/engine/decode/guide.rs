@@ -6,10 +6,11 @@ use crate::engine::decode::base::Base;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::formats::chat::ChatPrompt;
 use crate::engine::formats::tokenizer::ModelTokenizer;
+use crate::engine::kernels::fastmath;
 use crate::engine::kernels::fastmath::log_sum_exp;
 use crate::engine::model::causal_lm::CausalLm;
 use crate::engine::remote::protocol::TopList;
-use crate::engine::remote::{Candidates, RemoteBase, RemoteTimes, candidates};
+use crate::engine::remote::{Candidates, RemoteBase, RemoteTimes, Served, candidates};
 
 /// Every model's next-token logits (base first, cut to the shared vocabulary) with their
 /// log-sum-exp, the log-softmax normaliser: computed in the models' parallel tasks, where it
@@ -21,6 +22,8 @@ pub struct NextLogits {
     pub log_sum_exp: Vec<f32>,
     /// How the candidates were formed, for a served base.
     pub candidates: Option<Candidates>,
+    /// What a served base's row was built from.
+    pub served: Option<Served>,
 }
 
 pub struct Guide {
@@ -201,13 +204,14 @@ impl Guide {
                 arm_step,
             );
             let (logits, log_sum_exp) = arms?.into_iter().unzip();
-            return Ok(self.with_remote_row(top?, logits, log_sum_exp));
+            return Ok(self.with_remote_row(top?, logits, log_sum_exp, self.top_k()));
         }
         let (logits, log_sum_exp) = self.each_model(arm_step)?.into_iter().unzip();
         Ok(NextLogits {
             logits,
             log_sum_exp,
             candidates: None,
+            served: None,
         })
     }
 
@@ -311,7 +315,7 @@ impl Guide {
                 .zip(tops)
                 .map(|(logits, top)| {
                     let lse = logits.iter().map(|l| log_sum_exp(l)).collect();
-                    self.with_remote_row(top, logits, lse)
+                    self.with_remote_row(top, logits, lse, self.top_k())
                 })
                 .collect(),
             None => rows
@@ -320,26 +324,77 @@ impl Guide {
                     log_sum_exp: logits.iter().map(|l| log_sum_exp(l)).collect(),
                     logits,
                     candidates: None,
+                    served: None,
                 })
                 .collect(),
         }
     }
 
+    /// The served base's K (0 for a local base).
+    fn top_k(&self) -> usize {
+        self.base.remote().map_or(0, |r| r.top_k)
+    }
+
     /// The ARMs' logits with the served base's candidate row put in front (log-probs already:
-    /// normaliser 0).
+    /// normaliser 0), the ARMs' candidates their top `k`.
     fn with_remote_row(
         &self,
         top: TopList,
         arm_logits: Vec<Vec<f32>>,
         arm_lse: Vec<f32>,
+        k: usize,
     ) -> NextLogits {
-        let k = self.base.remote().map_or(0, |r| r.top_k);
         let arm_rows: Vec<&[f32]> = arm_logits.iter().map(Vec::as_slice).collect();
         let (row, candidates) = candidates::base_row(&top, &arm_rows, k, self.vocab);
         NextLogits {
             logits: std::iter::once(row).chain(arm_logits).collect(),
             log_sum_exp: std::iter::once(0.0).chain(arm_lse).collect(),
             candidates: Some(candidates),
+            served: Some(Served {
+                ids: top.iter().map(|&(id, _)| id).collect(),
+                k,
+            }),
+        }
+    }
+
+    /// `--remote-exact-greedy`: while the greedy choice over `next` (the pending step of the
+    /// single sequence) is not settled by its candidates ([`candidates::settles_greedy`]), ask
+    /// the server again with 8 times the K, up to its vocabulary. A local base's steps, and a
+    /// served one's without the option, come back as they are.
+    pub fn settle_greedy(&mut self, mut next: NextLogits, weights: &[f32]) -> Result<NextLogits> {
+        let Some(remote) = self.base.remote().filter(|r| r.exact_greedy) else {
+            return Ok(next);
+        };
+        let most = remote.vocab_size().max(self.vocab);
+        loop {
+            let Some(served) = &next.served else {
+                return Ok(next);
+            };
+            let guided = crate::engine::decode::guidance::GuidedStep::from_next(&next, weights);
+            let chosen = fastmath::argmax(guided.guided());
+            let arm_rows: Vec<&[f32]> = next.logits[1..].iter().map(Vec::as_slice).collect();
+            let settled = candidates::settles_greedy(
+                &next.logits[0],
+                &served.ids,
+                &arm_rows,
+                &next.log_sum_exp[1..],
+                weights,
+                served.k,
+                chosen,
+            );
+            let k = served.k.saturating_mul(8).min(most);
+            if settled || k <= served.k {
+                return Ok(next);
+            }
+            let Base::Remote(remote) = &mut self.base else {
+                return Ok(next);
+            };
+            let started = Instant::now();
+            let top = remote.widen(k);
+            self.forward_wall += started.elapsed();
+            let arm_logits = next.logits.split_off(1);
+            let arm_lse = next.log_sum_exp.split_off(1);
+            next = self.with_remote_row(top?, arm_logits, arm_lse, k);
         }
     }
 

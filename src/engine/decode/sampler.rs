@@ -75,6 +75,11 @@ impl Sampler {
     }
 
     /// Pick a token from guided log-probabilities.
+    /// Whether `pick` takes the most likely token (temperature 0).
+    pub fn is_greedy(&self) -> bool {
+        self.params.temperature == 0.0
+    }
+
     pub fn pick(&mut self, guided_logprobs: &[f32]) -> u32 {
         let p = self.params;
         if p.temperature == 0.0 {

@@ -17,7 +17,7 @@ mod timing;
 
 use std::time::Duration;
 
-pub use candidates::Candidates;
+pub use candidates::{Candidates, Served};
 pub use http::KEY_VARIABLE;
 pub use protocol::RemoteApi;
 pub use server::RemoteBase;
@@ -34,6 +34,8 @@ pub struct RemoteOptions {
     pub top_k: usize,
     /// How long one request may take.
     pub timeout: Duration,
+    /// Greedy decoding asks for more log-probs until the top K settles each choice.
+    pub exact_greedy: bool,
 }
 
 /// The default K: vLLM's default `--max-logprobs`.
@@ -46,6 +48,7 @@ impl Default for RemoteOptions {
             model: None,
             top_k: DEFAULT_TOP_K,
             timeout: Duration::from_secs(60),
+            exact_greedy: false,
         }
     }
 }

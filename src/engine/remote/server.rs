@@ -29,6 +29,8 @@ pub struct RemoteBase {
     pub info: ServerInfo,
     /// K: how many of the server's most likely tokens each step asks for.
     pub top_k: usize,
+    /// `--remote-exact-greedy`: greedy steps the top K cannot settle are asked again.
+    pub exact_greedy: bool,
     /// The tokenizer genarm encodes with: `--tokenizer`, else the first ARM's (checked against
     /// the server's at start).
     pub tokenizer: ModelTokenizer,
@@ -65,6 +67,7 @@ impl RemoteBase {
             api,
             info,
             top_k: options.top_k,
+            exact_greedy: options.exact_greedy,
             tokenizer,
             eos_ids,
             rows: vec![Vec::new()],
@@ -103,6 +106,16 @@ impl RemoteBase {
         self.rows[0].extend_from_slice(ids);
         let started = Instant::now();
         let top = self.next(&self.rows[0]);
+        self.request_time += started.elapsed();
+        top
+    }
+
+    /// The top `k` list for the position after the single sequence, asked again (the server's
+    /// prompt cache holds the sequence): [`Guide::settle_greedy`](crate::engine::decode::guide::Guide::settle_greedy).
+    pub fn widen(&mut self, k: usize) -> Result<TopList> {
+        self.rows.truncate(1);
+        let started = Instant::now();
+        let top = self.next_with(&self.rows[0], k);
         self.request_time += started.elapsed();
         top
     }
@@ -166,22 +179,21 @@ impl RemoteBase {
     }
 
     fn next(&self, ids: &[u32]) -> Result<TopList> {
+        self.next_with(ids, self.top_k)
+    }
+
+    fn next_with(&self, ids: &[u32], k: usize) -> Result<TopList> {
         let started = Instant::now();
-        let top = self.request_next(ids);
+        let top = self.request_next(ids, k);
         self.wall_time.add(started.elapsed());
         top
     }
 
-    fn request_next(&self, ids: &[u32]) -> Result<TopList> {
+    fn request_next(&self, ids: &[u32], k: usize) -> Result<TopList> {
         let mut banned = Vec::new();
         loop {
-            let (path, body) = protocol::next_request(
-                self.api,
-                self.info.model.as_deref(),
-                ids,
-                self.top_k,
-                &banned,
-            );
+            let (path, body) =
+                protocol::next_request(self.api, self.info.model.as_deref(), ids, k, &banned);
             let reply = self.http.post(path, &body)?;
             self.requests.fetch_add(1, Ordering::Relaxed);
             if let Some(server) = protocol::server_time(&reply) {
