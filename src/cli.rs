@@ -126,14 +126,17 @@ pub struct DemoRebuildArgs {
 /// Which models to load and how to weigh them.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Base model: a Hugging Face model folder, a .gguf file, or a Hub id `org/repo[@revision]`
-    /// taken from the Hugging Face cache (downloaded if missing, unless HF_HUB_OFFLINE=1)
+    /// Base model: a Hugging Face model folder, a .gguf file, a Hub id `org/repo[@revision]`
+    /// taken from the Hugging Face cache (downloaded if missing, unless HF_HUB_OFFLINE=1), or
+    /// the http(s) URL of a server that serves it (llama-server, vLLM, SGLang; docs/remote.md)
     /// (default: the embedded demo base, with its helpful and harmless ARMs unless --arm is
     /// given).
-    #[arg(long, value_name = "PATH|ORG/REPO[@REV]")]
+    #[arg(long, value_name = "PATH|ORG/REPO[@REV]|URL")]
     pub base: Option<PathBuf>,
-    /// An autoregressive reward model, NAME=PATH or NAME=ORG/REPO[@REV] (repeatable).
-    #[arg(long = "arm", value_name = "NAME=PATH")]
+    /// An autoregressive reward model, NAME=PATH, NAME=ORG/REPO[@REV] or NAME=URL (a model
+    /// served by llama-server, vLLM or SGLang; its top --remote-top-k log-probs each step, the
+    /// rest of its probability shared evenly) (repeatable).
+    #[arg(long = "arm", value_name = "NAME=PATH|URL")]
     pub arms: Vec<String>,
     /// Weight of an ARM, NAME=W (repeatable; default 1; negative steers away).
     #[arg(long = "weight", value_name = "NAME=W", allow_hyphen_values = true)]

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use super::error::{LoadError, Role};
 use super::profile::with_profile;
 use super::spec::ModelSpec;
+use crate::engine::decode::arm::Arm;
 use crate::engine::formats::chat::ChatPrompt;
 use crate::engine::formats::hub::resolve_model;
 use crate::engine::formats::tokenizer::ModelTokenizer;
-use crate::engine::remote::{RemoteBase, is_url};
-use crate::engine::{Base, CausalLm, ComputeDtype, EngineError, Guide, validate_weights};
+use crate::engine::remote::{RemoteArm, RemoteBase, is_url};
+use crate::engine::{Base, CausalLm, EngineError, Guide, validate_weights};
 
 /// What [`load_guide`] loaded: the models, their weights, and notices for the user.
 pub struct LoadedGuide {
@@ -34,11 +35,7 @@ pub fn load_guide(spec: &ModelSpec, config: Option<&Path>) -> Result<LoadedGuide
     let (base_path, arms) = model_paths(spec)?;
     let names: Vec<String> = arms.iter().map(|(n, _)| n.clone()).collect();
     let weights = resolve_weights(&spec.weights, &names)?;
-    let guide = if is_url(&base_path.to_string_lossy()) {
-        load_with_remote_base(&base_path.to_string_lossy(), arms, spec)?
-    } else {
-        load_models(&base_path, arms, spec.dtype, spec.tokenizer.as_deref())?
-    };
+    let guide = load_models(&base_path, arms, spec)?;
     let mut notices = Vec::new();
     let guide = with_prompt_format(guide, spec, &mut notices)?;
     Ok(LoadedGuide {
@@ -86,56 +83,88 @@ fn resolve_weights(settings: &[(String, f32)], names: &[String]) -> Result<Vec<f
     Ok(weights)
 }
 
-/// Load every model (Hub ids become cache folders here, downloading what is missing) into a
-/// guide.
+/// Load every model (Hub ids become cache folders here, downloading what is missing) and
+/// reach every served one (a URL as the base or an ARM) into a guide.
 fn load_models(
     base: &Path,
     arms: Vec<(String, PathBuf)>,
-    dtype: ComputeDtype,
-    tokenizer: Option<&Path>,
+    spec: &ModelSpec,
 ) -> Result<Guide, LoadError> {
     let load = |path: &Path, role: Role| {
         resolve_model(path)
-            .and_then(|path| CausalLm::load_with(&path, dtype, tokenizer))
+            .and_then(|path| CausalLm::load_with(&path, spec.dtype, spec.tokenizer.as_deref()))
             .map_err(|error| LoadError::Model { role, error })
     };
-    let base = load(base, Role::Base)?;
-    let mut loaded = Vec::with_capacity(arms.len());
+    let served = |path: &Path| is_url(&path.to_string_lossy());
+    // The local ARMs first (a served one is None for now): the first may be the tokenizer a
+    // served base is read with.
+    let mut slots = Vec::with_capacity(arms.len());
     for (name, path) in arms {
-        let arm = load(&path, Role::Arm(name.clone()))?;
+        let model = match served(&path) {
+            true => None,
+            false => Some(load(&path, Role::Arm(name.clone()))?),
+        };
+        slots.push((name, path, model));
+    }
+    let local_base = match served(base) {
+        true => None,
+        false => Some(load(base, Role::Base)?),
+    };
+    let encoding = match &local_base {
+        Some(model) => Encoding {
+            tokenizer: model.tokenizer.clone(),
+            eos_ids: model.eos_ids.clone(),
+            source: format!("the base ({})", model.dir.display()),
+        },
+        None => {
+            let first = slots.iter().find_map(|(n, _, m)| Some((n, m.as_ref()?)));
+            encoding_for_served_base(spec, base, first)?
+        }
+    };
+    let connect = |url: &Path, role: Role| {
+        RemoteBase::connect(
+            &url.to_string_lossy(),
+            &spec.remote,
+            encoding.tokenizer.clone(),
+            encoding.eos_ids.clone(),
+            &encoding.source,
+        )
+        .map_err(|error| LoadError::Model { role, error })
+    };
+    let base: Base = match local_base {
+        Some(model) => model.into(),
+        None => connect(base, Role::Base)?.into(),
+    };
+    let mut loaded = Vec::with_capacity(slots.len());
+    for (name, path, model) in slots {
+        let arm = match model {
+            Some(model) => Arm::Local(model),
+            None => Arm::Remote(RemoteArm::new(connect(&path, Role::Arm(name.clone()))?)),
+        };
         loaded.push((name, arm));
     }
-    Ok(Guide::new(base, loaded)?)
+    Ok(Guide::with_arms(base, loaded)?)
 }
 
-/// Load the ARMs and reach the served base at `url`. genarm tokenizes with `--tokenizer`, else
-/// the first ARM's tokenizer (checked against the server's at start).
-fn load_with_remote_base(
-    url: &str,
-    arms: Vec<(String, PathBuf)>,
+/// The tokenizer genarm encodes with and checks every served model against.
+struct Encoding {
+    tokenizer: ModelTokenizer,
+    eos_ids: Vec<u32>,
+    /// Where it came from, for messages.
+    source: String,
+}
+
+/// A served base's tokenizer: `--tokenizer`, else the first local ARM's.
+fn encoding_for_served_base(
     spec: &ModelSpec,
-) -> Result<Guide, LoadError> {
-    let mut loaded = Vec::with_capacity(arms.len());
-    for (name, path) in arms {
-        let role = Role::Arm(name.clone());
-        if is_url(&path.to_string_lossy()) {
-            return Err(LoadError::Model {
-                role,
-                error: EngineError::usage(
-                    "an ARM cannot be served yet: ARMs run here, only the base may be a URL",
-                ),
-            });
-        }
-        let arm = resolve_model(&path)
-            .and_then(|path| CausalLm::load_with(&path, spec.dtype, spec.tokenizer.as_deref()))
-            .map_err(|error| LoadError::Model { role, error })?;
-        loaded.push((name, arm));
-    }
+    url: &Path,
+    first_local_arm: Option<(&String, &CausalLm)>,
+) -> Result<Encoding, LoadError> {
     let remote_error = |error| LoadError::Model {
         role: Role::Base,
         error,
     };
-    let (tokenizer, eos_ids, source) = match (&spec.tokenizer, loaded.first()) {
+    match (&spec.tokenizer, first_local_arm) {
         (Some(path), _) => {
             let tokenizer = if path.is_dir() {
                 ModelTokenizer::load(path)
@@ -143,23 +172,22 @@ fn load_with_remote_base(
                 ModelTokenizer::load_file(path)
             }
             .map_err(remote_error)?;
-            let eos = tokenizer.eos_ids.clone();
-            (tokenizer, eos, path.display().to_string())
+            Ok(Encoding {
+                eos_ids: tokenizer.eos_ids.clone(),
+                tokenizer,
+                source: path.display().to_string(),
+            })
         }
-        (None, Some((name, arm))) => (
-            arm.tokenizer.clone(),
-            arm.eos_ids.clone(),
-            format!("ARM '{name}'"),
-        ),
-        (None, None) => {
-            return Err(remote_error(EngineError::usage(
-                "a served base needs a tokenizer here: give --tokenizer or an --arm",
-            )));
-        }
-    };
-    let remote = RemoteBase::connect(url, &spec.remote, tokenizer, eos_ids, &source)
-        .map_err(remote_error)?;
-    Ok(Guide::new(remote, loaded)?)
+        (None, Some((name, arm))) => Ok(Encoding {
+            tokenizer: arm.tokenizer.clone(),
+            eos_ids: arm.eos_ids.clone(),
+            source: format!("ARM '{name}'"),
+        }),
+        (None, None) => Err(remote_error(EngineError::usage(format!(
+            "{}: a served base needs a tokenizer here: give --tokenizer or a local --arm",
+            url.display()
+        )))),
+    }
 }
 
 /// The guide with the spec's prompt format: the chat template, a prompt template, or the

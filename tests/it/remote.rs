@@ -232,7 +232,19 @@ fn a_server_that_is_not_there_or_answers_nonsense_is_one_line() {
     assert_one_line_error(&out, &[&format!("{url}/completion"), "no log-probs"]);
 
     let out = genarm(&["generate", "--base", &url, "--prompt", "w5"]);
-    assert_one_line_error(&out, &["--base", "--tokenizer or an --arm"]);
+    assert_one_line_error(&out, &["--base", &url, "--tokenizer or a local --arm"]);
+    // Served ARMs alone give no tokenizer either.
+    let served_arm = format!("s={url}");
+    let out = genarm(&[
+        "generate",
+        "--base",
+        &url,
+        "--arm",
+        &served_arm,
+        "--prompt",
+        "w5",
+    ]);
+    assert_one_line_error(&out, &["--base", &url, "--tokenizer or a local --arm"]);
     let out = genarm(&[
         "generate",
         "--base",

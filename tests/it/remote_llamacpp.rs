@@ -319,3 +319,126 @@ fn a_tokenizer_that_splits_differently_from_the_server_is_refused() {
     ]);
     assert_one_line_error(&out, &[&server.url, "tokenize differently", "--tokenizer"]);
 }
+
+/// `genarm COMMAND --base BASE --arm s=SERVED_ARM --arm a=qwen3_arm_a`, greedy, as token
+/// records: the served ARM steers at 1, the local one at -0.5.
+fn run_with_arm(command: &str, base: &str, served_arm: &str, extra: &[&str]) -> Vec<Value> {
+    let [a, _] = arms();
+    let s = format!("s={served_arm}");
+    let mut args = vec![
+        command, "--base", base, "--arm", &s, "--arm", &a, "--weight", "a=-0.5", "--prompt",
+        PROMPT, "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = genarm(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_lines(&out)
+        .into_iter()
+        .filter(|r| r["type"] == "token")
+        .collect()
+}
+
+fn assert_same_ids_and_logprobs(got: &[Value], want: &[Value], what: &str) {
+    assert!(!want.is_empty(), "{what}: no tokens");
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g["token_id"], w["token_id"], "{what}: token {i}");
+        let values = |r: &Value| {
+            [
+                r["base_logprob"].as_f64().unwrap(),
+                r["guided_logprob"].as_f64().unwrap(),
+                r["arms"]["s"]["logprob"].as_f64().unwrap(),
+                r["arms"]["a"]["logprob"].as_f64().unwrap(),
+            ]
+        };
+        for (x, y) in values(g).iter().zip(values(w)) {
+            assert!((x - y).abs() < TOLERANCE, "{what}: token {i}: {g} vs {w}");
+        }
+    }
+}
+
+#[test]
+fn a_served_arm_with_the_whole_vocabulary_equals_the_same_arm_run_here() {
+    // The served file doubles as an ARM: its own log-softmax steers the base.
+    let server = LlamaServer::start();
+    let file = data("remote/qwen3-f32.gguf");
+    let tokens = ["--max-new-tokens", "12"];
+    let local = run_with_arm("generate", p(&file), p(&file), &tokens);
+    let k = ["--max-new-tokens", "12", "--remote-top-k", VOCAB];
+    let served = run_with_arm("generate", p(&file), &server.url, &k);
+    assert_same_ids_and_logprobs(&served, &local, "local base, served ARM");
+    // Base and ARM both served (the same server answers both), and scoring through both.
+    let both = run_with_arm("generate", &server.url, &server.url, &k);
+    assert_same_ids_and_logprobs(&both, &local, "served base and ARM");
+    let response = ["--response", " sat on the mat, 42 times"];
+    let local = run_with_arm("score", p(&file), p(&file), &response);
+    let served = run_with_arm(
+        "score",
+        p(&file),
+        &server.url,
+        &[&response[..], &["--remote-top-k", VOCAB]].concat(),
+    );
+    assert_same_ids_and_logprobs(&served, &local, "score with a served ARM");
+}
+
+#[test]
+fn a_served_arm_with_a_small_k_keeps_its_top_tokens_and_shares_out_the_rest() {
+    let server = LlamaServer::start();
+    let file = data("remote/qwen3-f32.gguf");
+    let tokens = ["--max-new-tokens", "12", "--top-alternatives", "443"];
+    let local = run_with_arm("generate", p(&file), p(&file), &tokens);
+    let k5 = [&tokens[..], &["--remote-top-k", "5"]].concat();
+    let served = run_with_arm("generate", p(&file), &server.url, &k5);
+    // The first step sees the same prompt: compare the ARM's log-prob of every token there.
+    let arm_logprobs = |record: &Value| -> Vec<(u64, f64)> {
+        let mut all: Vec<(u64, f64)> = record["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["token_id"].as_u64().unwrap(),
+                    t["arms"]["s"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        all.sort_by_key(|&(id, _)| id);
+        all
+    };
+    let exact = arm_logprobs(&local[0]);
+    let completed = arm_logprobs(&served[0]);
+    assert_eq!(exact.len(), 443);
+    let mut ranked: Vec<f64> = exact.iter().map(|&(_, lp)| lp).collect();
+    ranked.sort_by(|a, b| b.total_cmp(a));
+    let fifth = ranked[4];
+    let kept_mass: f64 = ranked[..5].iter().map(|lp| lp.exp()).sum();
+    let share = ((1.0 - kept_mass) / 438.0).ln();
+    for ((id, want), (_, got)) in exact.iter().zip(&completed) {
+        let expected = if *want >= fifth { *want } else { share };
+        assert!(
+            (got - expected).abs() < TOLERANCE,
+            "token {id}: {got}, expected {expected} (exact {want})"
+        );
+    }
+}
+
+#[test]
+fn a_served_arm_that_tokenizes_differently_is_refused_naming_it() {
+    let server = LlamaServer::start();
+    let gemma = data("parity_families/models/gemma2_base");
+    let s = format!("s={}", server.url);
+    let out = genarm(&[
+        "generate",
+        "--base",
+        p(&gemma),
+        "--arm",
+        &s,
+        "--prompt",
+        PROMPT,
+    ]);
+    assert_one_line_error(&out, &["--arm s", &server.url]);
+}

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::engine::decode::arm::{Arm, Forward};
 use crate::engine::decode::base::Base;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::formats::chat::ChatPrompt;
@@ -29,7 +30,7 @@ pub struct NextLogits {
 pub struct Guide {
     pub base: Base,
     /// (name, model) in the order given by the user.
-    pub arms: Vec<(String, CausalLm)>,
+    pub arms: Vec<(String, Arm)>,
     /// Length every model's logits are cut to.
     vocab: usize,
     /// The smallest context window among the models.
@@ -54,25 +55,33 @@ impl Guide {
     /// only allowed where the ids cut off are added tokens (a pad token appended after training,
     /// 32001 vs 32000) or beyond the tokenizer; and the tokenizers must agree on every shared id.
     pub fn new(base: impl Into<Base>, arms: Vec<(String, CausalLm)>) -> Result<Self> {
+        let arms = arms.into_iter().map(|(n, m)| (n, Arm::Local(m))).collect();
+        Self::with_arms(base, arms)
+    }
+
+    /// [`Guide::new`] with ARMs that may be served ([`Arm::Remote`]): those were checked
+    /// against the tokenizer genarm encodes with when they were reached.
+    pub fn with_arms(base: impl Into<Base>, arms: Vec<(String, Arm)>) -> Result<Self> {
         let base = base.into();
         let vocab = arms
             .iter()
-            .map(|(_, m)| m.config.vocab_size)
+            .map(|(_, m)| m.vocab_size())
             .fold(base.vocab_size(), usize::min);
         let max_context = arms
             .iter()
-            .map(|(_, m)| m.config.max_position_embeddings)
+            .map(|(_, m)| m.max_context())
             .fold(base.max_context(), usize::min);
         let base_source = match &base {
             Base::Local(model) => model.dir.display().to_string(),
             Base::Remote(remote) => remote.url.clone(),
         };
         check_cut_ids_are_added(base.tokenizer(), base.vocab_size(), &base_source, vocab)?;
-        for (_, arm) in &arms {
+        let local = arms.iter().filter_map(|(n, m)| Some((n, m.local()?)));
+        for (_, arm) in local.clone() {
             let source = arm.dir.display().to_string();
             check_cut_ids_are_added(&arm.tokenizer, arm.config.vocab_size, &source, vocab)?;
         }
-        for (name, arm) in &arms {
+        for (name, arm) in local {
             check_same_tokens(base.tokenizer(), &base_source, name, arm, vocab)?;
         }
         Ok(Self {
@@ -189,7 +198,7 @@ impl Guide {
     /// served base's request runs while the ARMs compute.
     pub fn feed_next(&mut self, ids: &[u32]) -> Result<NextLogits> {
         let vocab = self.vocab;
-        let arm_step = |model: &mut CausalLm| {
+        let arm_step = |model: &mut dyn Forward| {
             let mut logits = model.feed(ids)?;
             logits.truncate(vocab);
             let lse = log_sum_exp(&logits);
@@ -220,14 +229,14 @@ impl Guide {
         if let Base::Remote(remote) = &mut self.base {
             remote.fork(rows);
         }
-        self.local_models_mut().try_for_each(|m| m.fork(rows))
+        self.models_mut().try_for_each(|m| m.fork(rows))
     }
 
     /// Feed one token per row of forked caches: next-token logits per row, as
     /// [`Guide::feed_next`] gives them for one sequence.
     pub fn feed_rows(&mut self, tokens: &[u32]) -> Result<Vec<NextLogits>> {
         let vocab = self.vocab;
-        let arm_rows = |model: &mut CausalLm| model.feed_rows(tokens);
+        let arm_rows = |model: &mut dyn Forward| model.feed_rows(tokens);
         let (tops, per_model) = match &mut self.base {
             Base::Remote(remote) => {
                 let (tops, arms) = beside_arms(
@@ -256,11 +265,7 @@ impl Guide {
     pub fn score_all(&mut self, ids: &[u32], first: usize) -> Result<Vec<NextLogits>> {
         let vocab = self.vocab;
         let last = ids.len().saturating_sub(1);
-        let arm_rows = |model: &mut CausalLm| {
-            let mut rows = model.score_all(ids)?;
-            rows.truncate(last);
-            Ok(rows.split_off(first.min(last)))
-        };
+        let arm_rows = |model: &mut dyn Forward| model.score_range(ids, first..last);
         let (tops, per_model) = match &mut self.base {
             Base::Remote(remote) => {
                 let (tops, arms) = beside_arms(
@@ -404,21 +409,23 @@ impl Guide {
     /// other at every one, while three models in flight leave no thread waiting.
     fn each_model<T: Send>(
         &mut self,
-        f: impl Fn(&mut CausalLm) -> Result<T> + Sync,
+        f: impl Fn(&mut dyn Forward) -> Result<T> + Sync,
     ) -> Result<Vec<T>> {
         let started = Instant::now();
-        let mut models: Vec<&mut CausalLm> = self.local_models_mut().collect();
+        let mut models: Vec<&mut dyn Forward> = self.models_mut().collect();
         let out = run_side_by_side(&mut models, f);
         self.forward_wall += started.elapsed();
         out
     }
 
-    fn local_models_mut(&mut self) -> impl Iterator<Item = &mut CausalLm> {
+    /// The models the guide runs side by side: a local base, then the ARMs.
+    fn models_mut(&mut self) -> impl Iterator<Item = &mut dyn Forward> {
         let base = match &mut self.base {
-            Base::Local(model) => Some(model),
+            Base::Local(model) => Some(model as &mut dyn Forward),
             Base::Remote(_) => None,
         };
-        base.into_iter().chain(self.arms.iter_mut().map(|(_, m)| m))
+        let arms = self.arms.iter_mut().map(|(_, m)| m as &mut dyn Forward);
+        base.into_iter().chain(arms)
     }
 }
 
@@ -435,27 +442,30 @@ impl From<RemoteBase> for Base {
 }
 
 fn run_side_by_side<T: Send>(
-    models: &mut [&mut CausalLm],
-    f: impl Fn(&mut CausalLm) -> Result<T> + Sync,
+    models: &mut [&mut dyn Forward],
+    f: impl Fn(&mut dyn Forward) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
     use rayon::prelude::*;
-    rayon::scope(|_| models.par_iter_mut().map(|m| f(m)).collect())
+    rayon::scope(|_| models.par_iter_mut().map(|m| f(&mut **m)).collect())
 }
 
 /// The served base's `request` on a thread of its own while the ARMs run `arm_step` on rayon's
 /// pool: the step costs the slower of the two, not their sum.
 fn beside_arms<R: Send, T: Send>(
     remote: &mut RemoteBase,
-    arms: &mut [(String, CausalLm)],
+    arms: &mut [(String, Arm)],
     wall: &mut Duration,
     request: impl FnOnce(&mut RemoteBase) -> Result<R> + Send,
-    arm_step: impl Fn(&mut CausalLm) -> Result<T> + Sync,
+    arm_step: impl Fn(&mut dyn Forward) -> Result<T> + Sync,
 ) -> (Result<R>, Result<Vec<T>>) {
     let started = Instant::now();
     let url = remote.url.clone();
     let out = std::thread::scope(|scope| {
         let served = scope.spawn(|| request(remote));
-        let mut models: Vec<&mut CausalLm> = arms.iter_mut().map(|(_, m)| m).collect();
+        let mut models: Vec<&mut dyn Forward> = arms
+            .iter_mut()
+            .map(|(_, m)| m as &mut dyn Forward)
+            .collect();
         let local = run_side_by_side(&mut models, arm_step);
         let served = served
             .join()

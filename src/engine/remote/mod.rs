@@ -7,8 +7,10 @@
 //! - `protocol`: the APIs' requests and replies as JSON.
 //! - `candidates`: the guided step over the server's and the ARMs' top tokens.
 //! - `server`: [`RemoteBase`], the served base as the guide sees it.
+//! - `arm`: [`RemoteArm`], a served ARM: its top K completed to a whole row.
 //! - `timing`: where a step's time goes (server, transport, JSON), for `bench`.
 
+mod arm;
 pub mod candidates;
 mod http;
 pub mod protocol;
@@ -17,6 +19,7 @@ mod timing;
 
 use std::time::Duration;
 
+pub use arm::RemoteArm;
 pub use candidates::{Candidates, Served};
 pub use http::KEY_VARIABLE;
 pub use protocol::RemoteApi;
