@@ -159,8 +159,18 @@ impl Generation {
         let Some(mut logits) = self.next_logits.take() else {
             return Err(EngineError::usage("generation has no pending step"));
         };
-        if forced.is_none() && self.sampler.is_greedy() {
-            logits = guide.settle_greedy(logits, weights)?;
+        // A served base's greedy choice that its top K cannot settle is asked again with a
+        // larger K (`--remote-exact-greedy`); each pass narrows what the bound hides.
+        if forced.is_none() && self.sampler.is_greedy() && guide.widens_greedy() {
+            loop {
+                let step = GuidedStep::from_next(&logits, weights);
+                step.check_finite(self.generated.len())?;
+                let chosen = self.sampler.pick(step.guided());
+                match guide.widen_for_greedy(&logits, weights, chosen)? {
+                    Some(widened) => logits = widened,
+                    None => break,
+                }
+            }
         }
         let step = GuidedStep::from_next(&logits, weights);
         step.check_finite(self.generated.len())?;

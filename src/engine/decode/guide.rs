@@ -7,7 +7,6 @@ use crate::engine::decode::base::Base;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::formats::chat::ChatPrompt;
 use crate::engine::formats::tokenizer::ModelTokenizer;
-use crate::engine::kernels::fastmath;
 use crate::engine::kernels::fastmath::log_sum_exp;
 use crate::engine::model::causal_lm::CausalLm;
 use crate::engine::remote::protocol::TopList;
@@ -362,45 +361,51 @@ impl Guide {
         }
     }
 
-    /// `--remote-exact-greedy`: while the greedy choice over `next` (the pending step of the
-    /// single sequence) is not settled by its candidates ([`candidates::settles_greedy`]), ask
-    /// the server again with 8 times the K, up to its vocabulary. A local base's steps, and a
-    /// served one's without the option, come back as they are.
-    pub fn settle_greedy(&mut self, mut next: NextLogits, weights: &[f32]) -> Result<NextLogits> {
-        let Some(remote) = self.base.remote().filter(|r| r.exact_greedy) else {
-            return Ok(next);
+    /// Whether greedy steps may be asked again ([`Guide::widen_for_greedy`]): a served base
+    /// with `--remote-exact-greedy`.
+    pub fn widens_greedy(&self) -> bool {
+        self.base.remote().is_some_and(|r| r.exact_greedy)
+    }
+
+    /// `--remote-exact-greedy`: `next` (the pending step of the single sequence) asked again
+    /// with 8 times the K, up to the server's vocabulary, when the greedy choice `chosen` is not
+    /// settled by its candidates ([`candidates::settles_greedy`]); None when it is settled, or
+    /// cannot be widened (a local base, the option off, the whole vocabulary asked already).
+    pub fn widen_for_greedy(
+        &mut self,
+        next: &NextLogits,
+        weights: &[f32],
+        chosen: u32,
+    ) -> Result<Option<NextLogits>> {
+        let (Base::Remote(remote), Some(served)) = (&mut self.base, &next.served) else {
+            return Ok(None);
         };
-        let most = remote.vocab_size().max(self.vocab);
-        loop {
-            let Some(served) = &next.served else {
-                return Ok(next);
-            };
-            let guided = crate::engine::decode::guidance::GuidedStep::from_next(&next, weights);
-            let chosen = fastmath::argmax(guided.guided());
-            let arm_rows: Vec<&[f32]> = next.logits[1..].iter().map(Vec::as_slice).collect();
-            let settled = candidates::settles_greedy(
-                &next.logits[0],
-                &served.ids,
-                &arm_rows,
-                &next.log_sum_exp[1..],
-                weights,
-                served.k,
-                chosen,
-            );
-            let k = served.k.saturating_mul(8).min(most);
-            if settled || k <= served.k {
-                return Ok(next);
-            }
-            let Base::Remote(remote) = &mut self.base else {
-                return Ok(next);
-            };
-            let started = Instant::now();
-            let top = remote.widen(k);
-            self.forward_wall += started.elapsed();
-            let arm_logits = next.logits.split_off(1);
-            let arm_lse = next.log_sum_exp.split_off(1);
-            next = self.with_remote_row(top?, arm_logits, arm_lse, k);
+        let k = served
+            .k
+            .saturating_mul(8)
+            .min(remote.vocab_size().max(self.vocab));
+        if !remote.exact_greedy || k <= served.k {
+            return Ok(None);
         }
+        let arm_rows: Vec<&[f32]> = next.logits[1..].iter().map(Vec::as_slice).collect();
+        let settled = candidates::settles_greedy(
+            &next.logits[0],
+            &served.ids,
+            &arm_rows,
+            &next.log_sum_exp[1..],
+            weights,
+            served.k,
+            chosen as usize,
+        );
+        if settled {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let top = remote.widen(k);
+        self.forward_wall += started.elapsed();
+        let arm_logits = next.logits[1..].to_vec();
+        let arm_lse = next.log_sum_exp[1..].to_vec();
+        Ok(Some(self.with_remote_row(top?, arm_logits, arm_lse, k)))
     }
 
     /// `f` on every local model, results base first. The models run side by side on rayon's

@@ -111,7 +111,7 @@ impl RemoteBase {
     }
 
     /// The top `k` list for the position after the single sequence, asked again (the server's
-    /// prompt cache holds the sequence): [`Guide::settle_greedy`](crate::engine::decode::guide::Guide::settle_greedy).
+    /// prompt cache holds the sequence): `Guide::widen_for_greedy`.
     pub fn widen(&mut self, k: usize) -> Result<TopList> {
         self.rows.truncate(1);
         let started = Instant::now();
