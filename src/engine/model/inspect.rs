@@ -770,9 +770,14 @@ fn held_at(t: &Tensor, dtype: ComputeDtype, tied: bool) -> [Held; 2] {
                 // The dense output layer shares the embedding's storage.
                 _ => Some((compute.as_str().to_string(), 0, "dense", false)),
             };
-            // The lookup reads blocks where there are some (transformer/lookup.rs): the file's,
-            // or those a tied output layer was quantized to; else dense rows.
+            // The lookup (transformer/lookup.rs) of a tied model reads the rows of its output
+            // layer's tiles where genarm packs them (nothing more held); else it reads blocks
+            // where there are some (the file's, or those of the tied output layer), else
+            // dense rows.
             let lookup = match (t.stored, &output) {
+                (_, Some((format, _, "genarm", fallback))) => {
+                    Some((format.clone(), 0, "lookup", *fallback))
+                }
                 (Stored::Blocks(f), _) => {
                     Some((format_name_of(f), t.stored_bytes(), "lookup", false))
                 }

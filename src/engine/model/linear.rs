@@ -177,6 +177,14 @@ impl Linear {
     }
 
     /// Record the format asked for at load (None: stored as read, or dense by choice).
+    /// The weight in `qgemv`'s tiles, where it is packed (a tied embedding reads its rows).
+    pub fn packed(&self) -> Option<Arc<PackedWeight>> {
+        match &self.kernel {
+            Kernel::Packed { weight, .. } => Some(weight.clone()),
+            _ => None,
+        }
+    }
+
     pub fn asked_for(mut self, format: Option<GgmlDType>) -> Self {
         self.asked = format;
         self

@@ -291,8 +291,9 @@ impl Transformer {
         let head = plan.map(|p| p.lm_head);
         let embed_shape = [cfg.vocab_size, h];
         let (lm_head, table) = if cfg.tie_word_embeddings {
-            // Tied: the output layer gets a (quantized) copy, and the lookup table reads the
-            // blocks it was made from where it is quantized.
+            // Tied: the output layer gets a (quantized) copy, and the lookup reads its rows out
+            // of the packed tiles where there are some (the blocks they were made from are
+            // then dropped: one copy of the matrix), else the blocks or the dense table.
             w.tied_output("model.embed_tokens", &embed_shape, head)?
         } else {
             let table = w.lookup_table("model.embed_tokens.weight", &embed_shape)?;
@@ -317,6 +318,10 @@ impl Transformer {
             rotaries.push(Rotary::new(local.theta, &local.scaling, cfg.rotary_dim()));
         }
         // After the shape checks: the tables' sizes come from head_dim.
+        let embed_tokens = match lm_head.packed() {
+            Some(packed) if cfg.tie_word_embeddings => Lookup::from_packed(packed)?,
+            _ => Lookup::new(table)?,
+        };
         for rotary in &rotaries {
             for freqs in rotary.frequencies() {
                 preflight::check_rope_table(freqs)
@@ -325,7 +330,7 @@ impl Transformer {
         }
         Ok(Self {
             embed_dtype: w.dtype(),
-            embed_tokens: Lookup::new(table)?,
+            embed_tokens,
             embed_scale,
             blocks,
             norm: norm_weight(cfg, w, "model.norm.weight", h)?,

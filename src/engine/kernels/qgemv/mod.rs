@@ -36,6 +36,7 @@ mod portable;
 #[cfg(test)]
 mod tests;
 mod tiles;
+mod unpack;
 
 pub use tiles::TILE_ROWS;
 use tiles::*;

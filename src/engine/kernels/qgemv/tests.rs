@@ -219,3 +219,35 @@ fn bad_shapes_are_errors() {
     let unasked = QuantizedRows::new(&[0.5; 32], 1, 32, &[]).unwrap();
     assert!(w.product(Isa::Portable, &unasked, 0..1).is_err());
 }
+
+/// Every format, a row count that does not fill the last tile: each row read back out of the
+/// tiles equals candle's dequantization of the same GGUF blocks.
+#[test]
+fn rows_read_back_out_of_the_tiles_equal_the_dequantized_blocks() {
+    let formats = [
+        (GgmlDType::Q4_0, 96),
+        (GgmlDType::Q4_1, 96),
+        (GgmlDType::Q5_0, 96),
+        (GgmlDType::Q5_1, 96),
+        (GgmlDType::Q8_0, 96),
+        (GgmlDType::Q4K, 512),
+        (GgmlDType::Q5K, 512),
+        (GgmlDType::Q6K, 512),
+    ];
+    for (format, cols) in formats {
+        let rows = 40;
+        let (weight, dense) = packed(format, &random(rows, cols, 11));
+        for row in 0..rows {
+            let got = weight.row(row).unwrap();
+            let want = &dense[row * cols..(row + 1) * cols];
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+                    "{format:?} row {row} value {i}: {g} vs {w}"
+                );
+            }
+            assert_eq!(got.len(), cols);
+        }
+        assert!(weight.row(rows).is_err());
+    }
+}

@@ -11,10 +11,13 @@ use candle_core::{Device, Module, Tensor};
 use candle_nn::Embedding;
 
 use crate::engine::error::{EngineError, Result};
+use crate::engine::kernels::qgemv::PackedWeight;
 use crate::engine::model::weights::Table;
 
 pub enum Lookup {
     Dense(Embedding),
+    /// A tied model's packed output layer, its rows read back out of the tiles.
+    Packed(Arc<PackedWeight>),
     Blocks {
         blocks: Arc<QTensor>,
         rows: usize,
@@ -42,11 +45,17 @@ impl Lookup {
         })
     }
 
+    /// The rows of a tied model's packed output layer (the same matrix).
+    pub fn from_packed(weight: Arc<PackedWeight>) -> Result<Self> {
+        Ok(Self::Packed(weight))
+    }
+
     /// Rows (batch, t, hidden) of `tokens` (batch, t): the table's dtype where it is dense, f32
     /// where it is quantized.
     pub fn forward(&self, tokens: &Tensor) -> Result<Tensor> {
         let (blocks, rows, hidden) = match self {
             Self::Dense(e) => return Ok(e.forward(tokens)?),
+            Self::Packed(weight) => return packed_rows(weight, tokens),
             Self::Blocks {
                 blocks,
                 rows,
@@ -74,4 +83,22 @@ impl Lookup {
         dims.push(hidden);
         Ok(Tensor::from_vec(out, dims, tokens.device())?)
     }
+}
+
+/// Rows (batch, t, hidden) of `tokens` from a packed matrix.
+fn packed_rows(weight: &PackedWeight, tokens: &Tensor) -> Result<Tensor> {
+    let (rows, hidden) = weight.dims();
+    let ids = tokens.flatten_all()?.to_vec1::<u32>()?;
+    let mut out = Vec::with_capacity(ids.len() * hidden);
+    for id in ids {
+        if id as usize >= rows {
+            return Err(EngineError::usage(format!(
+                "token id {id} is outside the vocabulary of {rows}"
+            )));
+        }
+        out.extend(weight.row(id as usize)?);
+    }
+    let mut dims = tokens.dims().to_vec();
+    dims.push(hidden);
+    Ok(Tensor::from_vec(out, dims, tokens.device())?)
 }
