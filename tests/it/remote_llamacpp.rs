@@ -442,3 +442,36 @@ fn a_served_arm_that_tokenizes_differently_is_refused_naming_it() {
     ]);
     assert_one_line_error(&out, &["--arm s", &server.url]);
 }
+
+#[test]
+fn chat_renders_with_the_servers_chat_template() {
+    // The fixture's local tokenizers have no chat template; llama-server's /props gives its
+    // own (ChatML where the file has none), and --chat renders with it.
+    let server = LlamaServer::start();
+    let [a, _] = arms();
+    let start = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "generate",
+            "--base",
+            &server.url,
+            "--arm",
+            &a,
+            "--prompt",
+            PROMPT,
+            "--max-new-tokens",
+            "1",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        json_lines(&genarm(&args)).remove(0)
+    };
+    let chat = start(&["--chat"]);
+    let chatml = start(&[
+        "--prompt-template",
+        "<|im_start|>user\\n{prompt}<|im_end|>\\n<|im_start|>assistant\\n",
+    ]);
+    assert_eq!(chat["type"], "start");
+    assert_eq!(chat["prompt_token_ids"], chatml["prompt_token_ids"]);
+    let plain = start(&[]);
+    assert_ne!(chat["prompt_token_ids"], plain["prompt_token_ids"]);
+}

@@ -49,6 +49,16 @@ pub struct ServerInfo {
     pub vocab: Option<usize>,
     /// The context a request may fill.
     pub context: Option<usize>,
+    /// llama-server's chat template (`/props`: the model's, or llama.cpp's default where the
+    /// file has none), with the BOS and EOS texts it is rendered with.
+    pub chat_template: Option<ServedTemplate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedTemplate {
+    pub source: String,
+    pub bos_token: String,
+    pub eos_token: String,
 }
 
 /// The request for the top `k` next-token log-probs after `ids`: (path, body). The server
@@ -291,10 +301,25 @@ pub fn server_info(
     let context = number(props.and_then(|p| p.pointer("/default_generation_settings/n_ctx")))
         .or_else(|| number(chosen.get("max_model_len")))
         .or_else(|| number(chosen.pointer("/meta/n_ctx_train")));
+    let text = |key: &str| {
+        props
+            .and_then(|p| p.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let chat_template = Some(text("chat_template"))
+        .filter(|source| !source.trim().is_empty())
+        .map(|source| ServedTemplate {
+            source,
+            bos_token: text("bos_token"),
+            eos_token: text("eos_token"),
+        });
     Ok(ServerInfo {
         model: name(chosen),
         vocab: number(chosen.pointer("/meta/n_vocab")),
         context,
+        chat_template,
     })
 }
 

@@ -1,6 +1,7 @@
 //! [`RemoteBase`]: a served base as the guide sees it. It holds the ids of each sequence (the
 //! server keeps the computation cached) and answers each position with the server's top list.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use super::http::Http;
 use super::protocol::{self, RemoteApi, ServerInfo, TopList};
 use super::timing::{RemoteTimes, TimeSum};
 use crate::engine::error::{EngineError, Result};
+use crate::engine::formats::chat::ChatTemplate;
 use crate::engine::formats::tokenizer::ModelTokenizer;
 
 /// Requests in flight at once for batches and scoring: servers batch them, and more than this
@@ -61,6 +63,16 @@ impl RemoteBase {
         }
         let http = Http::new(&super::server_root(url), options.timeout);
         let (api, info) = detect(&http, url, options)?;
+        let mut tokenizer = tokenizer;
+        // The server's chat template wins over the local tokenizer's: it is the served model's.
+        if let Some(served) = &info.chat_template {
+            tokenizer.chat_template = Some(ChatTemplate::from_source(
+                Path::new(&http.url("/props")),
+                &served.source,
+                &served.bos_token,
+                &served.eos_token,
+            ));
+        }
         let base = Self {
             url: url.to_string(),
             http,
