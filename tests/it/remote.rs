@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::common::logprobs::log_softmax;
-use crate::common::{Models, assert_one_line_error, genarm, json_lines};
+use crate::common::{Models, assert_one_line_error, genarm, json_lines, p};
 use genarm::engine::{CausalLm, ComputeDtype};
 
 #[derive(Clone, Copy, PartialEq)]
@@ -224,6 +224,12 @@ fn a_server_that_is_not_there_or_answers_nonsense_is_one_line() {
         "generate", "--base", &url, "--arm", &arm_flag, "--prompt", "w5",
     ]);
     assert_one_line_error(&out, &["--base", &url, "nothing is listening"]);
+    // A served ARM that is not there: one line naming it, the base local.
+    let served_arm = format!("s={url}");
+    let out = genarm(&[
+        "generate", "--base", p(&base), "--arm", &served_arm, "--prompt", "w5",
+    ]);
+    assert_one_line_error(&out, &["--arm s", &url, "nothing is listening"]);
 
     let url = serve(&base, Behaviour::Malformed);
     let out = genarm(&[
