@@ -227,7 +227,13 @@ fn a_server_that_is_not_there_or_answers_nonsense_is_one_line() {
     // A served ARM that is not there: one line naming it, the base local.
     let served_arm = format!("s={url}");
     let out = genarm(&[
-        "generate", "--base", p(&base), "--arm", &served_arm, "--prompt", "w5",
+        "generate",
+        "--base",
+        p(&base),
+        "--arm",
+        &served_arm,
+        "--prompt",
+        "w5",
     ]);
     assert_one_line_error(&out, &["--arm s", &url, "nothing is listening"]);
 
