@@ -11,7 +11,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -120,18 +120,33 @@ fn arms() -> [String; 2] {
     ]
 }
 
-/// `genarm COMMAND --base BASE` with both ARMs (a at -0.5, b at 1), greedy, as token records.
-fn run(command: &str, base: &str, extra: &[&str]) -> Vec<Value> {
-    let [a, b] = arms();
+/// `genarm COMMAND --base BASE --arm X --arm Y`, ARM a at -0.5, greedy, `--json`.
+fn run_models(command: &str, base: &str, arm_flags: [&str; 2], extra: &[&str]) -> Output {
     let mut args = vec![
-        command, "--base", base, "--arm", &a, "--arm", &b, "--weight", "a=-0.5", "--prompt",
-        PROMPT, "--json",
+        command,
+        "--base",
+        base,
+        "--arm",
+        arm_flags[0],
+        "--arm",
+        arm_flags[1],
     ];
+    args.extend_from_slice(&["--weight", "a=-0.5", "--prompt", PROMPT, "--json"]);
     args.extend_from_slice(extra);
-    json_lines(&genarm(&args))
+    genarm(&args)
+}
+
+fn token_records(out: &Output) -> Vec<Value> {
+    json_lines(out)
         .into_iter()
         .filter(|r| r["type"] == "token")
         .collect()
+}
+
+/// `genarm COMMAND --base BASE` with both ARMs (a at -0.5, b at 1), greedy, as token records.
+fn run(command: &str, base: &str, extra: &[&str]) -> Vec<Value> {
+    let [a, b] = arms();
+    token_records(&run_models(command, base, [&a, &b], extra))
 }
 
 fn assert_same_steps(remote: &[Value], local: &[Value], what: &str) {
@@ -325,21 +340,10 @@ fn a_tokenizer_that_splits_differently_from_the_server_is_refused() {
 fn run_with_arm(command: &str, base: &str, served_arm: &str, extra: &[&str]) -> Vec<Value> {
     let [a, _] = arms();
     let s = format!("s={served_arm}");
-    let mut args = vec![
-        command, "--base", base, "--arm", &s, "--arm", &a, "--weight", "a=-0.5", "--prompt",
-        PROMPT, "--json",
-    ];
-    args.extend_from_slice(extra);
-    let out = genarm(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json_lines(&out)
-        .into_iter()
-        .filter(|r| r["type"] == "token")
-        .collect()
+    let out = run_models(command, base, [&s, &a], extra);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    token_records(&out)
 }
 
 fn assert_same_ids_and_logprobs(got: &[Value], want: &[Value], what: &str) {

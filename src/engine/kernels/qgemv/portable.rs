@@ -3,13 +3,6 @@
 
 use super::*;
 
-/// The fifth bits of values 8g+j and 8g+j+4 (g the group within its 32 values) from a
-/// high-bit plane byte, as 16s to add to their low nibbles.
-fn fifths(plane_byte: u8, g: usize) -> (i32, i32) {
-    let bits = (plane_byte >> (2 * (g % 4))) as i32;
-    ((bits & 1) << 4, (bits & 2) << 3)
-}
-
 /// Q4_K (HIGH = 0) and Q5_K.
 pub fn qk_sums<const HIGH: usize>(
     tiles: &[TileK<HIGH>],

@@ -30,6 +30,18 @@ fn ours(format: GgmlDType) -> PackedFormat {
     }
 }
 
+/// Every packed format, with a row length of whole blocks.
+const FORMATS: [(GgmlDType, usize); 8] = [
+    (GgmlDType::Q4_0, 96),
+    (GgmlDType::Q4_1, 96),
+    (GgmlDType::Q5_0, 96),
+    (GgmlDType::Q5_1, 96),
+    (GgmlDType::Q8_0, 96),
+    (GgmlDType::Q4K, 512),
+    (GgmlDType::Q5K, 512),
+    (GgmlDType::Q6K, 512),
+];
+
 fn random(rows: usize, cols: usize, seed: u64) -> Tensor {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -51,17 +63,7 @@ fn max_abs(v: &[f32]) -> f32 {
 fn packed_products_match_the_dequantized_weights() {
     let isas = Isa::available();
     assert_eq!(isas[0], Isa::detect());
-    let formats = [
-        (GgmlDType::Q4_0, 96),
-        (GgmlDType::Q4_1, 96),
-        (GgmlDType::Q5_0, 96),
-        (GgmlDType::Q5_1, 96),
-        (GgmlDType::Q8_0, 96),
-        (GgmlDType::Q4K, 512),
-        (GgmlDType::Q5K, 512),
-        (GgmlDType::Q6K, 512),
-    ];
-    for (format, cols) in formats {
+    for (format, cols) in FORMATS {
         for rows in [16, 40] {
             let w = random(rows, cols, rows as u64);
             let (weight, dense) = packed(format, &w);
@@ -224,17 +226,7 @@ fn bad_shapes_are_errors() {
 /// tiles equals candle's dequantization of the same GGUF blocks.
 #[test]
 fn rows_read_back_out_of_the_tiles_equal_the_dequantized_blocks() {
-    let formats = [
-        (GgmlDType::Q4_0, 96),
-        (GgmlDType::Q4_1, 96),
-        (GgmlDType::Q5_0, 96),
-        (GgmlDType::Q5_1, 96),
-        (GgmlDType::Q8_0, 96),
-        (GgmlDType::Q4K, 512),
-        (GgmlDType::Q5K, 512),
-        (GgmlDType::Q6K, 512),
-    ];
-    for (format, cols) in formats {
+    for (format, cols) in FORMATS {
         let rows = 40;
         let (weight, dense) = packed(format, &random(rows, cols, 11));
         for row in 0..rows {

@@ -80,6 +80,13 @@ pub(super) type TileQ5_0 = Tile32<PLANE_BYTES, 0>;
 pub(super) type TileQ5_1 = Tile32<PLANE_BYTES, TILE_ROWS>;
 
 /// The zero point of Q4_0 (8) and Q5_0 (16): half their range.
+/// The fifth bits of values 8g+j and 8g+j+4 (g the group within its 32 values) from a
+/// high-bit plane byte, as 16s to add to their low nibbles.
+pub(super) fn fifths(plane_byte: u8, g: usize) -> (i32, i32) {
+    let bits = (plane_byte >> (2 * (g % 4))) as i32;
+    ((bits & 1) << 4, (bits & 2) << 3)
+}
+
 pub(super) const fn zero_point(high: usize) -> i32 {
     if high > 0 { 16 } else { 8 }
 }

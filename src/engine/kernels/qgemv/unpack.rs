@@ -34,12 +34,6 @@ impl PackedWeight {
     }
 }
 
-/// The fifth bits of values 8g+j and 8g+j+4 from a high-bit plane byte, as 16s.
-fn fifths(plane_byte: u8, g: usize) -> (i32, i32) {
-    let bits = (plane_byte >> (2 * (g % 4))) as i32;
-    ((bits & 1) << 4, (bits & 2) << 3)
-}
-
 fn qk_row<const HIGH: usize>(tile: &TileK<HIGH>, r: usize, out: &mut Vec<f32>) {
     let mut values = [0f32; QK_K];
     let (d, dmin) = (tile.d[r].to_f32(), tile.dmin[r].to_f32());
