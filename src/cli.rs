@@ -191,6 +191,11 @@ pub struct ModelArgs {
     /// choice is the one local decoding makes (docs/remote.md).
     #[arg(long)]
     pub remote_exact_greedy: bool,
+    /// For `--base URL` on a server that gives log-probs of named tokens (vLLM's
+    /// logprob_token_ids): do not ask for the exact log-probs of ARM candidates outside its top
+    /// K, saving a second request per step; they hold the K-th log-prob as a bound.
+    #[arg(long)]
+    pub remote_bounds_only: bool,
 }
 
 /// What the flags give when none is passed (the embedded demo, f32): for code that builds
@@ -213,6 +218,7 @@ impl Default for ModelArgs {
             remote_top_k: crate::engine::remote::DEFAULT_TOP_K,
             remote_timeout: 60.0,
             remote_exact_greedy: false,
+            remote_bounds_only: false,
         }
     }
 }

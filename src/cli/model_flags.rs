@@ -91,6 +91,7 @@ impl ModelArgs {
             top_k: self.remote_top_k,
             timeout: std::time::Duration::from_secs_f64(self.remote_timeout.min(86_400.0)),
             exact_greedy: self.remote_exact_greedy,
+            exact_candidates: !self.remote_bounds_only,
         })
     }
 }

@@ -36,7 +36,10 @@ pub fn load_guide(spec: &ModelSpec, config: Option<&Path>) -> Result<LoadedGuide
     let names: Vec<String> = arms.iter().map(|(n, _)| n.clone()).collect();
     let weights = resolve_weights(&spec.weights, &names)?;
     let guide = load_models(&base_path, arms, spec)?;
-    let mut notices = Vec::new();
+    let mut notices = guide
+        .base
+        .remote()
+        .map_or_else(Vec::new, |r| r.notices.clone());
     let guide = with_prompt_format(guide, spec, &mut notices)?;
     Ok(LoadedGuide {
         guide,

@@ -198,6 +198,17 @@ fn a_whole_vocabulary_k_equals_local_decoding_through_both_apis() {
         &[&response[..], &["--remote-top-k", VOCAB]].concat(),
     );
     assert_same_steps(&remote, &local, "score");
+    // llama-server's OpenAI side ignores `echo`: one request per position there too.
+    let openai = run(
+        "score",
+        &v1,
+        &[
+            &response[..],
+            &["--remote-top-k", VOCAB, "--remote-api", "openai"],
+        ]
+        .concat(),
+    );
+    assert_same_steps(&openai, &local, "score, OpenAI /v1/completions");
 }
 
 #[test]
@@ -219,6 +230,22 @@ fn k_20_guides_over_the_union_and_marks_the_inexact_steps() {
         inexact > 0,
         "the ARMs never proposed a token outside the server's top 20"
     );
+    // llama-server's OpenAI side ignores vLLM's `logprob_token_ids`: genarm says so once and
+    // keeps the bounds.
+    let [a, b] = arms();
+    let v1 = format!("{}/v1", server.url);
+    let extra = ["--max-new-tokens", "8", "--remote-api", "openai"];
+    let out = run_models("generate", &v1, [&a, &b], &extra);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&v1) && stderr.contains("logprob_token_ids"),
+        "{stderr}"
+    );
+    let records = token_records(&out);
+    assert_eq!(records.len(), 8);
+    for r in &records {
+        assert_eq!(r["exact"].as_bool().unwrap(), r["candidates"] == 20, "{r}");
+    }
 }
 
 #[test]
@@ -253,6 +280,68 @@ fn exact_greedy_widens_k_until_every_choice_is_local_decodings() {
         .collect();
     assert!(counts.iter().any(|&c| c <= 6), "{counts:?}");
     assert!(counts.iter().any(|&c| c > 6), "{counts:?}");
+}
+
+#[test]
+fn exact_greedy_settles_every_row_of_a_batched_sweep() {
+    let server = LlamaServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let prompts = dir.path().join("prompts.txt");
+    std::fs::write(&prompts, format!("{PROMPT}\n")).unwrap();
+    let [a, b] = arms();
+    // The rows' mean ARM rewards: Σ log π_arm over each row's greedy tokens.
+    let sweep = |base: &str, extra: &[&str]| -> Vec<f64> {
+        let out_csv = dir.path().join("sweep.csv");
+        let mut args = vec![
+            "sweep",
+            "--base",
+            base,
+            "--arm",
+            &a,
+            "--arm",
+            &b,
+            "--weight",
+            "a=-0.5",
+            "--grid",
+            "b=0,2,4",
+            "--temperature",
+            "0",
+            "--max-new-tokens",
+            "24",
+            "--prompts",
+            p(&prompts),
+            "--out",
+            p(&out_csv),
+        ];
+        args.extend_from_slice(extra);
+        let out = genarm(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: Value =
+            serde_json::from_slice(&std::fs::read(out_csv.with_extension("json")).unwrap())
+                .unwrap();
+        json.as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row["mean_reward"].as_array().unwrap().clone())
+            .map(|pair| pair[1].as_f64().unwrap())
+            .collect()
+    };
+    let close = |x: &[f64], y: &[f64]| x.iter().zip(y).all(|(x, y)| (x - y).abs() < 1e-3);
+    let local = sweep(p(&data("remote/qwen3-f32.gguf")), &[]);
+    let bounded = sweep(&server.url, &["--remote-top-k", "2"]);
+    assert!(
+        !close(&bounded, &local),
+        "K = 2 should drift here: {bounded:?}"
+    );
+    let settled = sweep(
+        &server.url,
+        &["--remote-top-k", "2", "--remote-exact-greedy"],
+    );
+    assert!(close(&settled, &local), "{settled:?} vs {local:?}");
 }
 
 /// Run `generate` for many tokens, call `interrupt` once the first token record is out, and

@@ -9,7 +9,7 @@
 //! matrix products may round differently in the last bits.
 
 use crate::engine::decode::detok::IncrementalDecoder;
-use crate::engine::decode::generation::{StopReason, check_prompt};
+use crate::engine::decode::generation::{StopReason, check_prompt, settle_greedy};
 use crate::engine::decode::guidance::GuidedStep;
 use crate::engine::decode::guide::{Guide, NextLogits};
 use crate::engine::decode::sampler::{Sampler, SamplingParams};
@@ -107,13 +107,17 @@ fn sample_chunk(
             guide.truncate(0);
             return Ok(None);
         }
-        for ((state, row), (row_logits, next)) in states
+        for (index, ((state, row), (row_logits, next))) in states
             .iter_mut()
             .zip(rows)
-            .zip(logits.iter().zip(next.iter_mut()))
+            .zip(logits.iter_mut().zip(next.iter_mut()))
+            .enumerate()
         {
             if state.stop.is_some() {
                 continue;
+            }
+            if state.sampler.is_greedy() {
+                settle_greedy(guide, index, row_logits, &row.weights, state.tokens.len())?;
             }
             let step = GuidedStep::from_next(row_logits, &row.weights);
             step.check_finite(state.tokens.len())?;

@@ -161,16 +161,8 @@ impl Generation {
         };
         // A served base's greedy choice that its top K cannot settle is asked again with a
         // larger K (`--remote-exact-greedy`); each pass narrows what the bound hides.
-        if forced.is_none() && self.sampler.is_greedy() && guide.widens_greedy() {
-            loop {
-                let step = GuidedStep::from_next(&logits, weights);
-                step.check_finite(self.generated.len())?;
-                let chosen = self.sampler.pick(step.guided());
-                match guide.widen_for_greedy(&logits, weights, chosen)? {
-                    Some(widened) => logits = widened,
-                    None => break,
-                }
-            }
+        if forced.is_none() && self.sampler.is_greedy() {
+            settle_greedy(guide, 0, &mut logits, weights, self.generated.len())?;
         }
         let step = GuidedStep::from_next(&logits, weights);
         step.check_finite(self.generated.len())?;
@@ -351,4 +343,29 @@ pub fn score(
         records.push(record);
     }
     Ok((records, sums))
+}
+
+/// A greedy step of row `row` over a served base, asked again with a larger K until its top
+/// K settles the choice (`--remote-exact-greedy`, [`Guide::widen_for_greedy`]); each pass
+/// narrows what the bound hides; `logits` is replaced by the settled step. `index` is the
+/// step's, for messages.
+pub(crate) fn settle_greedy(
+    guide: &mut Guide,
+    row: usize,
+    logits: &mut NextLogits,
+    weights: &[f32],
+    index: usize,
+) -> Result<()> {
+    if !guide.widens_greedy() {
+        return Ok(());
+    }
+    loop {
+        let step = GuidedStep::from_next(logits, weights);
+        step.check_finite(index)?;
+        let chosen = crate::engine::kernels::fastmath::argmax(step.guided());
+        match guide.widen_for_greedy(row, logits, weights, chosen as u32)? {
+            Some(widened) => *logits = widened,
+            None => return Ok(()),
+        }
+    }
 }

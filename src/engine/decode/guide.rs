@@ -212,7 +212,10 @@ impl Guide {
                 arm_step,
             );
             let (logits, log_sum_exp) = arms?.into_iter().unzip();
-            return Ok(self.with_remote_row(top?, logits, log_sum_exp, self.top_k()));
+            let mut next = [self.with_remote_row(top?, logits, log_sum_exp, self.top_k())];
+            self.fill_bounds(&mut next, Prefixes::Rows)?;
+            let [next] = next;
+            return Ok(next);
         }
         let (logits, log_sum_exp) = self.each_model(arm_step)?.into_iter().unzip();
         Ok(NextLogits {
@@ -256,7 +259,9 @@ impl Guide {
                 row.push(logits);
             }
         }
-        Ok(self.assemble(rows, tops))
+        let mut nexts = self.assemble(rows, tops);
+        self.fill_bounds(&mut nexts, Prefixes::Rows)?;
+        Ok(nexts)
     }
 
     /// Teacher forcing over `ids` (run from empty caches): for each position `p` in
@@ -287,7 +292,9 @@ impl Guide {
                 position.push(logits);
             }
         }
-        Ok(self.assemble(positions, tops))
+        let mut nexts = self.assemble(positions, tops);
+        self.fill_bounds(&mut nexts, Prefixes::Scored { ids, first })?;
+        Ok(nexts)
     }
 
     /// Forward time of each model (base first) since the last call. The models run side by
@@ -349,16 +356,56 @@ impl Guide {
         k: usize,
     ) -> NextLogits {
         let arm_rows: Vec<&[f32]> = arm_logits.iter().map(Vec::as_slice).collect();
-        let (row, candidates) = candidates::base_row(&top, &arm_rows, k, self.vocab);
+        let (row, candidates, served) = candidates::base_row(&top, &arm_rows, k, self.vocab);
         NextLogits {
             logits: std::iter::once(row).chain(arm_logits).collect(),
             log_sum_exp: std::iter::once(0.0).chain(arm_lse).collect(),
             candidates: Some(candidates),
-            served: Some(Served {
-                ids: top.iter().map(|&(id, _)| id).collect(),
-                k,
-            }),
+            served: Some(served),
         }
+    }
+
+    /// A served base that gives exact log-probs of named tokens (vLLM's `logprob_token_ids`,
+    /// [`RemoteBase::exact_candidates`]) is asked for those of every candidate holding a bound,
+    /// one second request per row, side by side. `prefixes` says which sequence `nexts[i]`
+    /// continues.
+    fn fill_bounds(&mut self, nexts: &mut [NextLogits], prefixes: Prefixes) -> Result<()> {
+        let Base::Remote(remote) = &self.base else {
+            return Ok(());
+        };
+        if !remote.exact_candidates {
+            return Ok(());
+        }
+        let prefix = |i: usize| match prefixes {
+            Prefixes::Rows => remote.row(i),
+            Prefixes::Row(row) => remote.row(row),
+            Prefixes::Scored { ids, first } => &ids[..=first + i],
+        };
+        let asking: Vec<usize> = (0..nexts.len())
+            .filter(|&i| {
+                nexts[i]
+                    .served
+                    .as_ref()
+                    .is_some_and(|s| !s.bounded.is_empty())
+            })
+            .collect();
+        if asking.is_empty() {
+            return Ok(());
+        }
+        let asks: Vec<(&[u32], &[u32])> = asking
+            .iter()
+            .filter_map(|&i| Some((prefix(i), nexts[i].served.as_ref()?.bounded.as_slice())))
+            .collect();
+        let started = Instant::now();
+        let answers = remote.candidate_logprobs(&asks);
+        self.forward_wall += started.elapsed();
+        for (i, exact) in asking.into_iter().zip(answers?) {
+            let next = &mut nexts[i];
+            if let (Some(candidates), Some(served)) = (&mut next.candidates, &mut next.served) {
+                candidates::fill_bounds(&mut next.logits[0], candidates, served, &exact);
+            }
+        }
+        Ok(())
     }
 
     /// Whether greedy steps may be asked again ([`Guide::widen_for_greedy`]): a served base
@@ -367,17 +414,19 @@ impl Guide {
         self.base.remote().is_some_and(|r| r.exact_greedy)
     }
 
-    /// `--remote-exact-greedy`: `next` (the pending step of the single sequence) asked again
-    /// with 8 times the K, up to the server's vocabulary, when the greedy choice `chosen` is not
-    /// settled by its candidates ([`candidates::settles_greedy`]); None when it is settled, or
-    /// cannot be widened (a local base, the option off, the whole vocabulary asked already).
+    /// `--remote-exact-greedy`: `next` (the pending step of row `row`, 0 for the single
+    /// sequence) asked again with 8 times the K, up to the server's vocabulary, when the greedy
+    /// choice `chosen` is not settled by its candidates ([`candidates::settles_greedy`]); None
+    /// when it is settled, or cannot be widened (a local base, the option off, the whole
+    /// vocabulary asked already).
     pub fn widen_for_greedy(
         &mut self,
+        row: usize,
         next: &NextLogits,
         weights: &[f32],
         chosen: u32,
     ) -> Result<Option<NextLogits>> {
-        let (Base::Remote(remote), Some(served)) = (&mut self.base, &next.served) else {
+        let (Base::Remote(remote), Some(served)) = (&self.base, &next.served) else {
             return Ok(None);
         };
         let k = served
@@ -390,22 +439,24 @@ impl Guide {
         let arm_rows: Vec<&[f32]> = next.logits[1..].iter().map(Vec::as_slice).collect();
         let settled = candidates::settles_greedy(
             &next.logits[0],
-            &served.ids,
+            served,
             &arm_rows,
             &next.log_sum_exp[1..],
             weights,
-            served.k,
             chosen as usize,
         );
         if settled {
             return Ok(None);
         }
         let started = Instant::now();
-        let top = remote.widen(k);
+        let top = remote.widen(row, k);
         self.forward_wall += started.elapsed();
         let arm_logits = next.logits[1..].to_vec();
         let arm_lse = next.log_sum_exp[1..].to_vec();
-        Ok(Some(self.with_remote_row(top?, arm_logits, arm_lse, k)))
+        let mut widened = [self.with_remote_row(top?, arm_logits, arm_lse, k)];
+        self.fill_bounds(&mut widened, Prefixes::Row(row))?;
+        let [widened] = widened;
+        Ok(Some(widened))
     }
 
     /// `f` on every local model, results base first. The models run side by side on rayon's
@@ -432,6 +483,17 @@ impl Guide {
         let arms = self.arms.iter_mut().map(|(_, m)| m as &mut dyn Forward);
         base.into_iter().chain(arms)
     }
+}
+
+/// Which sequence each of a step's rows continues, for [`Guide::fill_bounds`].
+#[derive(Clone, Copy)]
+enum Prefixes<'a> {
+    /// Row `i` continues the served base's row `i` (a single sequence is row 0).
+    Rows,
+    /// One row continuing the served base's row `.0`.
+    Row(usize),
+    /// Row `i` continues `ids[..=first + i]` (teacher forcing).
+    Scored { ids: &'a [u32], first: usize },
 }
 
 impl From<CausalLm> for Base {

@@ -39,6 +39,9 @@ pub struct RemoteOptions {
     pub timeout: Duration,
     /// Greedy decoding asks for more log-probs until the top K settles each choice.
     pub exact_greedy: bool,
+    /// Ask for the exact log-probs of ARM candidates outside the top K where the server gives
+    /// them (a second request per step); off (`--remote-bounds-only`) they hold the bound.
+    pub exact_candidates: bool,
 }
 
 /// The default K: vLLM's default `--max-logprobs`.
@@ -52,6 +55,7 @@ impl Default for RemoteOptions {
             top_k: DEFAULT_TOP_K,
             timeout: Duration::from_secs(60),
             exact_greedy: false,
+            exact_candidates: true,
         }
     }
 }

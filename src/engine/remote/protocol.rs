@@ -113,6 +113,63 @@ pub fn next_request(
     }
 }
 
+/// The request for the exact next-token log-probs of `named` tokens after `ids` (vLLM's
+/// `logprob_token_ids`, OpenAI-compatible completions only): (path, body). The reply has
+/// [`next_request`]'s shape and holds the sampled token and every named one; a server without
+/// the field ignores it and answers its top 1.
+pub fn candidates_request(
+    model: Option<&str>,
+    ids: &[u32],
+    named: &[u32],
+) -> (&'static str, Value) {
+    let (path, mut body) = next_request(RemoteApi::OpenAi, model, ids, 1, &[]);
+    body["logprob_token_ids"] = json!(named);
+    (path, body)
+}
+
+/// The request scoring every position of `ids` at once: the prompt echoed with each
+/// position's top `k` (OpenAI completions' `echo`, as vLLM answers it for token prompts).
+pub fn echo_request(model: Option<&str>, ids: &[u32], k: usize) -> (&'static str, Value) {
+    let (path, mut body) = next_request(RemoteApi::OpenAi, model, ids, k, &[]);
+    body["echo"] = json!(true);
+    (path, body)
+}
+
+/// The top lists of an [`echo_request`] reply for `ids`: entry `j - 1` of the result predicts
+/// `ids[j]` (the list after `ids[..j]`), and the last is the position after all of `ids`.
+/// The reply's `choices[0].logprobs.top_logprobs` holds a null for the first prompt token,
+/// then one object per token, each holding at least that prompt token (vLLM adds it to the
+/// top K): that is checked, so a server answering another shape (no echo, text keys, a
+/// shifted list) is told apart.
+pub fn parse_echo(reply: &Value, ids: &[u32]) -> Result<Vec<TopList>, String> {
+    let entries = reply
+        .pointer("/choices/0/logprobs/top_logprobs")
+        .and_then(Value::as_array)
+        .ok_or("the reply has no top_logprobs list (choices[0].logprobs)")?;
+    if entries.len() < ids.len() + 1 {
+        return Err(format!(
+            "the reply has log-probs for {} positions, not the {} of an echoed prompt and one \
+             more (the server ignores echo)",
+            entries.len(),
+            ids.len() + 1
+        ));
+    }
+    let mut tops = Vec::with_capacity(ids.len());
+    for (j, entry) in entries.iter().enumerate().take(ids.len() + 1).skip(1) {
+        let holder = json!({"top_logprobs": [entry]});
+        let top = parse_openai_top(&holder)?;
+        if let Some(&token) = ids.get(j)
+            && !top.iter().any(|&(id, _)| id == token)
+        {
+            return Err(format!(
+                "position {j}'s log-probs lack its prompt token {token}: not an echo of the prompt"
+            ));
+        }
+        tops.push(top);
+    }
+    Ok(tops)
+}
+
 /// The token llama-server sampled but held back: when the one token it samples ends in an
 /// incomplete UTF-8 character (a byte token), it keeps the token's text and log-probs for the
 /// next one, and with `n_predict: 1` answers with neither. Its id is still in `tokens`
@@ -254,6 +311,12 @@ pub fn parse_tokens(reply: &Value) -> Result<Vec<u32>, String> {
         .collect()
 }
 
+/// Is this completion reply llama-server's? Its OpenAI-compatible replies carry its
+/// `timings`, which vLLM's and SGLang's do not.
+pub fn is_llamacpp_reply(reply: &Value) -> bool {
+    reply.get("timings").is_some_and(Value::is_object)
+}
+
 /// Is this `/props` reply llama.cpp's?
 pub fn is_llamacpp_props(props: &Value) -> bool {
     props.get("default_generation_settings").is_some()
@@ -341,6 +404,8 @@ mod tests {
             "tokens": ["token_id:5"], "token_logprobs": [-0.1], "text_offset": [0],
             "top_logprobs": [{"token_id:5": -0.1, "token_id:9": -2.5}]}}]});
         let expected = vec![(5, -0.1), (9, -2.5)];
+        let server_oai_timed = json!({"choices": [], "timings": {"prompt_ms": 0.4}});
+        assert!(is_llamacpp_reply(&server_oai_timed) && !is_llamacpp_reply(&vllm));
         for reply in [llama, server_oai, vllm] {
             assert_eq!(parse_next(&reply).unwrap(), expected, "{reply}");
         }
@@ -432,6 +497,70 @@ mod tests {
             vec![3, 4]
         );
         assert!(parse_tokens(&json!({"tokens": ["a"]})).is_err());
+    }
+
+    #[test]
+    fn candidate_and_echo_requests_extend_the_completion_request() {
+        let (path, body) = candidates_request(Some("m"), &[1, 2], &[7, 9]);
+        assert_eq!(path, "/v1/completions");
+        assert_eq!(body["logprob_token_ids"], json!([7, 9]));
+        assert_eq!(
+            (body["logprobs"].as_u64(), body["max_tokens"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(body["model"], json!("m"));
+        let (_, body) = echo_request(None, &[1, 2], 5);
+        assert_eq!(
+            (body["echo"].as_bool(), body["logprobs"].as_u64()),
+            (Some(true), Some(5))
+        );
+        assert_eq!(body["prompt"], json!([1, 2]));
+    }
+
+    /// vLLM's echo reply for a 3-token prompt with `logprobs: 2` and
+    /// `return_tokens_as_token_ids` (its documented completions shape): a null for the first
+    /// token, then each prompt token's top 2 plus the token itself, then the generated one.
+    fn vllm_echo() -> Value {
+        json!({"choices": [{"index": 0, "text": "token_id:1token_id:2token_id:3token_id:4",
+            "logprobs": {
+                "tokens": ["token_id:1", "token_id:2", "token_id:3", "token_id:4"],
+                "token_logprobs": [null, -3.0, -0.2, -0.1],
+                "text_offset": [0, 10, 20, 30],
+                "top_logprobs": [null,
+                    {"token_id:2": -3.0, "token_id:5": -0.5, "token_id:6": -1.0},
+                    {"token_id:3": -0.2, "token_id:7": -2.0},
+                    {"token_id:4": -0.1, "token_id:8": -2.5}]}}]})
+    }
+
+    #[test]
+    fn an_echo_reply_gives_every_positions_list() {
+        let tops = parse_echo(&vllm_echo(), &[1, 2, 3]).unwrap();
+        assert_eq!(
+            tops,
+            vec![
+                vec![(5, -0.5), (6, -1.0), (2, -3.0)],
+                vec![(3, -0.2), (7, -2.0)],
+                vec![(4, -0.1), (8, -2.5)],
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reply_that_is_no_echo_of_the_prompt_is_refused() {
+        // A server that ignored echo: only the generated position.
+        let plain = json!({"choices": [{"logprobs": {"top_logprobs": [{"token_id:4": -0.1}]}}]});
+        assert!(
+            parse_echo(&plain, &[1, 2, 3])
+                .unwrap_err()
+                .contains("ignores echo")
+        );
+        // Another prompt's echo: position 1 lacks token 9.
+        let err = parse_echo(&vllm_echo(), &[1, 9, 3]).unwrap_err();
+        assert!(err.contains("lack its prompt token 9"), "{err}");
+        // llama-server's own /v1/completions shape has no top_logprobs list.
+        let server =
+            json!({"choices": [{"logprobs": {"content": [{"id": 4, "top_logprobs": []}]}}]});
+        assert!(parse_echo(&server, &[1, 2]).is_err());
     }
 
     #[test]

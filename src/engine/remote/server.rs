@@ -33,13 +33,22 @@ pub struct RemoteBase {
     pub top_k: usize,
     /// `--remote-exact-greedy`: greedy steps the top K cannot settle are asked again.
     pub exact_greedy: bool,
+    /// ARM candidates outside the top K get their exact log-probs from a second request
+    /// (vLLM's `logprob_token_ids`): the server gives them and `--remote-bounds-only` is off.
+    pub exact_candidates: bool,
+    /// Scoring asks once for every position (the prompt echoed with its log-probs, vLLM)
+    /// rather than once per position.
+    echo_scoring: bool,
+    /// Things to tell the user about this server, found at start (one line each).
+    pub notices: Vec<String>,
     /// The tokenizer genarm encodes with: `--tokenizer`, else the first ARM's (checked against
     /// the server's at start).
     pub tokenizer: ModelTokenizer,
     pub eos_ids: Vec<u32>,
     /// The ids of each sequence: one, or one per row after [`RemoteBase::fork`].
     rows: Vec<Vec<u32>>,
-    request_time: Duration,
+    /// Wall time of the calls that waited on the server, for `take_request_time`.
+    request_time: TimeSum,
     /// What the server reported as its own compute, and how many requests reported it.
     server_time: TimeSum,
     /// Wall time per request (summed over concurrent ones), for `take_times`.
@@ -73,24 +82,72 @@ impl RemoteBase {
                 &served.eos_token,
             ));
         }
-        let base = Self {
+        let mut base = Self {
             url: url.to_string(),
             http,
             api,
             info,
             top_k: options.top_k,
             exact_greedy: options.exact_greedy,
+            exact_candidates: false,
+            echo_scoring: false,
+            notices: Vec::new(),
             tokenizer,
             eos_ids,
             rows: vec![Vec::new()],
-            request_time: Duration::ZERO,
+            request_time: TimeSum::default(),
             server_time: TimeSum::default(),
             wall_time: TimeSum::default(),
             timed_replies: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
         };
         base.check_tokenizer(tokenizer_source)?;
+        if api == RemoteApi::OpenAi {
+            base.learn_openai_extensions(options)?;
+        }
         Ok(base)
+    }
+
+    /// What an OpenAI-compatible server offers beyond the top K, tried once on the probe
+    /// text: vLLM's `logprob_token_ids` (exact log-probs of named tokens) and `echo` with
+    /// log-probs (every position of a prompt in one request). A server that refuses or ignores
+    /// either is used without it.
+    fn learn_openai_extensions(&mut self, options: &RemoteOptions) -> Result<()> {
+        let ids = self.tokenizer.encode_response(PROBE)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let model = self.info.model.as_deref();
+        let (path, body) = protocol::echo_request(model, &ids, 1);
+        self.echo_scoring = ids.len() > 1
+            && self
+                .http
+                .probe_post(path, &body)
+                .is_some_and(|reply| protocol::parse_echo(&reply, &ids).is_ok());
+        if !options.exact_candidates {
+            return Ok(());
+        }
+        // Two ids a top 1 cannot both hold.
+        let named = [0, 1];
+        let (path, body) = protocol::candidates_request(model, &ids, &named);
+        self.exact_candidates = self.http.probe_post(path, &body).is_some_and(|reply| {
+            protocol::parse_next(&reply)
+                .is_ok_and(|top| named.iter().all(|id| top.iter().any(|e| e.0 == *id)))
+        });
+        if !self.exact_candidates {
+            self.notices.push(format!(
+                "{}: the server does not give log-probs of named tokens (vLLM's \
+                 logprob_token_ids), so ARM candidates outside its top {} hold the {}-th \
+                 log-prob as a bound",
+                self.url, self.top_k, self.top_k
+            ));
+        }
+        Ok(())
+    }
+
+    /// The ids of row `row` (the single sequence is row 0).
+    pub fn row(&self, row: usize) -> &[u32] {
+        self.rows.get(row).map_or(&[], Vec::as_slice)
     }
 
     /// The vocabulary the server reports, else the tokenizer's.
@@ -116,20 +173,13 @@ impl RemoteBase {
     pub fn feed(&mut self, ids: &[u32]) -> Result<TopList> {
         self.rows.truncate(1);
         self.rows[0].extend_from_slice(ids);
-        let started = Instant::now();
-        let top = self.next(&self.rows[0]);
-        self.request_time += started.elapsed();
-        top
+        self.request_time.time(|| self.next(&self.rows[0]))
     }
 
-    /// The top `k` list for the position after the single sequence, asked again (the server's
-    /// prompt cache holds the sequence): `Guide::widen_for_greedy`.
-    pub fn widen(&mut self, k: usize) -> Result<TopList> {
-        self.rows.truncate(1);
-        let started = Instant::now();
-        let top = self.next_with(&self.rows[0], k);
-        self.request_time += started.elapsed();
-        top
+    /// The top `k` list for the position after row `row`, asked again (the server's prompt
+    /// cache holds the sequence): `Guide::widen_for_greedy`.
+    pub fn widen(&self, row: usize, k: usize) -> Result<TopList> {
+        self.request_time.time(|| self.next_with(self.row(row), k))
     }
 
     /// Copy the single sequence into `rows` rows; see [`RemoteBase::feed_rows`].
@@ -150,30 +200,68 @@ impl RemoteBase {
         for (row, &token) in self.rows.iter_mut().zip(tokens) {
             row.push(token);
         }
-        let started = Instant::now();
         let prefixes: Vec<&[u32]> = self.rows.iter().map(Vec::as_slice).collect();
-        let tops = self.next_all(&prefixes);
-        self.request_time += started.elapsed();
-        tops
+        self.request_time.time(|| self.next_all(&prefixes))
     }
 
-    /// Teacher forcing: the top list after each prefix `ids[..=p]` for `p` in `positions`,
-    /// one request per position, sent side by side.
+    /// Teacher forcing: the top list after each prefix `ids[..=p]` for `p` in `positions`:
+    /// one echo request where the server has it, else one request per position, sent side
+    /// by side.
     pub fn score_positions(
         &mut self,
         ids: &[u32],
         positions: std::ops::Range<usize>,
     ) -> Result<Vec<TopList>> {
-        let started = Instant::now();
-        let prefixes: Vec<&[u32]> = positions.map(|p| &ids[..=p]).collect();
-        let tops = self.next_all(&prefixes);
-        self.request_time += started.elapsed();
-        tops
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        if positions.end > ids.len() {
+            return Err(EngineError::usage(format!(
+                "positions up to {} of {} ids",
+                positions.end,
+                ids.len()
+            )));
+        }
+        self.request_time.time(|| {
+            if self.echo_scoring {
+                let mut tops = self.request_echo(&ids[..positions.end])?;
+                tops.truncate(positions.end);
+                return Ok(tops.split_off(positions.start));
+            }
+            let prefixes: Vec<&[u32]> = positions.map(|p| &ids[..=p]).collect();
+            self.next_all(&prefixes)
+        })
+    }
+
+    /// The exact log-probs of each ask's ids after its prefix (vLLM's `logprob_token_ids`;
+    /// [`RemoteBase::exact_candidates`] says the server gives them), at most K ids per
+    /// request, the requests side by side. Each ask's list holds the ids the server answered.
+    pub fn candidate_logprobs(&self, asks: &[(&[u32], &[u32])]) -> Result<Vec<TopList>> {
+        let chunk = self.top_k.max(1);
+        let requests: Vec<(usize, &[u32], &[u32])> = asks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (prefix, ids))| ids.chunks(chunk).map(move |c| (i, *prefix, c)))
+            .collect();
+        let replies = self.request_time.time(|| {
+            self.side_by_side(&requests, |&(_, prefix, ids)| {
+                self.request(protocol::candidates_request(
+                    self.info.model.as_deref(),
+                    prefix,
+                    ids,
+                ))
+            })
+        })?;
+        let mut lists = vec![TopList::new(); asks.len()];
+        for ((ask, _, ids), reply) in requests.iter().zip(replies) {
+            lists[*ask].extend(reply.into_iter().filter(|(id, _)| ids.contains(id)));
+        }
+        Ok(lists)
     }
 
     /// Time spent waiting on the server since the last call.
     pub fn take_request_time(&mut self) -> Duration {
-        std::mem::take(&mut self.request_time)
+        self.request_time.take()
     }
 
     /// Where the requests' time went since the last call (`bench`). The server's share is
@@ -201,21 +289,63 @@ impl RemoteBase {
         top
     }
 
+    /// POST one request; its reply, counted and timed for `take_times`.
+    fn post(&self, (path, body): (&str, serde_json::Value)) -> Result<serde_json::Value> {
+        let reply = self.http.post(path, &body)?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(server) = protocol::server_time(&reply) {
+            self.server_time.add(server);
+            self.timed_replies.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(reply)
+    }
+
+    /// A request whose reply is one position's list ([`protocol::parse_next`]).
+    fn request(&self, request: (&'static str, serde_json::Value)) -> Result<TopList> {
+        let started = Instant::now();
+        let path = request.0;
+        let reply = self.post(request)?;
+        let top = self
+            .http
+            .json_time
+            .time(|| protocol::parse_next(&reply))
+            .map_err(|message| EngineError::remote(&self.http.url(path), message));
+        self.wall_time.add(started.elapsed());
+        top
+    }
+
+    /// Every position's list of `ids` in one echo request ([`protocol::parse_echo`]).
+    fn request_echo(&self, ids: &[u32]) -> Result<Vec<TopList>> {
+        let started = Instant::now();
+        let request = protocol::echo_request(self.info.model.as_deref(), ids, self.top_k);
+        let path = request.0;
+        let reply = self.post(request)?;
+        let tops = self
+            .http
+            .json_time
+            .time(|| protocol::parse_echo(&reply, ids))
+            .map_err(|message| EngineError::remote(&self.http.url(path), message));
+        self.wall_time.add(started.elapsed());
+        tops
+    }
+
     fn request_next(&self, ids: &[u32], k: usize) -> Result<TopList> {
+        let mut api = self.api;
         let mut banned = Vec::new();
         loop {
             let (path, body) =
-                protocol::next_request(self.api, self.info.model.as_deref(), ids, k, &banned);
-            let reply = self.http.post(path, &body)?;
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            if let Some(server) = protocol::server_time(&reply) {
-                self.server_time.add(server);
-                self.timed_replies.fetch_add(1, Ordering::Relaxed);
-            }
+                protocol::next_request(api, self.info.model.as_deref(), ids, k, &banned);
+            let reply = self.post((path, body))?;
             match self.http.json_time.time(|| protocol::parse_next(&reply)) {
                 Ok(top) => return Ok(top),
                 Err(message) => match protocol::held_back_token(&reply) {
                     Some(token) if banned.len() < MAX_HELD_BACK => banned.push(token),
+                    // llama-server's OpenAI side drops the log-probs when its pick is part of
+                    // a character and does not say which token it held back: its own API
+                    // does, so the position is asked there.
+                    _ if api == RemoteApi::OpenAi && protocol::is_llamacpp_reply(&reply) => {
+                        api = RemoteApi::LlamaCpp;
+                    }
                     _ => return Err(EngineError::remote(&self.http.url(path), message)),
                 },
             }
@@ -223,12 +353,22 @@ impl RemoteBase {
     }
 
     fn next_all(&self, prefixes: &[&[u32]]) -> Result<Vec<TopList>> {
-        let mut tops = Vec::with_capacity(prefixes.len());
-        for group in prefixes.chunks(MAX_CONCURRENT) {
-            let replies: Vec<Result<TopList>> = std::thread::scope(|scope| {
+        self.side_by_side(prefixes, |ids| self.next(ids))
+    }
+
+    /// `request` for every item, at most [`MAX_CONCURRENT`] in flight; the answers in order.
+    fn side_by_side<I: Sync, T: Send>(
+        &self,
+        items: &[I],
+        request: impl Fn(&I) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        let mut tops = Vec::with_capacity(items.len());
+        let request = &request;
+        for group in items.chunks(MAX_CONCURRENT) {
+            let replies: Vec<Result<T>> = std::thread::scope(|scope| {
                 let handles: Vec<_> = group
                     .iter()
-                    .map(|ids| scope.spawn(move || self.next(ids)))
+                    .map(|item| scope.spawn(move || request(item)))
                     .collect();
                 handles
                     .into_iter()
