@@ -10,7 +10,7 @@ use crate::engine::decode::arm::Arm;
 use crate::engine::formats::chat::ChatPrompt;
 use crate::engine::formats::hub::resolve_model;
 use crate::engine::formats::tokenizer::ModelTokenizer;
-use crate::engine::remote::{RemoteArm, RemoteBase, is_url};
+use crate::engine::remote::{RemoteApi, RemoteArm, RemoteBase, is_url};
 use crate::engine::{Base, CausalLm, EngineError, Guide, validate_weights};
 
 /// What [`load_guide`] loaded: the models, their weights, and notices for the user.
@@ -204,6 +204,7 @@ fn with_prompt_format(
         guide.chat = chat_prompt(&guide.base, spec.system.clone(), notices)?
             .map(|chat| chat.with_variables(&spec.chat_variables));
     }
+    check_served_chat(&guide, notices)?;
     guide.prompt_template = match (&spec.prompt_template, &spec.base) {
         // The chat template replaces any prompt format (the command line refuses both at once).
         _ if guide.chat.is_some() => None,
@@ -217,6 +218,41 @@ fn with_prompt_format(
         (None, Some(_)) => None,
     };
     Ok(guide)
+}
+
+/// A served base whose server renders chat itself (vLLM's `/tokenize` with messages) is asked
+/// for a probe conversation: the local template genarm renders with (`--tokenizer`'s, or the
+/// first ARM's) should give the same ids, and a notice says where they part. llama-server's
+/// template is the one genarm renders with already (`/props`).
+fn check_served_chat(guide: &Guide, notices: &mut Vec<String>) -> Result<(), LoadError> {
+    const USER: &str = "Hello! What is 12 + 3?";
+    let (Some(chat), Some(remote)) = (&guide.chat, guide.base.remote()) else {
+        return Ok(());
+    };
+    if remote.api != RemoteApi::OpenAi {
+        return Ok(());
+    }
+    let Some(served) = remote.chat_ids(&chat.messages(USER), chat.variables()) else {
+        return Ok(());
+    };
+    let local = guide.prompt_ids(USER).map_err(LoadError::ChatTemplate)?;
+    if served != local {
+        let at = served
+            .iter()
+            .zip(&local)
+            .take_while(|(a, b)| a == b)
+            .count();
+        notices.push(format!(
+            "--chat: the server at {} renders a conversation as {} tokens, the local template \
+             ({}) as {}, first differing at token {at}; prompts follow the local template (give \
+             the served model's tokenizer folder with --tokenizer)",
+            remote.url,
+            served.len(),
+            chat.path().display(),
+            local.len()
+        ));
+    }
+    Ok(())
 }
 
 /// The base model's chat template compiled, or None with a notice when it has none.

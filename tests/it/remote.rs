@@ -152,8 +152,19 @@ fn answer(
             "/v1/models" => json!({"object": "list", "data": [{"id": "fake", "object": "model",
                 "max_model_len": 256}]}),
             "/tokenize" => {
-                let text = body["prompt"].as_str().unwrap_or("");
-                json!({"tokens": model.tokenizer.encode_response(text).unwrap()})
+                let text = match body["messages"].as_array() {
+                    // The served model's chat template: "w1 CONTENT w2 " per message, then
+                    // "w3" for the generation prompt.
+                    Some(messages) => {
+                        let turns: String = messages
+                            .iter()
+                            .map(|m| format!("w1 {} w2 ", m["content"].as_str().unwrap()))
+                            .collect();
+                        turns + "w3"
+                    }
+                    None => body["prompt"].as_str().unwrap_or("").to_string(),
+                };
+                json!({"tokens": model.tokenizer.encode_response(&text).unwrap()})
             }
             "/v1/completions" => {
                 let (reply, kind) = vllm_completion(model, &body, named, echo);
@@ -442,6 +453,57 @@ fn scoring_through_vllm_asks_once_with_the_prompt_echoed() {
             false => assert_eq!(single, 1 + scored),
         }
     }
+}
+
+#[test]
+fn a_vllm_servers_chat_rendering_is_checked_against_the_local_template() {
+    let models = Models::new();
+    let (base, arm) = (models.llama("base", 1), models.llama("arm", 2));
+    let url = serve(
+        &base,
+        Behaviour::Vllm {
+            named: true,
+            echo: true,
+        },
+    );
+    // A local tokenizer folder whose chat template ends the generation prompt with `ending`.
+    let tokenizer_with = |name: &str, ending: &str| {
+        let dir = models.path(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(arm.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+        let template = format!(
+            "{{% for m in messages %}}w1 {{{{ m['content'] }}}} w2 {{% endfor %}}\
+             {{% if add_generation_prompt %}}{ending}{{% endif %}}"
+        );
+        let config = json!({"bos_token": "<s>", "eos_token": "</s>", "chat_template": template});
+        std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
+        dir
+    };
+    let chat =
+        |tokenizer: &Path| generate_records(&url, &arm, &["--chat", "--tokenizer", p(tokenizer)]);
+    // The same template as the server's: no notice, and the prompt is the server's rendering.
+    let (records, stderr) = chat(&tokenizer_with("same", "w3"));
+    assert!(!stderr.contains("--chat"), "{stderr}");
+    let start = records.iter().find(|r| r["type"] == "start").unwrap();
+    let want = CausalLm::load(&base, ComputeDtype::F32)
+        .unwrap()
+        .tokenizer
+        .encode_response("w1 w5 w6 w7 w2 w3")
+        .unwrap();
+    assert_eq!(start["prompt_token_ids"], json!(want));
+    // Another ending: the run goes on with the local template, and a notice says where the
+    // two part (at the generation prompt, the last token).
+    let (records, stderr) = chat(&tokenizer_with("other", "w4"));
+    assert!(
+        stderr.contains("--chat") && stderr.contains(&url) && stderr.contains("differing at"),
+        "{stderr}"
+    );
+    let start = records.iter().find(|r| r["type"] == "start").unwrap();
+    assert_eq!(
+        start["prompt_token_ids"][5],
+        json!(want[5] + 1),
+        "w4 follows w3"
+    );
 }
 
 #[test]

@@ -161,12 +161,27 @@ impl ChatPrompt {
 
     /// The conversation `[system?, user]` rendered with `add_generation_prompt`.
     pub fn render(&self, user: &str) -> Result<String> {
+        self.render_messages(&self.messages(user), true)
+    }
+
+    /// The conversation [`ChatPrompt::render`] renders: `[system?, user]`.
+    pub fn messages(&self, user: &str) -> Vec<Json> {
         let mut messages = Vec::new();
         if let Some(system) = &self.system {
             messages.push(serde_json::json!({"role": "system", "content": system}));
         }
         messages.push(serde_json::json!({"role": "user", "content": user}));
-        self.render_messages(&messages, true)
+        messages
+    }
+
+    /// The template variables set by the user (`--chat-kwarg`).
+    pub fn variables(&self) -> &serde_json::Map<String, Json> {
+        &self.variables
+    }
+
+    /// Where the template came from, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Any conversation (`{"role", "content"}` messages; the system message given to `new` is

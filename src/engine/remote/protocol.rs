@@ -296,6 +296,25 @@ pub fn tokenize_request(api: RemoteApi, model: Option<&str>, text: &str) -> (&'s
     }
 }
 
+/// The request for a conversation's ids as the server's chat template renders them, with the
+/// generation prompt and no special tokens added (vLLM's `/tokenize` with `messages`).
+pub fn chat_tokenize_request(
+    model: Option<&str>,
+    messages: &[Value],
+    variables: &serde_json::Map<String, Value>,
+) -> (&'static str, Value) {
+    let mut body = json!({
+        "messages": messages,
+        "add_generation_prompt": true,
+        "add_special_tokens": false,
+        "chat_template_kwargs": variables,
+    });
+    if let Some(model) = model {
+        body["model"] = json!(model);
+    }
+    ("/tokenize", body)
+}
+
 /// The ids of a `/tokenize` reply (`{"tokens": [..]}` on llama.cpp, vLLM and SGLang).
 pub fn parse_tokens(reply: &Value) -> Result<Vec<u32>, String> {
     reply

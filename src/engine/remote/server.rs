@@ -145,6 +145,22 @@ impl RemoteBase {
         Ok(())
     }
 
+    /// `messages` as the server's own chat template renders them (vLLM's `/tokenize` with
+    /// messages); None where the server does not render chat (llama-server's `/tokenize`
+    /// reads no messages).
+    pub fn chat_ids(
+        &self,
+        messages: &[serde_json::Value],
+        variables: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<Vec<u32>> {
+        let (path, body) =
+            protocol::chat_tokenize_request(self.info.model.as_deref(), messages, variables);
+        let reply = self.http.probe_post(path, &body)?;
+        protocol::parse_tokens(&reply)
+            .ok()
+            .filter(|ids| !ids.is_empty())
+    }
+
     /// The ids of row `row` (the single sequence is row 0).
     pub fn row(&self, row: usize) -> &[u32] {
         self.rows.get(row).map_or(&[], Vec::as_slice)
