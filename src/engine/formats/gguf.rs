@@ -109,6 +109,8 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
                 shape,
                 quantized,
                 read,
+                // GGUF tensors are read whole; their rows are blocks, not values.
+                rows: None,
             },
         );
     }

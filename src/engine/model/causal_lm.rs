@@ -145,6 +145,7 @@ impl CausalLm {
     /// tokenizer.json (else its tokenizer.model) is used, and for a
     /// GGUF file a tokenizer.json beside the file, else the tokenizer its metadata describes.
     pub fn load_with(path: &Path, dtype: ComputeDtype, tokenizer: Option<&Path>) -> Result<Self> {
+        let _mapped = weights::LoadAllocations::begin();
         if gguf::is_gguf(path) {
             return Self::load_gguf(path, dtype, tokenizer);
         }

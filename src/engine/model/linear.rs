@@ -59,24 +59,37 @@ impl LinearWeight {
         let Some(format) = fitting_format(format, in_dim) else {
             return Ok(Self::Dense(dense.to_dtype(DType::F16)?));
         };
-        let dense = dense.to_dtype(DType::F32)?;
-        let rows = dense.dim(0)?;
-        if rows <= QUANTIZE_ROWS {
-            return Ok(Self::Quantized(Arc::new(quantize_whole(&dense, format)?)));
-        }
-        // Blocks never cross rows, so quantizing row ranges and joining their bytes gives the
-        // blocks of the whole matrix.
-        let mut bytes = Vec::new();
-        for first in (0..rows).step_by(QUANTIZE_ROWS) {
-            let part = dense.narrow(0, first, QUANTIZE_ROWS.min(rows - first))?;
-            bytes.extend_from_slice(&quantize_whole(&part, format)?.data()?);
-        }
-        let storage = QStorage::from_data(Cow::Owned(bytes), dense.device(), format)?;
-        Ok(Self::Quantized(Arc::new(QTensor::new(
-            storage,
-            dense.shape(),
-        )?)))
+        let (rows, cols) = dense.dims2()?;
+        let q = quantize_parts(rows, cols, format, |first, count| {
+            Ok(dense.narrow(0, first, count)?)
+        })?;
+        Ok(Self::Quantized(Arc::new(q)))
     }
+}
+
+/// A `rows` x `cols` matrix quantized to `format` (whose blocks split `cols`), its rows taken
+/// [`QUANTIZE_ROWS`] at a time from `part(first, count)` (any float dtype): blocks never cross
+/// rows, so quantizing row ranges and joining their bytes gives the blocks of the whole matrix.
+pub fn quantize_parts(
+    rows: usize,
+    cols: usize,
+    format: GgmlDType,
+    part: impl Fn(usize, usize) -> Result<Tensor>,
+) -> Result<QTensor> {
+    let mut bytes = Vec::new();
+    let mut device = Device::Cpu;
+    for first in (0..rows).step_by(QUANTIZE_ROWS) {
+        let count = QUANTIZE_ROWS.min(rows - first);
+        let values = part(first, count)?.to_dtype(DType::F32)?;
+        device = values.device().clone();
+        let blocks = quantize_whole(&values, format)?;
+        if rows <= QUANTIZE_ROWS {
+            return Ok(blocks);
+        }
+        bytes.extend_from_slice(&blocks.data()?);
+    }
+    let storage = QStorage::from_data(Cow::Owned(bytes), &device, format)?;
+    Ok(QTensor::new(storage, (rows, cols))?)
 }
 
 /// Rows quantized per call of candle's quantizer, which copies its whole input into a vector
