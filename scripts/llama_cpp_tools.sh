@@ -5,9 +5,13 @@
 # against the static libllama/ggml of the same build).
 #   TOOLS=$(scripts/llama_cpp_tools.sh)          # the native build (GGML_NATIVE=ON)
 #   TOOLS=$(scripts/llama_cpp_tools.sh avx2)     # AVX2/FMA/F16C only (GGML_NATIVE=OFF)
+#   TOOLS=$(scripts/llama_cpp_tools.sh avx512)   # AVX-512 F/BW/VL/VBMI/VNNI/BF16, no AMX
 # native: reuses scripts/llama_server.sh's cached build tree (same source, same options), so
-# only quantize.cpp and the link are new. avx2: a build tree of its own (a full build, about
-# 10 minutes on 2 cores). Cached under ~/.cache/genarm/llama-server/<version>/.
+# only quantize.cpp and the link are new. On a CPU that lists AMX (Sapphire Rapids and later),
+# `-march=native` compiles llama.cpp's AMX kernels in, and in these VMs its Q8_0/Q4_0 runs die
+# with SIGILL inside them (tinygemm_kernel_amx): use avx512 there, which is also the instruction
+# set genarm's own kernels use. avx2, avx512: a build tree each (a full build, about 10 minutes
+# on 2 cores). Cached under ~/.cache/genarm/llama-server/<version>/.
 set -euo pipefail
 variant="${1:-native}"
 version="0.3.36"
@@ -16,8 +20,11 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/genarm"
 root="${GENARM_LLAMA_SERVER_DIR:-$cache/llama-server/$version}"
 case "$variant" in
     native) build="$root/build" ;;
-    avx2) build="$root/build-avx2" ;;
-    *) echo "llama_cpp_tools: unknown variant '$variant' (native or avx2)" >&2; exit 2 ;;
+    avx2) build="$root/build-avx2" isa=(-DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF) ;;
+    avx512) build="$root/build-avx512" isa=(-DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON
+        -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
+        -DGGML_AMX_BF16=OFF) ;;
+    *) echo "llama_cpp_tools: unknown variant '$variant' (native, avx2 or avx512)" >&2; exit 2 ;;
 esac
 out="$build/tools-bin"
 if [[ -x "$out/llama-quantize" && -x "$out/guided_loop" ]]; then
@@ -31,7 +38,7 @@ case "$variant" in
         # The server's tree: configured and mostly compiled already.
         "$here/llama_server.sh" >/dev/null
         ;;
-    avx2)
+    avx2 | avx512)
         src="$("$here/llama_cpp_source.sh")"
         if [[ ! -f "$build/build.ninja" ]]; then
             "$here/llama_server.sh" >/dev/null # installs cmake and ninja if needed
@@ -41,7 +48,7 @@ case "$variant" in
                 -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
                 -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DGGML_OPENMP=OFF \
                 -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-                -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF -DGGML_BMI2=ON >&2
+                -DGGML_BMI2=ON "${isa[@]}" >&2
         fi
         ;;
 esac

@@ -12,8 +12,8 @@ use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use crate::engine::error::{EngineError, Result};
-use crate::engine::kernels::gemv;
 use crate::engine::kernels::qgemv::{self, PackedFormat, PackedWeight, QuantizedRows};
+use crate::engine::kernels::{gemm, gemv};
 
 /// Which block format the projections and the output layer are quantized to at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -572,6 +572,16 @@ impl<'a> DenseRows<'a> {
         }
     }
 
+    /// (x · (these n rows)ᵀ)ᵀ, (n, m), through `gemm.rs`'s kernel, x packed once for every
+    /// block.
+    fn transposed_product(self, x: &gemm::PackedRows, n: usize) -> Vec<f32> {
+        match self {
+            Self::F32(w) => x.transposed_product(w, n),
+            Self::F16(w) => x.transposed_product(w, n),
+            Self::Bf16(w) => x.transposed_product(w, n),
+        }
+    }
+
     fn product(self, x: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
         match self {
             Self::F32(w) => gemv::matmul_block(x, m, w, n, k),
@@ -690,12 +700,14 @@ fn few_rows_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
 const PRODUCT_BLOCK_ROWS: usize = 256;
 
 /// x (.., in) · wᵀ for many rows of x (prompts): w is cut into blocks of rows, one rayon task
-/// each, and every block is multiplied by candle's f32 gemm, a half-precision block widened to
-/// f32 first (`DenseRows::widened`). candle's own f16/bf16 gemm converts inside its inner loop
-/// and ran prompts at half the speed of f32 weights; widening a block costs one conversion per
-/// weight, shared by all rows of x. The tasks are the parallelism: `main` runs candle's gemm on one thread (see
-/// `Linear`). The result is x's dtype; the products are f32, as in the decoding kernels. None
-/// where candle's matmul must do it (gradients tracked, not a contiguous CPU matrix).
+/// each. With AVX-512, every block goes through `gemm.rs`'s kernel, x packed once for all
+/// blocks. Elsewhere through candle's f32 gemm, a half-precision block widened to f32 first
+/// (`DenseRows::widened`): candle's own f16/bf16 gemm converts inside its inner loop and ran
+/// prompts at half the speed of f32 weights; widening a block costs one conversion per weight,
+/// shared by all rows of x. The tasks are the parallelism: `main` runs candle's gemm on one
+/// thread (see `Linear`). The result is x's dtype; the products are f32, as in the decoding
+/// kernels. None where candle's matmul must do it (gradients tracked, not a contiguous CPU
+/// matrix).
 fn blocked_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     use rayon::prelude::*;
     let (n, k) = w.dims2()?;
@@ -722,6 +734,33 @@ fn blocked_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     let per_thread = n.div_ceil(rayon::current_num_threads().max(1));
     let height = per_thread.next_multiple_of(16).clamp(1, PRODUCT_BLOCK_ROWS);
     let firsts: Vec<usize> = (0..n).step_by(height).collect();
+    let mut dims = x.dims().to_vec();
+    if let Some(d) = dims.last_mut() {
+        *d = n;
+    }
+    let xs = x2.flatten_all()?.to_vec1::<f32>()?;
+    if let Some(packed) = gemm::PackedRows::new(&xs, m, k) {
+        let parts: Vec<(usize, Vec<f32>)> = firsts
+            .par_iter()
+            .map(|&first| {
+                let count = height.min(n - first);
+                let part = rows.slice(first * k, count * k);
+                (first, part.transposed_product(&packed, count))
+            })
+            .collect();
+        drop(storage);
+        let mut y = vec![0f32; m * n];
+        for (first, part) in parts {
+            for (j, column) in part.chunks_exact(m).enumerate() {
+                for (i, &value) in column.iter().enumerate() {
+                    y[i * n + first + j] = value;
+                }
+            }
+        }
+        return Ok(Some(
+            Tensor::from_vec(y, dims, x.device())?.to_dtype(x.dtype())?,
+        ));
+    }
     let parts: Vec<Tensor> = firsts
         .par_iter()
         .map(|&first| {
@@ -735,10 +774,6 @@ fn blocked_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
         .collect::<candle_core::Result<_>>()?;
     drop(storage);
     let y = Tensor::cat(&parts, 1)?;
-    let mut dims = x.dims().to_vec();
-    if let Some(d) = dims.last_mut() {
-        *d = n;
-    }
     Ok(Some(y.reshape(dims)?.to_dtype(x.dtype())?))
 }
 
