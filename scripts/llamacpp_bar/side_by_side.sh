@@ -9,7 +9,7 @@
 #   MODELS  HF folders m1 (base), m2, m3 (genarm random-model output, f32 safetensors)
 #   GGUF    m{1,2,3}-{f16,q8_0,q4_0,q4_k_m,q5_k_m}.gguf: make_gguf.py's f16 and f32 files, the
 #           others made from the f32 file by TOOLS/llama-quantize (Q8_0 Q4_0 Q4_K_M Q5_K_M)
-#   GENARM  genarm binary;  TOOLS  scripts/llama_cpp_tools.sh's output folder (native or avx2)
+#   GENARM  genarm binary;  TOOLS  scripts/llama_cpp_tools.sh's output folder (native, avx2, avx512)
 #   avx2    also forces genarm's AVX2 kernels (GENARM_QUANT_KERNEL=avx2)
 # Environment: ROUNDS (5), THREADS (2), REPEATS (1, per run), PROMPT (64), DECODE (32),
 #   FORMATS (f16,q8_0,q4_0,q4_k_m,q5_k_m), OUT (a new folder for the raw JSON lines).

@@ -8,9 +8,10 @@
 //! The layout: x is small (a prompt's rows) and shared by every block of W, so x is the operand
 //! that is packed, once per product (`PackedRows`): panels of 32 rows, k-major, the 32 values
 //! of one column side by side. W is read as stored, a block's rows widened to f32 with one
-//! conversion per weight (F16C), shared by all rows of x. A tile of 6 rows of W × 32 rows of x
-//! lives in 12 of the 32 vector registers while the whole of k runs through it: per column,
-//! two loads of the panel and six broadcasts of W feed twelve fused multiply-adds. Tiles are
+//! conversion per weight (a tile's rows at a time, so they stay in L1), shared by all rows of
+//! x. A tile of 12 rows of W × 32 rows of x lives in 24 of the 32 vector registers while the
+//! whole of k runs through it: per column, two loads of the panel and twelve broadcasts of W
+//! feed 24 fused multiply-adds. Tiles are
 //! written transposed (W's rows by x's rows) and turned once at the end.
 //!
 //! `linear.rs` runs the blocks of a weight on rayon's pool and calls this only where
@@ -23,7 +24,7 @@ use half::{bf16, f16};
 
 /// Rows of x per panel: two 16-lane vectors.
 const PANEL: usize = 32;
-/// Rows of W per tile: 6 × 2 accumulators leave registers for the panel and the broadcasts.
+/// Rows of W per tile: 12 × 2 accumulators leave registers for the panel and the broadcasts.
 const TILE_ROWS: usize = 12;
 
 /// A dense weight element the product widens to f32.
