@@ -1,68 +1,137 @@
-//! Products for many activation rows (prompts) with AVX-512: y (m, n) = x (m, k) · Wᵀ for a
-//! dense block of W (n, k) in f32, f16 or bf16, on the calling thread.
+//! Products for many activation rows (prompts): y (m, n) = x (m, k) · Wᵀ for a dense block of
+//! W (n, k) in f32, f16 or bf16, on the calling thread, with AVX-512 or AVX2.
 //!
 //! Why not candle's gemm: the `gemm` crate keeps its AVX-512 kernels behind a nightly-only
 //! feature, so on AVX-512 machines prompts ran its AVX2 microkernel (`x2x6`, 8 lanes) at half
-//! the width the CPU has, and llama.cpp's f16 prompts ran 1.3x faster than genarm's.
+//! the width the CPU has, and llama.cpp's f16 prompts ran 1.3x faster than genarm's; and a
+//! half-precision W had to be widened to a whole f32 copy per block before candle could
+//! multiply it.
 //!
 //! The layout: x is small (a prompt's rows) and shared by every block of W, so x is the operand
-//! that is packed, once per product (`PackedRows`): panels of 32 rows, k-major, the 32 values
-//! of one column side by side. W is read as stored, a block's rows widened to f32 with one
-//! conversion per weight (a tile's rows at a time, so they stay in L1), shared by all rows of
-//! x. A tile of 12 rows of W × 32 rows of x lives in 24 of the 32 vector registers while the
-//! whole of k runs through it: per column, two loads of the panel and twelve broadcasts of W
-//! feed 24 fused multiply-adds. Tiles are
-//! written transposed (W's rows by x's rows) and turned once at the end.
+//! that is packed, once per product (`PackedRows`): panels of two vectors' worth of rows
+//! (32 with AVX-512, 16 with AVX2), k-major, the values of one column side by side. W is read as
+//! stored, widened to f32 a tile's rows at a time so they stay in L1. A tile of `rows` rows of
+//! W × one panel lives in 2 × `rows` vector registers while the whole of k runs through it: per
+//! column, two loads of the panel and `rows` broadcasts of W feed 2 × `rows` fused
+//! multiply-adds (12 rows of 32 registers with AVX-512, 6 rows of 16 with AVX2). Tiles are
+//! written transposed (W's rows by x's rows), as the caller wants each block's columns anyway.
 //!
-//! `linear.rs` runs the blocks of a weight on rayon's pool and calls this only where
-//! `available()` (the AVX-512 kernel set is chosen, see `qgemv::Isa`); elsewhere candle's gemm.
+//! `linear.rs` runs the blocks of a weight on rayon's pool and calls this where `PackedRows::new`
+//! finds a kernel set (`qgemv::Isa`, which `GENARM_QUANT_KERNEL=avx2` forces down to AVX2);
+//! elsewhere candle's gemm.
 
 use std::cell::RefCell;
 
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 
-/// Rows of x per panel: two 16-lane vectors.
-const PANEL: usize = 32;
-/// Rows of W per tile: 12 × 2 accumulators leave registers for the panel and the broadcasts.
-const TILE_ROWS: usize = 12;
+/// The vector width a product runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Width {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Width {
+    /// The kernel set chosen for this CPU (`qgemv::Isa::detect`), None where there is none.
+    pub fn detect() -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use super::qgemv::Isa;
+            match Isa::detect() {
+                Isa::Avx512Vnni => Some(Self::Avx512),
+                Isa::Avx2 => Some(Self::Avx2),
+                Isa::Portable => None,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            None
+        }
+    }
+
+    /// Every width this CPU runs (the tests hold each to a reference).
+    #[cfg(test)]
+    pub fn all_here() -> Vec<Self> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use super::qgemv::Isa;
+            Isa::available()
+                .into_iter()
+                .filter_map(|isa| match isa {
+                    Isa::Avx512Vnni => Some(Self::Avx512),
+                    Isa::Avx2 => Some(Self::Avx2),
+                    Isa::Portable => None,
+                })
+                .collect()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Vec::new()
+        }
+    }
+
+    /// Rows of x per panel: two vectors.
+    fn panel(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512 => 32,
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 => 16,
+        }
+    }
+
+    /// Rows of W per tile: 2 × this many accumulators leave registers for the panel and the
+    /// broadcasts (32 registers with AVX-512, 16 with AVX2).
+    fn tile_rows(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512 => 12,
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 => 6,
+        }
+    }
+}
 
 /// A dense weight element the product widens to f32.
 pub trait PanelWeight: Copy + Sync {
     /// `rows` as f32: the rows themselves where they are f32, else widened into `scratch`.
-    fn widened<'a>(rows: &'a [Self], scratch: &'a mut Vec<f32>) -> &'a [f32];
+    fn widened<'a>(rows: &'a [Self], scratch: &'a mut Vec<f32>, width: Width) -> &'a [f32];
 }
 
 impl PanelWeight for f32 {
-    fn widened<'a>(rows: &'a [f32], _: &'a mut Vec<f32>) -> &'a [f32] {
+    fn widened<'a>(rows: &'a [f32], _: &'a mut Vec<f32>, _: Width) -> &'a [f32] {
         rows
     }
 }
 
 impl PanelWeight for f16 {
-    fn widened<'a>(rows: &'a [f16], scratch: &'a mut Vec<f32>) -> &'a [f32] {
+    fn widened<'a>(rows: &'a [f16], scratch: &'a mut Vec<f32>, width: Width) -> &'a [f32] {
         let out = grown(scratch, rows.len());
-        #[cfg(target_arch = "x86_64")]
-        if available() {
-            // SAFETY: `available()` said this CPU has AVX-512; the lengths are equal.
-            unsafe { avx512::widen_f16(rows, out) };
-            return out;
+        match width {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Width::detect` chose AVX-512 for this CPU; the lengths are equal.
+            Width::Avx512 => unsafe { avx512::widen_f16(rows, out) },
+            // half's slice conversion uses F16C, which every CPU of the AVX2 set has.
+            #[cfg(target_arch = "x86_64")]
+            Width::Avx2 => rows.convert_to_f32_slice(out),
         }
-        rows.convert_to_f32_slice(out);
         out
     }
 }
 
 impl PanelWeight for bf16 {
-    fn widened<'a>(rows: &'a [bf16], scratch: &'a mut Vec<f32>) -> &'a [f32] {
+    fn widened<'a>(rows: &'a [bf16], scratch: &'a mut Vec<f32>, width: Width) -> &'a [f32] {
         let out = grown(scratch, rows.len());
-        #[cfg(target_arch = "x86_64")]
-        if available() {
+        match width {
+            #[cfg(target_arch = "x86_64")]
             // SAFETY: as for f16.
-            unsafe { avx512::widen_bf16(rows, out) };
-            return out;
+            Width::Avx512 => unsafe { avx512::widen_bf16(rows, out) },
+            #[cfg(target_arch = "x86_64")]
+            Width::Avx2 => rows.convert_to_f32_slice(out),
         }
-        rows.convert_to_f32_slice(out);
         out
     }
 }
@@ -81,44 +150,39 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Whether the kernel runs here: the AVX-512 kernel set is the one chosen (not forced down to
-/// AVX2 with `GENARM_QUANT_KERNEL=avx2`, so that a forced run measures an AVX2 machine).
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use super::qgemv::Isa;
-        Isa::detect() == Isa::Avx512Vnni
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// x (m, k) in panels of `PANEL` rows, each k-major: panel p, column c, row r at
-/// `p * PANEL * k + c * PANEL + r`; rows past m are zero.
+/// x (m, k) in panels of `panel` rows, each k-major: panel p, column c, row r at
+/// `p * panel * k + c * panel + r`; rows past m are zero.
 pub struct PackedRows {
     panels: Vec<f32>,
     m: usize,
     k: usize,
+    width: Width,
 }
 
 impl PackedRows {
-    /// Packed x, or None where the kernel does not run here (`available`). Panics if `x` is
-    /// not m rows of length k (a caller bug: `Linear` checks shapes before calling).
+    /// Packed x for this CPU's kernel set, or None where it has none. Panics if `x` is not m
+    /// rows of length k (a caller bug: `Linear` checks shapes before calling).
     pub fn new(x: &[f32], m: usize, k: usize) -> Option<Self> {
+        Some(Self::with_width(x, m, k, Width::detect()?))
+    }
+
+    /// Packed x for the kernels of `width` (which this CPU must run).
+    pub fn with_width(x: &[f32], m: usize, k: usize, width: Width) -> Self {
         assert_eq!(x.len(), m * k, "activation rows");
-        if !available() {
-            return None;
-        }
-        let mut panels = vec![0f32; m.div_ceil(PANEL) * PANEL * k];
+        let panel = width.panel();
+        let mut panels = vec![0f32; m.div_ceil(panel) * panel * k];
         for (i, row) in x.chunks_exact(k.max(1)).enumerate() {
-            let panel = &mut panels[(i / PANEL) * PANEL * k..][..PANEL * k];
+            let part = &mut panels[(i / panel) * panel * k..][..panel * k];
             for (c, &value) in row.iter().enumerate() {
-                panel[c * PANEL + i % PANEL] = value;
+                part[c * panel + i % panel] = value;
             }
         }
-        Some(Self { panels, m, k })
+        Self {
+            panels,
+            m,
+            k,
+            width,
+        }
     }
 
     /// (x · Wᵀ)ᵀ = W · xᵀ, (n, m) row-major: W's row j against every row of x at
@@ -126,38 +190,34 @@ impl PackedRows {
     /// tiles hold it; the caller places each block's columns anyway. Panics if `w` is not n
     /// rows of length k.
     pub fn transposed_product<W: PanelWeight>(&self, w: &[W], n: usize) -> Vec<f32> {
-        let (m, k) = (self.m, self.k);
+        let (m, k, width) = (self.m, self.k, self.width);
         assert_eq!(w.len(), n * k, "weight rows");
-        let width = m.div_ceil(PANEL) * PANEL;
+        let (panel, tile_rows) = (width.panel(), width.tile_rows());
+        let padded = m.div_ceil(panel) * panel;
         if k == 0 {
             return vec![0f32; n * m];
         }
-        // Every tile stores all its PANEL columns, so nothing needs clearing first.
-        let mut out = vec![0f32; n * width];
+        // Every tile stores all its panel's columns, so nothing needs clearing first.
+        let mut out = vec![0f32; n * padded];
         SCRATCH.with_borrow_mut(|wide| {
-            #[cfg(target_arch = "x86_64")]
-            for top in (0..n).step_by(TILE_ROWS) {
-                let rows = TILE_ROWS.min(n - top);
-                // Widened a tile at a time, so the f32 rows stay in L1 (a whole block
-                // widened at once went through L2 and cost half as much as the products).
-                let tile_rows = W::widened(&w[top * k..(top + rows) * k], wide);
-                for (p, panel) in self.panels.chunks_exact(PANEL * k).enumerate() {
+            for top in (0..n).step_by(tile_rows) {
+                let rows = tile_rows.min(n - top);
+                let tile_w = W::widened(&w[top * k..(top + rows) * k], wide, width);
+                for (p, part) in self.panels.chunks_exact(panel * k).enumerate() {
                     let tile = Tile {
-                        w: tile_rows,
+                        w: tile_w,
                         k,
-                        panel,
-                        out: &mut out[top * width + p * PANEL..],
-                        out_stride: width,
+                        panel: part,
+                        out: &mut out[top * padded + p * panel..],
+                        out_stride: padded,
                     };
-                    // SAFETY: `new` found the AVX-512 kernel set on this CPU; the kernel
-                    // checks every length it reads or writes.
-                    unsafe { avx512::tile(tile, rows) };
+                    run_tile(width, tile, rows);
                 }
             }
         });
-        if width != m {
+        if padded != m {
             for j in 1..n {
-                out.copy_within(j * width..j * width + m, j * m);
+                out.copy_within(j * padded..j * padded + m, j * m);
             }
             out.truncate(n * m);
         }
@@ -165,10 +225,9 @@ impl PackedRows {
     }
 }
 
-/// One tile's operands: up to `TILE_ROWS` rows of W (length k each, f32), the panel of x they
-/// meet, and where the (rows, PANEL) results go (W's row r at `out[r * out_stride..][..PANEL]`).
-#[cfg(target_arch = "x86_64")]
-struct Tile<'a> {
+/// One tile's operands: `rows` rows of W (length k each, f32), the panel of x they meet, and
+/// where the results go (W's row r at `out[r * out_stride..][..panel]`).
+pub struct Tile<'a> {
     w: &'a [f32],
     k: usize,
     panel: &'a [f32],
@@ -176,14 +235,104 @@ struct Tile<'a> {
     out_stride: usize,
 }
 
+fn run_tile(width: Width, tile: Tile, rows: usize) {
+    match width {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a `Width` is only made for a kernel set this CPU runs (`detect`, `all_here`);
+        // the kernels check every length they read or write.
+        Width::Avx512 => unsafe { avx512::tile(tile, rows) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Width::Avx2 => unsafe { avx2::tile(tile, rows) },
+    }
+}
+
+/// The tile kernel of one vector width: `tile(t, rows)` picks the copy made for that row
+/// count (a constant in each copy, so the accumulators stay in registers).
+macro_rules! tile_kernel {
+    ($features:literal, $vector:ty, $lanes:literal, $max_rows:literal,
+     $zero:ident, $load:ident, $set1:ident, $fmadd:ident, $store:ident) => {
+        /// The tile with `rows` (1..=max) rows of W.
+        ///
+        /// # Safety
+        /// The CPU must have this module's features.
+        pub unsafe fn tile(t: Tile, rows: usize) {
+            // SAFETY: the caller guarantees the features, all `kernel` needs beyond its
+            // own checks.
+            unsafe {
+                match rows {
+                    1 => kernel::<1>(t),
+                    2 => kernel::<2>(t),
+                    3 => kernel::<3>(t),
+                    4 => kernel::<4>(t),
+                    5 => kernel::<5>(t),
+                    6 => kernel::<6>(t),
+                    7 => kernel::<7>(t),
+                    8 => kernel::<8>(t),
+                    9 => kernel::<9>(t),
+                    10 => kernel::<10>(t),
+                    11 => kernel::<11>(t),
+                    _ => kernel::<$max_rows>(t),
+                }
+            }
+        }
+
+        /// # Safety
+        /// The CPU must have this module's features; the slices' lengths are checked here.
+        #[target_feature(enable = $features)]
+        unsafe fn kernel<const R: usize>(t: Tile) {
+            const PANEL: usize = 2 * $lanes;
+            let k = t.k;
+            assert!(t.w.len() >= R * k && t.panel.len() >= PANEL * k);
+            assert!(R == 0 || t.out.len() >= (R - 1) * t.out_stride + PANEL);
+            let mut acc: [[$vector; 2]; R] = [[$zero(); 2]; R];
+            let w = t.w.as_ptr();
+            let panel = t.panel.as_ptr();
+            for c in 0..k {
+                // SAFETY: c < k, so the panel's column c (PANEL values) and w[r * k + c] for
+                // r < R are inside the slices checked above.
+                unsafe {
+                    let lo = $load(panel.add(c * PANEL));
+                    let hi = $load(panel.add(c * PANEL + $lanes));
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let v = $set1(*w.add(r * k + c));
+                        row[0] = $fmadd(v, lo, row[0]);
+                        row[1] = $fmadd(v, hi, row[1]);
+                    }
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                // SAFETY: row r's PANEL outputs are inside `out` (checked above).
+                unsafe {
+                    let dst = t.out.as_mut_ptr().add(r * t.out_stride);
+                    $store(dst, row[0]);
+                    $store(dst.add($lanes), row[1]);
+                }
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{PANEL, TILE_ROWS, Tile};
+    use super::Tile;
     use half::{bf16, f16};
     use std::arch::x86_64::*;
 
+    tile_kernel!(
+        "avx512f",
+        __m512,
+        16,
+        12,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps,
+        _mm512_storeu_ps
+    );
+
     /// f16 to f32, 16 values per instruction (half's slice conversion goes 8 at a time through
-    /// a call per chunk, and widening cost a third of the kernel's time).
+    /// a call per chunk: widening cost a third of the kernel's time).
     ///
     /// # Safety
     /// The CPU must have AVX-512F; `out` as long as `rows`.
@@ -223,64 +372,24 @@ mod avx512 {
             out[i] = rows[i].to_f32();
         }
     }
+}
 
-    /// The tile with `rows` (1..=6) rows of W.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F.
-    pub unsafe fn tile(t: Tile, rows: usize) {
-        // The row count is a constant in each copy, so the accumulators stay in registers.
-        // SAFETY: the caller guarantees AVX-512F, all `kernel` needs beyond its own checks.
-        unsafe {
-            match rows {
-                1 => kernel::<1>(t),
-                2 => kernel::<2>(t),
-                3 => kernel::<3>(t),
-                4 => kernel::<4>(t),
-                5 => kernel::<5>(t),
-                6 => kernel::<6>(t),
-                7 => kernel::<7>(t),
-                8 => kernel::<8>(t),
-                9 => kernel::<9>(t),
-                10 => kernel::<10>(t),
-                11 => kernel::<11>(t),
-                _ => kernel::<TILE_ROWS>(t),
-            }
-        }
-    }
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::Tile;
+    use std::arch::x86_64::*;
 
-    /// # Safety
-    /// The CPU must have AVX-512F; the slices' lengths are checked here.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn kernel<const R: usize>(t: Tile) {
-        let k = t.k;
-        assert!(t.w.len() >= R * k && t.panel.len() >= PANEL * k);
-        assert!(R == 0 || t.out.len() >= (R - 1) * t.out_stride + PANEL);
-        let mut acc = [[_mm512_setzero_ps(); 2]; R];
-        let w = t.w.as_ptr();
-        let panel = t.panel.as_ptr();
-        for c in 0..k {
-            // SAFETY: c < k, so the panel's column c (PANEL values) and w[r * k + c] for r < R
-            // are inside the slices checked above.
-            unsafe {
-                let lo = _mm512_loadu_ps(panel.add(c * PANEL));
-                let hi = _mm512_loadu_ps(panel.add(c * PANEL + 16));
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let v = _mm512_set1_ps(*w.add(r * k + c));
-                    row[0] = _mm512_fmadd_ps(v, lo, row[0]);
-                    row[1] = _mm512_fmadd_ps(v, hi, row[1]);
-                }
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            // SAFETY: row r's PANEL outputs are inside `out` (checked above).
-            unsafe {
-                let dst = t.out.as_mut_ptr().add(r * t.out_stride);
-                _mm512_storeu_ps(dst, row[0]);
-                _mm512_storeu_ps(dst.add(16), row[1]);
-            }
-        }
-    }
+    tile_kernel!(
+        "avx2,fma",
+        __m256,
+        8,
+        6,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps,
+        _mm256_storeu_ps
+    );
 }
 
 #[cfg(test)]
@@ -303,7 +412,7 @@ mod tests {
 
     /// Each output within f32 summation error of the reference: k roundings, each at most
     /// f32's epsilon of the sum of the terms' magnitudes.
-    fn assert_close(y: &[f32], x: &[f32], m: usize, w: &[f32], n: usize, k: usize) {
+    fn assert_close(y: &[f32], x: &[f32], m: usize, w: &[f32], n: usize, k: usize, width: Width) {
         let expected = reference(x, m, w, n, k);
         for r in 0..m {
             for j in 0..n {
@@ -314,7 +423,7 @@ mod tests {
                 let (a, b) = (y[r * n + j], expected[r * n + j]);
                 assert!(
                     f64::from((a - b).abs()) <= bound,
-                    "m {m} n {n} k {k} at ({r}, {j}): {a} vs {b}"
+                    "{width:?} m {m} n {n} k {k} at ({r}, {j}): {a} vs {b}"
                 );
             }
         }
@@ -336,23 +445,24 @@ mod tests {
     }
 
     fn check<W: PanelWeight>(convert: impl Fn(f32) -> W, back: impl Fn(W) -> f32) {
-        // Every remainder of rows (tiles of 6) and columns (panels of 32), odd k.
-        for &(m, n, k) in &[
+        // Every remainder of panel rows (16 or 32) and tile rows (6 or 12), odd k, k = 0.
+        let shapes = [
             (1, 1, 1),
             (33, 7, 5),
             (64, 13, 96),
             (70, 64, 200),
             (31, 6, 577),
             (9, 20, 0),
-        ] {
-            let x = values(m * k, 1);
-            let w: Vec<W> = values(n * k, 2).into_iter().map(&convert).collect();
-            let wf: Vec<f32> = w.iter().map(|&v| back(v)).collect();
-            let Some(packed) = PackedRows::new(&x, m, k) else {
-                return; // no AVX-512 here: nothing to compare
-            };
-            let y = transpose(&packed.transposed_product(&w, n), n, m);
-            assert_close(&y, &x, m, &wf, n, k);
+        ];
+        for width in Width::all_here() {
+            for &(m, n, k) in &shapes {
+                let x = values(m * k, 1);
+                let w: Vec<W> = values(n * k, 2).into_iter().map(&convert).collect();
+                let wf: Vec<f32> = w.iter().map(|&v| back(v)).collect();
+                let packed = PackedRows::with_width(&x, m, k, width);
+                let y = transpose(&packed.transposed_product(&w, n), n, m);
+                assert_close(&y, &x, m, &wf, n, k, width);
+            }
         }
     }
 
@@ -373,10 +483,11 @@ mod tests {
             .map(|i| f16::from_f32(if i % 3 == 0 { 65504.0 } else { -1.0e-7 }))
             .collect();
         let wf: Vec<f32> = w.iter().map(|v| v.to_f32()).collect();
-        if let Some(packed) = PackedRows::new(&x, m, k) {
+        for width in Width::all_here() {
+            let packed = PackedRows::with_width(&x, m, k, width);
             let y = transpose(&packed.transposed_product(&w, n), n, m);
-            assert!(y.iter().all(|v| v.is_finite()));
-            assert_close(&y, &x, m, &wf, n, k);
+            assert!(y.iter().all(|v| v.is_finite()), "{width:?}");
+            assert_close(&y, &x, m, &wf, n, k, width);
         }
     }
 }

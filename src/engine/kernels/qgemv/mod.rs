@@ -103,7 +103,7 @@ impl Isa {
 
     /// Every kernel set this CPU runs, the fastest first: the tests hold each to the portable one.
     #[cfg(test)]
-    fn available() -> Vec<Self> {
+    pub(crate) fn available() -> Vec<Self> {
         Self::PREFERENCE
             .iter()
             .copied()
