@@ -95,6 +95,10 @@ impl Width {
     }
 }
 
+/// The most bytes of packed x one pass of W's tiles reads (see `transposed_product`): half of
+/// a 1-2 MiB L2, leaving the rest to W's rows and the results.
+const GROUP_BYTES: usize = 512 << 10;
+
 /// A dense weight element the product widens to f32.
 pub trait PanelWeight: Copy + Sync {
     /// `rows` as f32: the rows themselves where they are f32, else widened into `scratch`.
@@ -199,19 +203,27 @@ impl PackedRows {
         }
         // Every tile stores all its panel's columns, so nothing needs clearing first.
         let mut out = vec![0f32; n * padded];
+        // Long prompts: the panels are taken a group at a time, a group small enough to stay
+        // in L2 while every tile of W passes over it; otherwise each tile of W would stream
+        // all of x from memory again. A short prompt is one group.
+        let panel_len = panel * k;
+        let group = (GROUP_BYTES / (panel_len * size_of::<f32>())).max(1);
         SCRATCH.with_borrow_mut(|wide| {
-            for top in (0..n).step_by(tile_rows) {
-                let rows = tile_rows.min(n - top);
-                let tile_w = W::widened(&w[top * k..(top + rows) * k], wide, width);
-                for (p, part) in self.panels.chunks_exact(panel * k).enumerate() {
-                    let tile = Tile {
-                        w: tile_w,
-                        k,
-                        panel: part,
-                        out: &mut out[top * padded + p * panel..],
-                        out_stride: padded,
-                    };
-                    run_tile(width, tile, rows);
+            for (g, panels) in self.panels.chunks(group * panel_len).enumerate() {
+                for top in (0..n).step_by(tile_rows) {
+                    let rows = tile_rows.min(n - top);
+                    let tile_w = W::widened(&w[top * k..(top + rows) * k], wide, width);
+                    for (p, part) in panels.chunks_exact(panel_len).enumerate() {
+                        let first_row = (g * group + p) * panel;
+                        let tile = Tile {
+                            w: tile_w,
+                            k,
+                            panel: part,
+                            out: &mut out[top * padded + first_row..],
+                            out_stride: padded,
+                        };
+                        run_tile(width, tile, rows);
+                    }
                 }
             }
         });
@@ -445,7 +457,8 @@ mod tests {
     }
 
     fn check<W: PanelWeight>(convert: impl Fn(f32) -> W, back: impl Fn(W) -> f32) {
-        // Every remainder of panel rows (16 or 32) and tile rows (6 or 12), odd k, k = 0.
+        // Every remainder of panel rows (16 or 32) and tile rows (6 or 12), odd k, k = 0, and
+        // x in several groups of panels (300 x 1100: 2.6 MiB of packed x).
         let shapes = [
             (1, 1, 1),
             (33, 7, 5),
