@@ -13,7 +13,17 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/genarm"
 out="${GENARM_LLAMA_SERVER_DIR:-$cache/llama-server/$version}"
 binary="$out/build/bin/llama-server"
-if [[ -x "$binary" ]]; then
+# The build is native (-march=native): a cache made on a CPU with more features would die with
+# SIGILL on a lesser one, so the build records the CPU flags it was made for, and a cache made
+# for other flags is rebuilt. A cache from before this record is taken as made here.
+stamp="$out/build/cpu-flags"
+flags="$( (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || echo unknown) | md5sum | cut -c1-16)"
+cached_here() {
+    [[ -x "$binary" ]] || return 1
+    [[ -f "$stamp" ]] || echo "$flags" > "$stamp"
+    [[ "$(cat "$stamp")" == "$flags" ]]
+}
+if cached_here; then
     echo "$binary"
     exit 0
 fi
@@ -21,10 +31,11 @@ fi
 mkdir -p "$out"
 exec 9>"$out/.lock"
 flock 9
-if [[ -x "$binary" ]]; then
+if cached_here; then
     echo "$binary"
     exit 0
 fi
+[[ -x "$binary" ]] && echo "llama_server: the cached build was made for a CPU with other features; rebuilding" >&2
 src="$("$here/llama_cpp_source.sh")"
 tools="$cache/buildenv"
 if [[ ! -x "$tools/bin/cmake" || ! -x "$tools/bin/ninja" ]]; then
@@ -48,6 +59,7 @@ cmake -S "$src" -B "$scratch" -G Ninja \
     -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF \
     -DGGML_NATIVE=ON -DGGML_OPENMP=OFF >&2
 cmake --build "$scratch" --target llama-server -j "$jobs" >&2
+echo "$flags" > "$scratch/cpu-flags"
 rm -rf "$out/build"
 mv "$scratch" "$out/build"
 echo "$binary"
