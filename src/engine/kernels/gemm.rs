@@ -16,7 +16,7 @@
 //! multiply-adds (12 rows of 32 registers with AVX-512, 6 rows of 16 with AVX2). Tiles are
 //! written transposed (W's rows by x's rows), as the caller wants each block's columns anyway.
 //!
-//! `linear.rs` runs the blocks of a weight on rayon's pool and calls this where `PackedRows::new`
+//! `linear.rs` runs the blocks of a weight on rayon's pool and calls this where `Width::detect`
 //! finds a kernel set (`qgemv::Isa`, which `GENARM_QUANT_KERNEL=avx2` forces down to AVX2);
 //! elsewhere candle's gemm.
 
@@ -164,13 +164,8 @@ pub struct PackedRows {
 }
 
 impl PackedRows {
-    /// Packed x for this CPU's kernel set, or None where it has none. Panics if `x` is not m
-    /// rows of length k (a caller bug: `Linear` checks shapes before calling).
-    pub fn new(x: &[f32], m: usize, k: usize) -> Option<Self> {
-        Some(Self::with_width(x, m, k, Width::detect()?))
-    }
-
-    /// Packed x for the kernels of `width` (which this CPU must run).
+    /// Packed x for the kernels of `width` (`Width::detect`). Panics if `x` is not m rows of
+    /// length k (a caller bug: `Linear` checks shapes before calling).
     pub fn with_width(x: &[f32], m: usize, k: usize, width: Width) -> Self {
         assert_eq!(x.len(), m * k, "activation rows");
         let panel = width.panel();

@@ -699,6 +699,35 @@ fn few_rows_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
 /// values is 1.5 MiB, so the scratch stays small next to the weights.
 const PRODUCT_BLOCK_ROWS: usize = 256;
 
+/// x (m, k) · wᵀ, (m, n), through `gemm.rs`'s kernels of `width`: x packed once, w's blocks
+/// of `height` rows one rayon task each.
+fn tiled_product(
+    w: DenseRows,
+    x: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    height: usize,
+    width: gemm::Width,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let packed = gemm::PackedRows::with_width(x, m, k, width);
+    let firsts: Vec<usize> = (0..n).step_by(height.max(1)).collect();
+    let parts: Vec<(usize, Vec<f32>)> = firsts
+        .par_iter()
+        .map(|&first| {
+            let count = height.min(n - first);
+            let part = w.slice(first * k, count * k);
+            (first, part.transposed_product(&packed, count))
+        })
+        .collect();
+    let mut y = vec![0f32; m * n];
+    for (first, part) in parts {
+        place_transposed(&mut y, n, first, &part, m);
+    }
+    y
+}
+
 /// Write `part`, the (count, m) transposed product of a block of rows from `first` on, into
 /// the (m, n) result `y`. Sixteen of the block's rows at a time: each step reads sixteen
 /// sequential streams and writes sixteen neighbouring values, where one row at a time wrote
@@ -756,21 +785,10 @@ fn blocked_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     if let Some(d) = dims.last_mut() {
         *d = n;
     }
-    let xs = x2.flatten_all()?.to_vec1::<f32>()?;
-    if let Some(packed) = gemm::PackedRows::new(&xs, m, k) {
-        let parts: Vec<(usize, Vec<f32>)> = firsts
-            .par_iter()
-            .map(|&first| {
-                let count = height.min(n - first);
-                let part = rows.slice(first * k, count * k);
-                (first, part.transposed_product(&packed, count))
-            })
-            .collect();
+    if let Some(width) = gemm::Width::detect() {
+        let xs = x2.flatten_all()?.to_vec1::<f32>()?;
+        let y = tiled_product(rows, &xs, m, n, k, height, width);
         drop(storage);
-        let mut y = vec![0f32; m * n];
-        for (first, part) in parts {
-            place_transposed(&mut y, n, first, &part, m);
-        }
         return Ok(Some(
             Tensor::from_vec(y, dims, x.device())?.to_dtype(x.dtype())?,
         ));
