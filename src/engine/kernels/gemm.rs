@@ -118,9 +118,9 @@ impl PanelWeight for f16 {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Width::detect` chose AVX-512 for this CPU; the lengths are equal.
             Width::Avx512 => unsafe { avx512::widen_f16(rows, out) },
-            // half's slice conversion uses F16C, which every CPU of the AVX2 set has.
             #[cfg(target_arch = "x86_64")]
-            Width::Avx2 => rows.convert_to_f32_slice(out),
+            // SAFETY: `Width::detect` chose the AVX2 set (AVX2, FMA, F16C) for this CPU.
+            Width::Avx2 => unsafe { avx2::widen_f16(rows, out) },
         }
         out
     }
@@ -384,7 +384,29 @@ mod avx512 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::Tile;
+    use half::f16;
     use std::arch::x86_64::*;
+
+    /// f16 to f32, 8 values per instruction, inlined into the caller's loop (half's slice
+    /// conversion makes a call per 8 values).
+    ///
+    /// # Safety
+    /// The CPU must have AVX and F16C; `out` as long as `rows`.
+    #[target_feature(enable = "avx,f16c")]
+    pub unsafe fn widen_f16(rows: &[f16], out: &mut [f32]) {
+        assert_eq!(rows.len(), out.len());
+        let whole = rows.len() / 8 * 8;
+        for i in (0..whole).step_by(8) {
+            // SAFETY: i + 8 <= whole <= the length of both slices.
+            unsafe {
+                let halves = _mm_loadu_si128(rows.as_ptr().add(i).cast());
+                _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_cvtph_ps(halves));
+            }
+        }
+        for i in whole..rows.len() {
+            out[i] = rows[i].to_f32();
+        }
+    }
 
     tile_kernel!(
         "avx2,fma",
