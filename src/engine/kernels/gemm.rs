@@ -257,7 +257,7 @@ fn run_tile(width: Width, tile: Tile, rows: usize) {
 /// The tile kernel of one vector width: `tile(t, rows)` picks the copy made for that row
 /// count (a constant in each copy, so the accumulators stay in registers).
 macro_rules! tile_kernel {
-    ($features:literal, $vector:ty, $lanes:literal, $max_rows:literal,
+    ($features:literal, $vector:ty, $lanes:literal, rows: [$($rows:literal),*], $max_rows:literal,
      $zero:ident, $load:ident, $set1:ident, $fmadd:ident, $store:ident) => {
         /// The tile with `rows` (1..=max) rows of W.
         ///
@@ -268,17 +268,7 @@ macro_rules! tile_kernel {
             // own checks.
             unsafe {
                 match rows {
-                    1 => kernel::<1>(t),
-                    2 => kernel::<2>(t),
-                    3 => kernel::<3>(t),
-                    4 => kernel::<4>(t),
-                    5 => kernel::<5>(t),
-                    6 => kernel::<6>(t),
-                    7 => kernel::<7>(t),
-                    8 => kernel::<8>(t),
-                    9 => kernel::<9>(t),
-                    10 => kernel::<10>(t),
-                    11 => kernel::<11>(t),
+                    $($rows => kernel::<$rows>(t),)*
                     _ => kernel::<$max_rows>(t),
                 }
             }
@@ -330,6 +320,7 @@ mod avx512 {
         "avx512f",
         __m512,
         16,
+        rows: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
         12,
         _mm512_setzero_ps,
         _mm512_loadu_ps,
@@ -433,6 +424,7 @@ mod avx2 {
         "avx2,fma",
         __m256,
         8,
+        rows: [1, 2, 3, 4, 5],
         6,
         _mm256_setzero_ps,
         _mm256_loadu_ps,

@@ -747,8 +747,8 @@ fn place_transposed(y: &mut [f32], n: usize, first: usize, part: &[f32], m: usiz
 }
 
 /// x (.., in) · wᵀ for many rows of x (prompts): w is cut into blocks of rows, one rayon task
-/// each. With AVX-512, every block goes through `gemm.rs`'s kernel, x packed once for all
-/// blocks. Elsewhere through candle's f32 gemm, a half-precision block widened to f32 first
+/// each. Where `gemm.rs` has kernels (AVX-512 or AVX2), every block goes through them, x
+/// packed once for all blocks. Elsewhere through candle's f32 gemm, a half-precision block widened to f32 first
 /// (`DenseRows::widened`): candle's own f16/bf16 gemm converts inside its inner loop and ran
 /// prompts at half the speed of f32 weights; widening a block costs one conversion per weight,
 /// shared by all rows of x. The tasks are the parallelism: `main` runs candle's gemm on one
@@ -780,7 +780,6 @@ fn blocked_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     let x2 = x.to_dtype(DType::F32)?.reshape((m, k))?;
     let per_thread = n.div_ceil(rayon::current_num_threads().max(1));
     let height = per_thread.next_multiple_of(16).clamp(1, PRODUCT_BLOCK_ROWS);
-    let firsts: Vec<usize> = (0..n).step_by(height).collect();
     let mut dims = x.dims().to_vec();
     if let Some(d) = dims.last_mut() {
         *d = n;
@@ -793,6 +792,7 @@ fn blocked_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
             Tensor::from_vec(y, dims, x.device())?.to_dtype(x.dtype())?,
         ));
     }
+    let firsts: Vec<usize> = (0..n).step_by(height).collect();
     let parts: Vec<Tensor> = firsts
         .par_iter()
         .map(|&first| {
