@@ -95,7 +95,8 @@ impl TrainableModel {
         });
         let tokenizer = ModelTokenizer::load(dir)?;
         let device = Device::Cpu;
-        let weights = Weights::load(dir, DType::F32, &device)?;
+        // Copied, not mapped: training multiplies through candle with gradients tracked.
+        let weights = Weights::load(dir, DType::F32, &device)?.copied();
         let source = weights.source.clone();
         let (net, vars, frozen) = match &lora {
             None => {

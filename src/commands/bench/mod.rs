@@ -268,10 +268,13 @@ struct About {
 }
 
 /// Resident memory of this process in MiB (Linux's /proc/self/status; None elsewhere): `rss`
-/// now (VmRSS) and the `peak` so far (VmHWM). All models of every `--dtypes` row count together.
+/// now (VmRSS), the part of it that is `file` pages (RssFile: weights read in place from their
+/// files, and the program's own code), and the `peak` so far (VmHWM). All models of every
+/// `--dtypes` row count together.
 #[derive(Clone, Copy)]
 struct Memory {
     rss: Option<f64>,
+    file: Option<f64>,
     peak: Option<f64>,
 }
 
@@ -290,15 +293,18 @@ impl Memory {
         };
         Self {
             rss: field("VmRSS:"),
+            file: field("RssFile:"),
             peak: field("VmHWM:"),
         }
     }
 
-    /// "rss after load 212 MiB, peak at load 260 MiB, peak 270 MiB", or "unknown".
+    /// "rss after load 212 MiB (file pages 120 MiB), peak at load 260 MiB, peak 270 MiB", or
+    /// "unknown".
     fn describe(loaded: Self, end: Self) -> String {
         match (loaded.rss, loaded.peak, end.peak) {
             (Some(rss), Some(load_peak), Some(peak)) => format!(
-                "rss after load {rss:.0} MiB, peak at load {load_peak:.0} MiB, peak {peak:.0} MiB"
+                "rss after load {rss:.0} MiB (file pages {:.0} MiB), peak at load {load_peak:.0} MiB, peak {peak:.0} MiB",
+                loaded.file.unwrap_or(0.0)
             ),
             _ => "unknown".to_string(),
         }
@@ -337,6 +343,7 @@ fn write_json(
             "remote": m.remote.as_ref()
                 .map(|r| r.json(m.guided_step_ms, m.arms_ms, m.guidance_ms)),
             "memory_mib": {"after_load": about.loaded.rss, "load_peak": about.loaded.peak,
+                           "file_pages_after_load": about.loaded.file,
                            "peak": about.end.peak},
         });
         writeln!(out, "{report}")?;

@@ -20,7 +20,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
 use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device, Tensor};
 use serde_json::json;
@@ -28,6 +28,7 @@ use serde_json::json;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::formats::gguf_header::{self, shown};
 use crate::engine::model::config::ModelConfig;
+use crate::engine::model::mapped::{FileMap, MappedMatrix};
 use crate::engine::model::preflight;
 use crate::engine::model::weights::{LazyTensor, Stored, Weights};
 
@@ -83,6 +84,7 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
         .and_then(|v| v.to_u32().ok());
     let content = Arc::new(content);
     let reader = Arc::new(Mutex::new(reader));
+    let file_map = FileMap::open(path)?;
     let mut lazy = HashMap::new();
     for (gguf_name, info) in &content.tensor_infos {
         let Some(name) = hf_name(&arch, gguf_name) else {
@@ -102,6 +104,10 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
             order,
             device: device.clone(),
         };
+        let map = match &source.order {
+            Some(_) => None,
+            None => matrix_in_place(&file_map, &content, gguf_name, info),
+        };
         let read = Box::new(move || source.read());
         lazy.insert(
             name,
@@ -111,6 +117,7 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
                 read,
                 // GGUF tensors are read whole; their rows are blocks, not values.
                 rows: None,
+                map,
             },
         );
     }
@@ -155,6 +162,34 @@ pub fn read_config<R: std::io::Seek + std::io::Read>(
     let rope_factors = read_rope_factors(path, content, reader, device)?;
     let config = meta.config(&arch, hf_class, content, rope_factors)?;
     Ok((arch, config))
+}
+
+/// The f32, f16 or bf16 matrix `gguf_name` in place in the mapped file (see `mapped.rs`),
+/// where it can be read so; None for other tensors.
+fn matrix_in_place(
+    map: &Arc<FileMap>,
+    content: &Content,
+    gguf_name: &str,
+    info: &TensorInfo,
+) -> Option<MappedMatrix> {
+    let dtype = match info.ggml_dtype {
+        GgmlDType::F32 => DType::F32,
+        GgmlDType::F16 => DType::F16,
+        GgmlDType::BF16 => DType::BF16,
+        _ => return None,
+    };
+    let &[rows, cols] = info.shape.dims() else {
+        return None;
+    };
+    let offset = content.tensor_data_offset.checked_add(info.offset)?;
+    MappedMatrix::new(
+        map,
+        gguf_name,
+        usize::try_from(offset).ok()?,
+        rows,
+        cols,
+        dtype,
+    )
 }
 
 /// One tensor of a GGUF file, read on request (`Weights`): the file's reader is shared by all.

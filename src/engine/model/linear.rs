@@ -14,6 +14,8 @@ use candle_core::{DType, Device, Module, Tensor};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::kernels::qgemv::{self, PackedFormat, PackedWeight, QuantizedRows};
 use crate::engine::kernels::{gemm, gemv};
+use crate::engine::model::dense_rows::DenseRows;
+use crate::engine::model::mapped::MappedMatrix;
 
 /// Which block format the projections and the output layer are quantized to at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,8 @@ pub struct QuantPlan {
 #[derive(Clone)]
 pub enum LinearWeight {
     Dense(Tensor),
+    /// Read in place from its file (`mapped.rs`).
+    Mapped(MappedMatrix),
     Quantized(Arc<QTensor>),
 }
 
@@ -130,6 +134,8 @@ pub struct Linear {
 #[derive(Clone)]
 enum Kernel {
     Dense(Tensor),
+    /// A dense matrix read in place from its file; the same kernels as `Dense`.
+    Mapped(MappedMatrix),
     Quantized {
         shards: Vec<QMatMul>,
         /// Rows of each shard.
@@ -156,6 +162,7 @@ impl Linear {
         let bias = bias.map(|b| b.to_dtype(DType::F32)).transpose()?;
         let kernel = match weight {
             LinearWeight::Dense(t) => Kernel::Dense(t),
+            LinearWeight::Mapped(m) => Kernel::Mapped(m),
             LinearWeight::Quantized(q) if packable(&q) => Kernel::Packed {
                 weight: Arc::new(pack(&q)?),
                 format: q.dtype(),
@@ -215,16 +222,18 @@ impl Linear {
     pub fn dims(&self) -> Result<(usize, usize)> {
         Ok(match &self.kernel {
             Kernel::Dense(t) => t.dims2()?,
+            Kernel::Mapped(m) => m.dims(),
             Kernel::Quantized { dims, .. } => *dims,
             Kernel::Packed { weight, .. } => weight.dims(),
         })
     }
 
-    /// The dense weight, or an error naming what needs one (quantized weights cannot be
-    /// trained or merged with LoRA updates).
-    pub fn dense(&self, purpose: &str) -> Result<&Tensor> {
+    /// The dense weight (a copy where it is mapped), or an error naming what needs one
+    /// (quantized weights cannot be trained or merged with LoRA updates).
+    pub fn dense(&self, purpose: &str) -> Result<Tensor> {
         match &self.kernel {
-            Kernel::Dense(t) => Ok(t),
+            Kernel::Dense(t) => Ok(t.clone()),
+            Kernel::Mapped(m) => m.to_tensor(&Device::Cpu),
             Kernel::Quantized { format, .. } | Kernel::Packed { format, .. } => {
                 Err(EngineError::usage(format!(
                     "{purpose} needs dense weights, but this model's are quantized ({format:?})"
@@ -238,17 +247,24 @@ impl Linear {
     pub fn format_name(&self) -> String {
         match &self.kernel {
             Kernel::Dense(t) => format!("{:?}", t.dtype()).to_lowercase(),
+            Kernel::Mapped(m) => format!("{:?}", m.dtype()).to_lowercase(),
             Kernel::Quantized { format, .. } | Kernel::Packed { format, .. } => {
                 format_name_of(*format)
             }
         }
     }
 
+    /// Whether the weight is read in place from its file (`mapped.rs`) rather than held in
+    /// memory of its own.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.kernel, Kernel::Mapped(_))
+    }
+
     /// Which kernels multiply with this weight: "genarm" (`qgemv`'s packed tiles), "candle"
     /// (candle's `QMatMul`) or "dense" (`gemv.rs` and candle's matmul).
     pub fn kernel_name(&self) -> &'static str {
         match &self.kernel {
-            Kernel::Dense(_) => "dense",
+            Kernel::Dense(_) | Kernel::Mapped(_) => "dense",
             Kernel::Quantized { .. } => "candle",
             Kernel::Packed { .. } => "genarm",
         }
@@ -265,12 +281,15 @@ impl Linear {
     /// x·Wᵀ, without the bias.
     fn product(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match &self.kernel {
-            Kernel::Dense(w) => match few_rows_product(x, w)? {
+            Kernel::Dense(w) => match tensor_in_place(x, w)? {
                 Some(y) => y,
-                None => match blocked_product(x, w)? {
-                    Some(y) => y,
-                    None => dense_matmul(x, w)?,
-                },
+                None => dense_matmul(x, w)?,
+            },
+            Kernel::Mapped(w) => match in_place_product(x, w.values(), w.dims())? {
+                Some(y) => y,
+                // Gradients tracked through x (a LoRA trained on a mapped base): candle's
+                // matmul, on a copy of the weight.
+                None => dense_matmul(x, &w.to_tensor(x.device())?)?,
             },
             Kernel::Quantized { shards, whole, .. } => {
                 // Quantized kernels take f32 activations; hand back the caller's dtype.
@@ -443,15 +462,17 @@ impl Linear {
             .iter()
             .map(|l| match &l.kernel {
                 Kernel::Dense(w) => Some(w.storage_and_layout()),
-                Kernel::Quantized { .. } | Kernel::Packed { .. } => None,
+                Kernel::Mapped(_) | Kernel::Quantized { .. } | Kernel::Packed { .. } => None,
             })
             .collect();
         let mut tasks = Vec::new();
         for (i, layer) in layers.iter().enumerate() {
             let (n, k) = dims[i];
-            let dense = storages[i]
-                .as_ref()
-                .and_then(|(storage, layout)| DenseRows::of(storage, layout));
+            let dense = match (&layer.kernel, &storages[i]) {
+                (Kernel::Mapped(m), _) => Some(m.values()),
+                (_, Some((storage, layout))) => DenseRows::of(storage, layout),
+                _ => None,
+            };
             match (&layer.kernel, dense) {
                 (_, Some(rows)) => {
                     let height = gemv::block_height(n, k);
@@ -480,7 +501,9 @@ impl Linear {
                         tasks.push((i, first, count, Task::Packed(weight, tiles)));
                     }
                 }
-                (Kernel::Dense(_), None) => tasks.push((i, 0, n, Task::Whole(layer))),
+                (Kernel::Dense(_) | Kernel::Mapped(_), None) => {
+                    tasks.push((i, 0, n, Task::Whole(layer)))
+                }
             }
         }
         // The packed layers' activations, quantized once for all of them.
@@ -525,72 +548,6 @@ impl Linear {
     }
 }
 
-/// A contiguous dense CPU weight, as the slice `gemv.rs` reads.
-#[derive(Clone, Copy)]
-enum DenseRows<'a> {
-    F32(&'a [f32]),
-    F16(&'a [half::f16]),
-    Bf16(&'a [half::bf16]),
-}
-
-impl<'a> DenseRows<'a> {
-    fn of(storage: &'a candle_core::Storage, layout: &candle_core::Layout) -> Option<Self> {
-        use candle_core::{CpuStorage, Storage};
-        let (start, end) = layout.contiguous_offsets()?;
-        Some(match storage {
-            Storage::Cpu(CpuStorage::F32(v)) => Self::F32(&v[start..end]),
-            Storage::Cpu(CpuStorage::F16(v)) => Self::F16(&v[start..end]),
-            Storage::Cpu(CpuStorage::BF16(v)) => Self::Bf16(&v[start..end]),
-            _ => return None,
-        })
-    }
-
-    fn slice(self, from: usize, len: usize) -> Self {
-        match self {
-            Self::F32(v) => Self::F32(&v[from..from + len]),
-            Self::F16(v) => Self::F16(&v[from..from + len]),
-            Self::Bf16(v) => Self::Bf16(&v[from..from + len]),
-        }
-    }
-
-    /// The values as f32, through `half`'s slice conversion (F16C where the CPU has it: candle's
-    /// `to_dtype` converts one value at a time in software, which cost more than the product).
-    fn widened(self) -> Vec<f32> {
-        use half::slice::HalfFloatSliceExt;
-        match self {
-            Self::F32(v) => v.to_vec(),
-            Self::F16(v) => {
-                let mut out = vec![0f32; v.len()];
-                v.convert_to_f32_slice(&mut out);
-                out
-            }
-            Self::Bf16(v) => {
-                let mut out = vec![0f32; v.len()];
-                v.convert_to_f32_slice(&mut out);
-                out
-            }
-        }
-    }
-
-    /// (x · (these n rows)ᵀ)ᵀ, (n, m), through `gemm.rs`'s kernel, x packed once for every
-    /// block.
-    fn transposed_product(self, x: &gemm::PackedRows, n: usize) -> Vec<f32> {
-        match self {
-            Self::F32(w) => x.transposed_product(w, n),
-            Self::F16(w) => x.transposed_product(w, n),
-            Self::Bf16(w) => x.transposed_product(w, n),
-        }
-    }
-
-    fn product(self, x: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
-        match self {
-            Self::F32(w) => gemv::matmul_block(x, m, w, n, k),
-            Self::F16(w) => gemv::matmul_block(x, m, w, n, k),
-            Self::Bf16(w) => gemv::matmul_block(x, m, w, n, k),
-        }
-    }
-}
-
 /// One piece of a `forward_rows_shared` job; `run` gives its (m, rows) outputs, row-major.
 enum Task<'a> {
     Dense(DenseRows<'a>),
@@ -630,22 +587,6 @@ impl Task<'_> {
     }
 }
 
-/// x · wᵀ through `gemv.rs` for a contiguous dense CPU weight; None for anything else.
-fn dense_rows(x: &[f32], m: usize, w: &Tensor) -> Result<Option<Vec<f32>>> {
-    use candle_core::{CpuStorage, Storage};
-    let (n, k) = w.dims2()?;
-    let (storage, layout) = w.storage_and_layout();
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        return Ok(None);
-    };
-    Ok(match &*storage {
-        Storage::Cpu(CpuStorage::BF16(v)) => Some(gemv::matmul_rows(x, m, &v[start..end], n, k)),
-        Storage::Cpu(CpuStorage::F16(v)) => Some(gemv::matmul_rows(x, m, &v[start..end], n, k)),
-        Storage::Cpu(CpuStorage::F32(v)) => Some(gemv::matmul_rows(x, m, &v[start..end], n, k)),
-        _ => None,
-    })
-}
-
 /// Cut a quantized matrix into at most `n` row blocks of whole rows (bytes copied once).
 fn shard_rows(q: &Arc<QTensor>, n: usize) -> Result<Vec<Arc<QTensor>>> {
     let (rows, cols) = q.shape().dims2()?;
@@ -666,25 +607,42 @@ fn shard_rows(q: &Arc<QTensor>, n: usize) -> Result<Vec<Arc<QTensor>>> {
 }
 
 /// Up to this many activation rows (one per sequence of a decoding step) go through
-/// `gemv::matmul_rows`; more (prompts, sweeps of many settings) through candle's gemm, which
-/// reuses each weight tile across rows.
+/// `gemv::matmul_rows`; more (prompts, sweeps of many settings) through `blocked_product`,
+/// which reuses each weight tile across rows.
 const MAX_GEMV_ROWS: usize = 8;
 
-/// x (.., in) · wᵀ through the row-blocked kernels of `gemv.rs` when x has few rows, w is a
-/// contiguous f32/f16/bf16 CPU tensor and no gradient is tracked (the kernels are outside
-/// candle's autograd: training keeps candle's matmul). None: use candle's matmul.
-fn few_rows_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
-    let (n, k) = w.dims2()?;
+/// x (.., in) · wᵀ for a dense tensor weight read in place (`in_place_product`) where it is a
+/// contiguous f32/f16/bf16 CPU matrix and tracks no gradient; None: candle's matmul must do
+/// it (training).
+fn tensor_in_place(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
+    if w.track_op() {
+        return Ok(None);
+    }
+    let dims = w.dims2()?;
+    let (storage, layout) = w.storage_and_layout();
+    let Some(rows) = DenseRows::of(&storage, layout) else {
+        return Ok(None);
+    };
+    in_place_product(x, rows, dims)
+}
+
+/// x (.., in) · wᵀ, w (n, k) read in place: few rows of x through the row-blocked kernels of
+/// `gemv.rs`, more through `blocked_product`. The kernels are outside candle's autograd, so
+/// None where x tracks a gradient (training keeps candle's matmul) or is not on the CPU. The
+/// result is x's dtype; the products are f32.
+fn in_place_product(x: &Tensor, w: DenseRows, (n, k): (usize, usize)) -> Result<Option<Tensor>> {
     let Some(&last) = x.dims().last() else {
         return Ok(None);
     };
     let m = x.elem_count() / k.max(1);
-    if last != k || m == 0 || m > MAX_GEMV_ROWS || x.track_op() || w.track_op() {
+    if last != k || m == 0 || n == 0 || x.track_op() || !x.device().is_cpu() {
         return Ok(None);
     }
     let xs = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    let Some(y) = dense_rows(&xs, m, w)? else {
-        return Ok(None);
+    let y = if m <= MAX_GEMV_ROWS {
+        w.rows_product(&xs, m, n, k)
+    } else {
+        blocked_product(w, &xs, m, n, k)?
     };
     let mut dims = x.dims().to_vec();
     if let Some(d) = dims.last_mut() {
@@ -746,67 +704,31 @@ fn place_transposed(y: &mut [f32], n: usize, first: usize, part: &[f32], m: usiz
     }
 }
 
-/// x (.., in) · wᵀ for many rows of x (prompts): w is cut into blocks of rows, one rayon task
-/// each. Where `gemm.rs` has kernels (AVX-512 or AVX2), every block goes through them, x
-/// packed once for all blocks. Elsewhere through candle's f32 gemm, a half-precision block widened to f32 first
-/// (`DenseRows::widened`): candle's own f16/bf16 gemm converts inside its inner loop and ran
-/// prompts at half the speed of f32 weights; widening a block costs one conversion per weight,
-/// shared by all rows of x. The tasks are the parallelism: `main` runs candle's gemm on one
-/// thread (see `Linear`). The result is x's dtype; the products are f32, as in the decoding
-/// kernels. None where candle's matmul must do it (gradients tracked, not a contiguous CPU
-/// matrix).
-fn blocked_product(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
+/// x (m, k) · wᵀ, (m, n), for many rows of x (prompts): w is cut into blocks of rows, one
+/// rayon task each. Where `gemm.rs` has kernels (AVX-512 or AVX2), every block goes through
+/// them, x packed once for all blocks. Elsewhere through candle's f32 gemm, each block widened
+/// to f32 first (`DenseRows::widened`): candle's own f16/bf16 gemm converts inside its inner
+/// loop and ran prompts at half the speed of f32 weights; widening a block costs one
+/// conversion per weight, shared by all rows of x. The tasks are the parallelism: `main` runs
+/// candle's gemm on one thread (see `Linear`).
+fn blocked_product(w: DenseRows, x: &[f32], m: usize, n: usize, k: usize) -> Result<Vec<f32>> {
     use rayon::prelude::*;
-    let (n, k) = w.dims2()?;
-    let Some(&last) = x.dims().last() else {
-        return Ok(None);
-    };
-    let m = x.elem_count() / k.max(1);
-    let floats = matches!(w.dtype(), DType::F32 | DType::F16 | DType::BF16);
-    if last != k
-        || m == 0
-        || n == 0
-        || x.track_op()
-        || w.track_op()
-        || !w.device().is_cpu()
-        || !floats
-    {
-        return Ok(None);
-    }
-    let (storage, layout) = w.storage_and_layout();
-    let Some(rows) = DenseRows::of(&storage, layout) else {
-        return Ok(None);
-    };
-    let x2 = x.to_dtype(DType::F32)?.reshape((m, k))?;
     let per_thread = n.div_ceil(rayon::current_num_threads().max(1));
     let height = per_thread.next_multiple_of(16).clamp(1, PRODUCT_BLOCK_ROWS);
-    let mut dims = x.dims().to_vec();
-    if let Some(d) = dims.last_mut() {
-        *d = n;
-    }
     if let Some(width) = gemm::Width::detect() {
-        let xs = x2.flatten_all()?.to_vec1::<f32>()?;
-        let y = tiled_product(rows, &xs, m, n, k, height, width);
-        drop(storage);
-        return Ok(Some(
-            Tensor::from_vec(y, dims, x.device())?.to_dtype(x.dtype())?,
-        ));
+        return Ok(tiled_product(w, x, m, n, k, height, width));
     }
+    let x2 = Tensor::from_slice(x, (m, k), &Device::Cpu)?;
     let firsts: Vec<usize> = (0..n).step_by(height).collect();
     let parts: Vec<Tensor> = firsts
         .par_iter()
         .map(|&first| {
             let count = height.min(n - first);
-            let block = match rows.slice(first * k, count * k) {
-                DenseRows::F32(_) => w.narrow(0, first, count)?,
-                half => Tensor::from_vec(half.widened(), (count, k), w.device())?,
-            };
-            x2.matmul(&block.t()?)
+            let block = w.slice(first * k, count * k).widened();
+            x2.matmul(&Tensor::from_vec(block, (count, k), &Device::Cpu)?.t()?)
         })
         .collect::<candle_core::Result<_>>()?;
-    drop(storage);
-    let y = Tensor::cat(&parts, 1)?;
-    Ok(Some(y.reshape(dims)?.to_dtype(x.dtype())?))
+    Ok(Tensor::cat(&parts, 1)?.flatten_all()?.to_vec1::<f32>()?)
 }
 
 /// x (.., in) · wᵀ, as candle-nn's Linear does it: a batch of row vectors is flattened into
@@ -865,7 +787,7 @@ mod tests {
                 .unwrap()
                 .to_dtype(dtype)
                 .unwrap();
-            let fast = few_rows_product(&x, &w).unwrap().expect("few rows");
+            let fast = tensor_in_place(&x, &w).unwrap().expect("few rows");
             let slow = dense_matmul(&x, &w).unwrap();
             assert_eq!(fast.dims(), slow.dims());
             assert_eq!(fast.dtype(), dtype);
@@ -891,7 +813,7 @@ mod tests {
                 .to_dtype(dtype)
                 .unwrap();
             let x = Tensor::randn(0f32, 1.0, (2, 20, 96), &dev).unwrap();
-            let fast = blocked_product(&x, &w).unwrap().expect("dense CPU weight");
+            let fast = tensor_in_place(&x, &w).unwrap().expect("dense CPU weight");
             let wide = w.to_dtype(DType::F32).unwrap();
             let slow = x.broadcast_matmul(&wide.t().unwrap()).unwrap();
             assert_eq!(fast.dims(), &[2, 20, n]);
@@ -901,19 +823,107 @@ mod tests {
         let var = candle_core::Var::from_tensor(&Tensor::ones((4, 96), DType::F32, &dev).unwrap())
             .unwrap();
         let x = Tensor::ones((1, 20, 96), DType::F32, &dev).unwrap();
-        assert!(blocked_product(&x, var.as_tensor()).unwrap().is_none());
+        assert!(tensor_in_place(&x, var.as_tensor()).unwrap().is_none());
     }
 
     #[test]
-    fn many_rows_or_tracked_gradients_stay_with_candle() {
+    fn tracked_gradients_stay_with_candle() {
         let dev = Device::Cpu;
         let w32 = Tensor::randn(0f32, 1.0, (16, 8), &dev).unwrap();
-        let many = Tensor::randn(0f32, 1.0, (1, MAX_GEMV_ROWS + 1, 8), &dev).unwrap();
-        assert!(few_rows_product(&many, &w32).unwrap().is_none());
         let var = candle_core::Var::from_tensor(&w32).unwrap();
-        let one = Tensor::randn(0f32, 1.0, (1, 1, 8), &dev).unwrap();
-        assert!(few_rows_product(&one, var.as_tensor()).unwrap().is_none());
-        assert!(few_rows_product(&one, &w32).unwrap().is_some());
+        for rows in [1, MAX_GEMV_ROWS + 1] {
+            let x = Tensor::randn(0f32, 1.0, (1, rows, 8), &dev).unwrap();
+            assert!(tensor_in_place(&x, var.as_tensor()).unwrap().is_none());
+            assert!(tensor_in_place(&x, &w32).unwrap().is_some());
+            let tracked = candle_core::Var::from_tensor(&x).unwrap();
+            assert!(
+                tensor_in_place(tracked.as_tensor(), &w32)
+                    .unwrap()
+                    .is_none()
+            );
+        }
+    }
+
+    /// A weight mapped from its file gives the products of the same weight in memory, for
+    /// decoding's few rows, prompts, a shared job and a gradient tracked through x (the
+    /// copy candle multiplies), in every dense format; a part of its rows is the same part of
+    /// the layer.
+    #[test]
+    fn mapped_weights_give_the_products_of_the_same_weight_in_memory() {
+        use crate::engine::model::mapped::FileMap;
+        use std::io::Write;
+        let dev = Device::Cpu;
+        let (n, k) = (PRODUCT_BLOCK_ROWS + 20, 96);
+        for dtype in [DType::F32, DType::F16, DType::BF16] {
+            let w = Tensor::randn(0f32, 1.0, (n, k), &dev)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let bytes: Vec<u8> = match dtype {
+                DType::F32 => {
+                    bytemuck::cast_slice(&w.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                        .to_vec()
+                }
+                DType::F16 => {
+                    bytemuck::cast_slice(&w.flatten_all().unwrap().to_vec1::<half::f16>().unwrap())
+                        .to_vec()
+                }
+                _ => {
+                    bytemuck::cast_slice(&w.flatten_all().unwrap().to_vec1::<half::bf16>().unwrap())
+                        .to_vec()
+                }
+            };
+            let mut file = tempfile::NamedTempFile::new().unwrap();
+            file.write_all(&[0u8; 64]).unwrap();
+            file.write_all(&bytes).unwrap();
+            file.flush().unwrap();
+            let map = FileMap::open(file.path()).unwrap();
+            let mapped = MappedMatrix::new(&map, "w", 64, n, k, dtype).unwrap();
+            let in_memory = Linear::new(LinearWeight::Dense(w.clone()), None).unwrap();
+            let read_in_place = Linear::new(LinearWeight::Mapped(mapped.clone()), None).unwrap();
+            assert_eq!(read_in_place.dims().unwrap(), (n, k));
+            assert_eq!(read_in_place.format_name(), in_memory.format_name());
+            for rows in [1, 3, 40] {
+                let x = Tensor::randn(0f32, 1.0, (1, rows, k), &dev).unwrap();
+                let want = in_memory.forward(&x).unwrap();
+                let got = read_in_place.forward(&x).unwrap();
+                assert_eq!(max_abs(&(&got - &want).unwrap()), 0.0, "{dtype:?} {rows}");
+                let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let shared = Linear::forward_rows_shared(&[&read_in_place], &xs, rows).unwrap();
+                let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let diff = shared[0]
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(diff < 1e-3, "{dtype:?} {rows} shared: {diff}");
+                let tracked = candle_core::Var::from_tensor(&x).unwrap();
+                let y = read_in_place.forward(tracked.as_tensor()).unwrap();
+                let candle = dense_matmul(&x, &w).unwrap();
+                let diff = max_abs(&(&y - &candle).unwrap());
+                assert!(
+                    diff < 1e-2 * max_abs(&candle),
+                    "{dtype:?} {rows} tracked: {diff}"
+                );
+                assert!(y.backward().is_ok());
+            }
+            let part =
+                Linear::new(LinearWeight::Mapped(mapped.row_range(5, 7).unwrap()), None).unwrap();
+            let x = Tensor::randn(0f32, 1.0, (2, k), &dev).unwrap();
+            let want = Linear::new(LinearWeight::Dense(w.narrow(0, 5, 7).unwrap()), None).unwrap();
+            let diff = max_abs(&(part.forward(&x).unwrap() - want.forward(&x).unwrap()).unwrap());
+            assert_eq!(diff, 0.0, "{dtype:?} part");
+            assert_eq!(
+                read_in_place
+                    .dense("merging")
+                    .unwrap()
+                    .to_dtype(DType::F32)
+                    .unwrap()
+                    .to_vec2::<f32>()
+                    .unwrap(),
+                w.to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap()
+            );
+        }
     }
 
     /// Layers of every format (dense f32/bf16, quantized Q8_0 cut into shards, with and

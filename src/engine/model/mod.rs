@@ -2,8 +2,10 @@
 
 pub mod causal_lm;
 pub mod config;
+pub mod dense_rows;
 pub mod inspect;
 pub mod linear;
+pub mod mapped;
 pub mod preflight;
 pub mod transformer;
 pub mod weights;

@@ -15,6 +15,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::linear::{Linear, LinearWeight, fitting_format, quantize_parts};
+use crate::engine::model::mapped::{FileMap, MappedMatrix};
 use crate::engine::model::preflight;
 
 /// A tensor as its file stores it, read when a layer asks for it.
@@ -28,6 +29,8 @@ pub enum Stored {
 /// An embedding lookup table (see `Weights::tied_output`).
 pub enum Table {
     Dense(Tensor),
+    /// Read in place from the file (shared with a tied output layer).
+    Mapped(MappedMatrix),
     Blocks(Arc<QTensor>),
 }
 
@@ -45,6 +48,9 @@ pub struct LazyTensor {
     /// A dense matrix whose file can give a range of rows (safetensors): quantizing it at
     /// load reads a part at a time, never the whole matrix in f32.
     pub rows: Option<ReadRows>,
+    /// The matrix in place in its file, where its bytes can be read so (`mapped.rs`): used
+    /// instead of a copy where the model computes in its stored dtype.
+    pub map: Option<MappedMatrix>,
 }
 
 /// All tensors of one model, by their Hugging Face names.
@@ -60,6 +66,9 @@ pub struct Weights {
     lazy: HashMap<String, LazyTensor>,
     /// The compute dtype dense tensors have (quantized ones are dequantized to it on request).
     dtype: DType,
+    /// Whether matrices stored in the compute dtype are read in place from their file
+    /// (`LazyTensor::map`) rather than copied.
+    map_dense: bool,
     /// What was read, for error messages ("model.safetensors", "3 shards", ...).
     pub source: PathBuf,
 }
@@ -87,11 +96,13 @@ impl Weights {
                     dtype.as_str(),
                 )?;
                 for (file, st) in files.paths.iter().zip(&maps) {
+                    let mut in_place = matrices_in_place(file)?;
                     for (name, view) in st.tensors() {
                         let read = safetensors_reader(file, st, &name, device);
                         let rows = safetensors_rows(file, st, &name, device);
                         let shape = view.shape().to_vec();
                         let quantized = false;
+                        let map = in_place.remove(&name);
                         lazy.insert(
                             name,
                             LazyTensor {
@@ -99,6 +110,7 @@ impl Weights {
                                 quantized,
                                 read,
                                 rows,
+                                map,
                             },
                         );
                     }
@@ -125,6 +137,7 @@ impl Weights {
             tensors,
             lazy,
             dtype,
+            map_dense: true,
             source: files
                 .paths
                 .first()
@@ -140,6 +153,7 @@ impl Weights {
             tensors,
             lazy: HashMap::new(),
             dtype,
+            map_dense: false,
             source,
         }
     }
@@ -150,8 +164,31 @@ impl Weights {
             tensors: HashMap::new(),
             lazy,
             dtype,
+            map_dense: true,
             source,
         }
+    }
+
+    /// Every matrix copied into memory, none read in place from its file: for training, whose
+    /// products track gradients through their input, which candle's matmul does on a tensor
+    /// (a mapped weight would be copied again for every product).
+    pub fn copied(mut self) -> Self {
+        self.map_dense = false;
+        self
+    }
+
+    /// The matrix `name` read in place from its file (see `mapped.rs`), where it can be: it
+    /// is stored in the compute dtype, in place (not reordered), and mapping is on; checked to
+    /// have `shape` and to hold no NaN or infinity. None: copy it.
+    fn mapped(&self, name: &str, shape: &[usize]) -> Result<Option<MappedMatrix>> {
+        let Some(lazy) = self.lazy.get(name).filter(|_| self.map_dense) else {
+            return Ok(None);
+        };
+        let Some(map) = lazy.map.as_ref().filter(|m| m.dtype() == self.dtype) else {
+            return Ok(None);
+        };
+        self.check_shape(name, &lazy.shape, shape)?;
+        Ok(Some(map.clone().checked()?))
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -228,7 +265,10 @@ impl Weights {
             Some(q) => (LinearWeight::Quantized(q), None),
             None => match self.quantized_from_file(&name, &shape, quantize)? {
                 Some(q) => (LinearWeight::Quantized(q), quantize),
-                None => self.weight_from(&name, &self.get(&name, &shape)?, quantize)?,
+                None => match self.mapped_unless(quantize, &name, &shape)? {
+                    Some(m) => (LinearWeight::Mapped(m), None),
+                    None => self.weight_from(&name, &self.get(&name, &shape)?, quantize)?,
+                },
             },
         };
         Ok(Linear::new(weight, bias)?.asked_for(asked))
@@ -250,6 +290,12 @@ impl Weights {
         let name = format!("{prefix}.weight");
         let weight = match self.stored_quantized(&name, &[total, in_dim])? {
             Some(q) => LinearWeight::Quantized(Arc::new(slice_rows(&q, start, rows)?)),
+            None if let Some(m) = self
+                .mapped_unless(quantize, &name, &[total, in_dim])?
+                .and_then(|m| m.row_range(start, rows)) =>
+            {
+                LinearWeight::Mapped(m)
+            }
             None => {
                 let dense = self
                     .get(&name, &[total, in_dim])?
@@ -282,6 +328,11 @@ impl Weights {
             let layer = Linear::new(LinearWeight::Quantized(q.clone()), None)?;
             return Ok((layer.asked_for(quantize), Table::Blocks(q)));
         }
+        if let Some(m) = self.mapped_unless(quantize, &name, shape)? {
+            // One map for both: the lookups and the output layer read the same pages.
+            let layer = Linear::new(LinearWeight::Mapped(m.clone()), None)?;
+            return Ok((layer, Table::Mapped(m)));
+        }
         let dense = self.get(&name, shape)?;
         let (weight, asked) = self.weight_from(&name, &dense, quantize)?;
         let table = match &weight {
@@ -291,7 +342,7 @@ impl Weights {
                 drop(dense);
                 Table::Blocks(q.clone())
             }
-            LinearWeight::Dense(_) => Table::Dense(dense),
+            LinearWeight::Dense(_) | LinearWeight::Mapped(_) => Table::Dense(dense),
         };
         Ok((Linear::new(weight, None)?.asked_for(asked), table))
     }
@@ -299,10 +350,26 @@ impl Weights {
     /// The lookup table of the embedding `name`: its blocks where the file stores it
     /// quantized, else the dense tensor.
     pub fn lookup_table(&self, name: &str, shape: &[usize]) -> Result<Table> {
-        Ok(match self.stored_quantized(name, shape)? {
-            Some(q) => Table::Blocks(q),
+        if let Some(q) = self.stored_quantized(name, shape)? {
+            return Ok(Table::Blocks(q));
+        }
+        Ok(match self.mapped(name, shape)? {
+            Some(m) => Table::Mapped(m),
             None => Table::Dense(self.get(name, shape)?),
         })
+    }
+
+    /// `mapped`, where nothing is to be quantized at load.
+    fn mapped_unless(
+        &self,
+        quantize: Option<GgmlDType>,
+        name: &str,
+        shape: &[usize],
+    ) -> Result<Option<MappedMatrix>> {
+        match quantize {
+            Some(_) => Ok(None),
+            None => self.mapped(name, shape),
+        }
     }
 
     /// The dense matrix `name` quantized to `format` (`--dtype`) a part of rows at a time as
@@ -502,6 +569,34 @@ fn map_safetensors(file: &Path) -> Result<MmapedSafetensors> {
     // could break it, a risk every mmap-based loader accepts. A file truncated under the map
     // would fault (SIGBUS) on a read past its new end; the map is gone once the model is built.
     unsafe { MmapedSafetensors::new(file) }.map_err(|e| weights_error(file, e))
+}
+
+/// The 2-D f32, f16 and bf16 tensors of safetensors file `file` that can be read in place,
+/// by name (see `MappedMatrix::new`: one whose start is misaligned is left out).
+fn matrices_in_place(file: &Path) -> Result<HashMap<String, MappedMatrix>> {
+    let map = FileMap::open(file)?;
+    let (header_len, meta) = safetensors::SafeTensors::read_metadata(map.bytes())
+        .map_err(|e| EngineError::invalid(file, format!("cannot read weights: {e}")))?;
+    // The data follows the 8-byte length and the header.
+    let data_start = 8 + header_len;
+    Ok(meta
+        .tensors()
+        .into_iter()
+        .filter_map(|(name, info)| {
+            let dtype = match info.dtype {
+                safetensors::Dtype::F32 => DType::F32,
+                safetensors::Dtype::F16 => DType::F16,
+                safetensors::Dtype::BF16 => DType::BF16,
+                _ => return None,
+            };
+            let [rows, cols] = *info.shape.as_slice() else {
+                return None;
+            };
+            let offset = data_start.checked_add(info.data_offsets.0)?;
+            let matrix = MappedMatrix::new(&map, &name, offset, rows, cols, dtype)?;
+            Some((name, matrix))
+        })
+        .collect())
 }
 
 /// Reads tensor `name` of a mapped safetensors file: checked for NaN and infinity, copied out
@@ -842,6 +937,92 @@ mod tests {
         dir
     }
 
+    /// Matrices stored in the compute dtype are read in place, shared by a tied output layer
+    /// and its lookups; another dtype, a quantizing --dtype or training copies them; the
+    /// products are the same either way.
+    #[test]
+    fn matrices_in_the_compute_dtype_are_read_in_place_and_others_copied() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (40, 32), &dev).unwrap();
+        let embed = Tensor::randn(0f32, 1.0, (50, 32), &dev).unwrap();
+        let norm = Tensor::ones(32, DType::F32, &dev).unwrap();
+        let dir = folder(&[
+            ("w.weight", w.clone()),
+            ("e.weight", embed.clone()),
+            ("n", norm),
+        ]);
+        let x = Tensor::randn(0f32, 1.0, (3, 32), &dev).unwrap();
+        let want = x.matmul(&w.t().unwrap()).unwrap();
+        let close = |got: &Tensor| {
+            let diff = (got - &want).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
+        };
+
+        let weights = Weights::load(dir.path(), DType::F32, &dev).unwrap();
+        let layer = weights.linear("w", 40, 32, false, None).unwrap();
+        assert!(layer.is_mapped());
+        close(&layer.forward(&x).unwrap());
+        let (head, table) = weights.tied_output("e", &[50, 32], None).unwrap();
+        assert!(head.is_mapped() && matches!(table, Table::Mapped(_)));
+        let Table::Mapped(table) = table else {
+            unreachable!()
+        };
+        assert_eq!(
+            table.to_tensor(&dev).unwrap().to_vec2::<f32>().unwrap(),
+            embed.to_vec2::<f32>().unwrap()
+        );
+        assert!(matches!(
+            weights.lookup_table("e.weight", &[50, 32]).unwrap(),
+            Table::Mapped(_)
+        ));
+        // A part of the rows of a fused matrix is read in place too.
+        let part = weights.linear_part("w", 8, 16, 40, 32, None).unwrap();
+        assert!(part.is_mapped());
+        assert_eq!(part.dims().unwrap(), (16, 32));
+        // Shapes are still checked.
+        assert!(weights.linear("w", 41, 32, false, None).is_err());
+
+        let quantized = weights
+            .linear("w", 40, 32, false, Some(GgmlDType::Q8_0))
+            .unwrap();
+        assert!(!quantized.is_mapped());
+        let half = Weights::load(dir.path(), DType::F16, &dev).unwrap();
+        let layer = half.linear("w", 40, 32, false, None).unwrap();
+        assert!(!layer.is_mapped());
+        assert_eq!(layer.format_name(), "f16");
+        let training = Weights::load(dir.path(), DType::F32, &dev)
+            .unwrap()
+            .copied();
+        let layer = training.linear("w", 40, 32, false, None).unwrap();
+        assert!(!layer.is_mapped());
+        close(&layer.forward(&x).unwrap());
+    }
+
+    /// safetensors does not promise aligned data: a header whose length puts an f32 tensor at
+    /// an odd address loads by copying, with the same values.
+    #[test]
+    fn a_misaligned_matrix_is_copied_not_mapped() {
+        let values: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
+        let mut header =
+            r#"{"w.weight":{"dtype":"F32","shape":[3,4],"data_offsets":[0,48]}}"#.to_string();
+        // 8 + header length = 2 (mod 4): every f32 starts two bytes off its alignment.
+        while (8 + header.len()) % 4 != 2 {
+            header.push(' ');
+        }
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(header.as_bytes());
+        bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("model.safetensors"), bytes).unwrap();
+        let weights = Weights::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
+        let layer = weights.linear("w", 3, 4, false, None).unwrap();
+        assert!(!layer.is_mapped());
+        let x = Tensor::eye(4, DType::F32, &Device::Cpu).unwrap();
+        let got = layer.forward(&x).unwrap().t().unwrap();
+        let flat = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat, values);
+    }
+
     #[test]
     fn a_matrix_quantized_part_by_part_from_its_file_equals_it_quantized_whole() {
         // 5000 rows cross QUANTIZE_ROWS twice; f16 storage is widened part by part.
@@ -863,7 +1044,7 @@ mod tests {
                         .unwrap()
                     {
                         LinearWeight::Quantized(q) => q,
-                        LinearWeight::Dense(_) => panic!("64 columns fit {format:?}"),
+                        _ => panic!("64 columns fit {format:?}"),
                     };
                 assert_eq!(
                     streamed.data().unwrap(),

@@ -12,10 +12,13 @@ use candle_nn::Embedding;
 
 use crate::engine::error::{EngineError, Result};
 use crate::engine::kernels::qgemv::PackedWeight;
+use crate::engine::model::mapped::MappedMatrix;
 use crate::engine::model::weights::Table;
 
 pub enum Lookup {
     Dense(Embedding),
+    /// Read in place from the file, rows copied out as they are looked up.
+    Mapped(MappedMatrix),
     /// A tied model's packed output layer, its rows read back out of the tiles.
     Packed(Arc<PackedWeight>),
     Blocks {
@@ -38,6 +41,7 @@ impl Lookup {
                     hidden,
                 }
             }
+            Table::Mapped(m) => Self::Mapped(m),
             Table::Dense(t) => {
                 let hidden = t.dims2()?.1;
                 Self::Dense(Embedding::new(t, hidden))
@@ -55,6 +59,7 @@ impl Lookup {
     pub fn forward(&self, tokens: &Tensor) -> Result<Tensor> {
         let (blocks, rows, hidden) = match self {
             Self::Dense(e) => return Ok(e.forward(tokens)?),
+            Self::Mapped(m) => return mapped_rows(m, tokens),
             Self::Packed(weight) => return packed_rows(weight, tokens),
             Self::Blocks {
                 blocks,
@@ -83,6 +88,26 @@ impl Lookup {
         dims.push(hidden);
         Ok(Tensor::from_vec(out, dims, tokens.device())?)
     }
+}
+
+/// Rows (batch, t, hidden) of `tokens` from a mapped table, in its dtype (as a dense
+/// table's are).
+fn mapped_rows(table: &MappedMatrix, tokens: &Tensor) -> Result<Tensor> {
+    let (rows, hidden) = table.dims();
+    let ids = tokens.flatten_all()?.to_vec1::<u32>()?;
+    let mut dims = tokens.dims().to_vec();
+    dims.push(hidden);
+    table
+        .values()
+        .gather(&ids, hidden, &dims, tokens.device())?
+        .ok_or_else(|| {
+            let id = ids
+                .iter()
+                .find(|&&id| id as usize >= rows)
+                .copied()
+                .unwrap_or(0);
+            EngineError::usage(format!("token id {id} is outside the vocabulary of {rows}"))
+        })
 }
 
 /// Rows (batch, t, hidden) of `tokens` from a packed matrix.
