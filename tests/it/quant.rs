@@ -381,6 +381,42 @@ fn f32_gguf_matches_its_safetensors_source() {
     }
 }
 
+/// An f16 GGUF run at f16 reads its matrices in place from the file, but for the q/k rows
+/// llama.cpp's converter reorders (copied back into our order); at f32 every matrix is a
+/// converted copy. Either way the model is its source folder's in f16 (converted from f32 at
+/// load, the copy path): the same log-probs.
+#[test]
+fn an_f16_gguf_at_f16_reads_its_matrices_in_place() {
+    let models = Models::new();
+    for (arch, tie) in [("llama", false), ("llama", true), ("qwen2", false)] {
+        let name = format!("{arch}-{tie}-f16");
+        let dir = sharp_model(&models, &name, spec(arch, 7, tie));
+        let mut f16 = layout(GgmlDType::F16, arch);
+        f16.embedding = GgmlDType::F16;
+        let gguf = write(&models, &dir, &format!("{name}-gguf"), f16);
+        let tokenizer = dir.join("tokenizer.json");
+        let m = CausalLm::load_with(&gguf, ComputeDtype::F16, Some(&tokenizer)).unwrap();
+        let all: Vec<String> = m.matrix_kernels().into_iter().map(|(n, ..)| n).collect();
+        let reordered = |n: &str| n.contains("q_proj") || n.contains("k_proj");
+        let want: Vec<String> = all
+            .iter()
+            .filter(|n| arch != "llama" || !reordered(n))
+            .cloned()
+            .collect();
+        assert_eq!(m.mapped_matrices(), want, "{name}");
+        assert!(want.iter().any(|n| n == "lm_head.weight"), "{name}");
+        let wide = CausalLm::load_with(&gguf, ComputeDtype::F32, Some(&tokenizer)).unwrap();
+        assert!(wide.mapped_matrices().is_empty(), "{name}");
+        let from_gguf = logprobs(&gguf, ComputeDtype::F16, Some(&tokenizer));
+        let source = logprobs(&dir, ComputeDtype::F16, None);
+        let err = max_error(&source, &from_gguf);
+        assert!(
+            err < 1e-4,
+            "{name}: f16 GGUF differs from its source by {err}"
+        );
+    }
+}
+
 /// A tied model quantized at load looks its tokens up in the blocks its output layer was made
 /// from, as a llama.cpp file whose `token_embd` is Q8_0 (and no `output.weight`) does: the two
 /// hold the same blocks, so their log-probs agree to float rounding, and both stay within the

@@ -338,6 +338,12 @@ impl CausalLm {
         self.net.matrix_kernels()
     }
 
+    /// The matrices read in place from their file rather than copied
+    /// (`Transformer::mapped_matrices`).
+    pub fn mapped_matrices(&self) -> Vec<String> {
+        self.net.mapped_matrices()
+    }
+
     /// The matrices that took llama.cpp's fallback format at load (`Transformer::fallbacks`).
     pub fn fallbacks(&self) -> String {
         self.net.fallbacks()

@@ -229,6 +229,14 @@ impl Transformer {
             .collect()
     }
 
+    /// The names of the matrices read in place from their file (`mapped.rs`).
+    pub fn mapped_matrices(&self) -> Vec<String> {
+        self.named_matrices()
+            .filter(|(_, layer)| layer.is_mapped())
+            .map(|(name, _)| name)
+            .collect()
+    }
+
     /// The storage formats of the matrices (projections and output layer), each once, in the
     /// order met: "f32", or "q4_k+q6_k" for a GGUF Q4_K_M file.
     pub fn weight_formats(&self) -> String {

@@ -1001,6 +1001,50 @@ mod tests {
         close(&layer.forward(&x).unwrap());
     }
 
+    /// Half-precision files at their own dtype are read in place with their values, and a
+    /// NaN in one is the loader's error naming the file and tensor.
+    #[test]
+    fn half_precision_matrices_are_read_in_place_at_their_dtype() {
+        let dev = Device::Cpu;
+        for dtype in [DType::F16, DType::BF16] {
+            let w = Tensor::randn(0f32, 1.0, (40, 32), &dev)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let dir = folder(&[("w.weight", w.clone())]);
+            let weights = Weights::load(dir.path(), dtype, &dev).unwrap();
+            let layer = weights.linear("w", 40, 32, false, None).unwrap();
+            assert!(layer.is_mapped(), "{dtype:?}");
+            let as_f32 = |t: Tensor| t.to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap();
+            assert_eq!(as_f32(layer.dense("test").unwrap()), as_f32(w.clone()));
+            // Another dtype converts: a copy.
+            let wide = Weights::load(dir.path(), DType::F32, &dev).unwrap();
+            assert!(!wide.linear("w", 40, 32, false, None).unwrap().is_mapped());
+
+            let mut values = w.flatten_all().unwrap().to_dtype(DType::F32).unwrap();
+            values = values
+                .to_vec1::<f32>()
+                .map(|mut v| {
+                    v[77] = f32::NAN;
+                    Tensor::from_vec(v, (40, 32), &dev).unwrap()
+                })
+                .unwrap();
+            let bad = folder(&[("w.weight", values.to_dtype(dtype).unwrap())]);
+            let weights = Weights::load(bad.path(), dtype, &dev).unwrap();
+            let err = weights
+                .linear("w", 40, 32, false, None)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                err.contains("model.safetensors")
+                    && err.contains("'w.weight'")
+                    && err.contains("element 77"),
+                "{err}"
+            );
+        }
+    }
+
     /// safetensors does not promise aligned data: a header whose length puts an f32 tensor at
     /// an odd address loads by copying, with the same values.
     #[test]
