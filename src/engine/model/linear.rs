@@ -1,9 +1,11 @@
-//! One linear layer for every weight format: dense tensors (f32, f16, bf16) through candle's
-//! matmul or `gemv.rs`, block-quantized ones (read from GGUF or quantized at load) through
-//! `qgemv`'s packed tiles where this CPU has their kernels (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
-//! Q5_K and Q6_K with AVX-512 VNNI or AVX2), else candle's `QMatMul` (the other GGUF formats,
-//! or CPUs without those kernels); both multiply f32 activations with the blocks directly. The decoder builds every projection from this type, so one model code
-//! runs all formats.
+//! One linear layer for every weight format: dense matrices (f32, f16, bf16; candle tensors or
+//! read in place from their file, `mapped.rs`) through `gemv.rs` and `gemm.rs` (candle's
+//! matmul where gradients are tracked), block-quantized ones (read from GGUF or quantized at
+//! load) through `qgemv`'s packed tiles where this CPU has their kernels (Q4_0, Q4_1, Q5_0,
+//! Q5_1, Q8_0, Q4_K, Q5_K and Q6_K with AVX-512 VNNI or AVX2), else candle's `QMatMul` (the
+//! other GGUF formats, or CPUs without those kernels); both multiply f32 activations with the
+//! blocks directly. The decoder builds every projection from this type, so one model code runs
+//! all formats.
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -2,8 +2,9 @@
 //!
 //! Supported on disk: `model.safetensors`, sharded safetensors with
 //! `model.safetensors.index.json`, `pytorch_model.bin` and its sharded index — f32, f16 or bf16.
-//! Everything is converted to the compute dtype once, at load, one tensor at a time (see
-//! `Weights`). GGUF files (see `gguf.rs`) add tensors that stay block-quantized.
+//! A matrix stored in the compute dtype is read in place from the file (`mapped.rs`); the rest
+//! is converted to the compute dtype once, at load, one tensor at a time (see `Weights`). GGUF
+//! files (see `gguf.rs`) add tensors that stay block-quantized.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
