@@ -84,7 +84,8 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
         .and_then(|v| v.to_u32().ok());
     let content = Arc::new(content);
     let reader = Arc::new(Mutex::new(reader));
-    let file_map = FileMap::open(path)?;
+    // Where the file cannot be mapped (a 32-bit address space), its tensors are copied.
+    let file_map = FileMap::open(path).ok();
     let mut lazy = HashMap::new();
     for (gguf_name, info) in &content.tensor_infos {
         let Some(name) = hf_name(&arch, gguf_name) else {
@@ -104,9 +105,9 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
             order,
             device: device.clone(),
         };
-        let map = match &source.order {
-            Some(_) => None,
-            None => matrix_in_place(&file_map, &content, gguf_name, info),
+        let map = match (&source.order, &file_map) {
+            (None, Some(file_map)) => matrix_in_place(file_map, &content, gguf_name, info),
+            _ => None,
         };
         let read = Box::new(move || source.read());
         lazy.insert(

@@ -97,7 +97,7 @@ impl Weights {
                     dtype.as_str(),
                 )?;
                 for (file, st) in files.paths.iter().zip(&maps) {
-                    let mut in_place = matrices_in_place(file)?;
+                    let mut in_place = matrices_in_place(file);
                     for (name, view) in st.tensors() {
                         let read = safetensors_reader(file, st, &name, device);
                         let rows = safetensors_rows(file, st, &name, device);
@@ -574,17 +574,19 @@ fn map_safetensors(file: &Path) -> Result<MmapedSafetensors> {
 
 /// The 2-D f32, f16 and bf16 tensors of safetensors file `file` that can be read in place,
 /// by name (see `MappedMatrix::new`: one whose start is misaligned is left out).
-fn matrices_in_place(file: &Path) -> Result<HashMap<String, MappedMatrix>> {
-    let map = FileMap::open(file)?;
+fn matrices_in_place(file: &Path) -> HashMap<String, MappedMatrix> {
+    // Where the file cannot be mapped again (a 32-bit address space), its tensors are copied.
+    let Ok(map) = FileMap::open(file) else {
+        return HashMap::new();
+    };
     // candle's reader accepted this header already; should this crate's version not, the
     // tensors are copied through candle's as before.
     let Ok((header_len, meta)) = safetensors::SafeTensors::read_metadata(map.bytes()) else {
-        return Ok(HashMap::new());
+        return HashMap::new();
     };
     // The data follows the 8-byte length and the header.
     let data_start = 8 + header_len;
-    Ok(meta
-        .tensors()
+    meta.tensors()
         .into_iter()
         .filter_map(|(name, info)| {
             let dtype = match info.dtype {
@@ -600,7 +602,7 @@ fn matrices_in_place(file: &Path) -> Result<HashMap<String, MappedMatrix>> {
             let matrix = MappedMatrix::new(&map, &name, offset, rows, cols, dtype)?;
             Some((name, matrix))
         })
-        .collect())
+        .collect()
 }
 
 /// Reads tensor `name` of a mapped safetensors file: checked for NaN and infinity, copied out
