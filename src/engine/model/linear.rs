@@ -289,8 +289,8 @@ impl Linear {
             },
             Kernel::Mapped(w) => match in_place_product(x, w.values(), w.dims())? {
                 Some(y) => y,
-                // Gradients tracked through x (a LoRA trained on a mapped base): candle's
-                // matmul, on a copy of the weight.
+                // Gradients tracked through x (a LoRA over a mapped base; `train-arm` copies its
+                // weights, so no command does this today): candle's matmul, on a copy.
                 None => dense_matmul(x, &w.to_tensor(x.device())?)?,
             },
             Kernel::Quantized { shards, whole, .. } => {

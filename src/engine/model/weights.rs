@@ -182,13 +182,22 @@ impl Weights {
     /// is stored in the compute dtype, in place (not reordered), and mapping is on; checked to
     /// have `shape` and to hold no NaN or infinity. None: copy it.
     fn mapped(&self, name: &str, shape: &[usize]) -> Result<Option<MappedMatrix>> {
-        let Some(lazy) = self.lazy.get(name).filter(|_| self.map_dense) else {
+        // A tensor in memory (a merged adapter's) wins over the file's, as in `get`.
+        if !self.map_dense || self.tensors.contains_key(name) {
+            return Ok(None);
+        }
+        let Some(lazy) = self.lazy.get(name) else {
             return Ok(None);
         };
         let Some(map) = lazy.map.as_ref().filter(|m| m.dtype() == self.dtype) else {
             return Ok(None);
         };
         self.check_shape(name, &lazy.shape, shape)?;
+        // The map's own header reading must agree with the reader's (the file was opened
+        // twice): where it does not, the tensor is copied through the checked reader.
+        if [map.dims().0, map.dims().1] != shape {
+            return Ok(None);
+        }
         Ok(Some(map.clone().checked()?))
     }
 
