@@ -194,12 +194,23 @@ fn write_memory(out: &mut impl Write, r: &Report) -> Result<()> {
             0 => String::new(),
             n => format!("; {n} fall back (rows not a multiple of the block)"),
         };
+        let in_place = match row.in_place_bytes {
+            0 => String::new(),
+            n => format!("; {} read in place", human_size(n)),
+        };
         writeln!(
             out,
-            "{:<10} {:>10}  {}{fallbacks}",
+            "{:<10} {:>10}  {}{fallbacks}{in_place}",
             row.dtype,
             human_size(row.bytes),
             uses.join(", ")
+        )?;
+    }
+    if r.memory.iter().any(|row| row.in_place_bytes > 0) {
+        writeln!(
+            out,
+            "read in place: mapped from the file, not copied; processes running the same file \
+             share those pages"
         )?;
     }
     Ok(())

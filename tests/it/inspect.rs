@@ -236,13 +236,7 @@ fn formats_and_kernels_are_the_ones_the_loader_picks() {
     ] {
         let dir = data(model);
         let (report, _, _) = inspect(&dir);
-        let row = report["memory"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["dtype"] == dtype)
-            .unwrap()
-            .clone();
+        let row = memory_row(&report, dtype);
         let lm = CausalLm::load(&dir, dtype.parse::<ComputeDtype>().unwrap()).unwrap();
         let mut loaded: BTreeMap<String, (usize, String)> = BTreeMap::new();
         for (_, format, kernel) in lm.matrix_kernels() {
@@ -618,6 +612,7 @@ fn the_text_report_names_each_section() {
         "embeddings tied",
         "q4_k",
         "genarm would load this model.",
+        "read in place: mapped from the file",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
@@ -677,4 +672,124 @@ fn a_tied_model_quantized_at_load_looks_up_its_output_blocks() {
     assert_eq!(at("q8_0"), hand_bytes(&dir, "q8_0").0 - n * 4 + q8_0);
     // In f32 the output layer shares the lookup's table.
     assert_eq!(at("f32"), hand_bytes(&dir, "f32").0);
+}
+
+/// The bytes `inspect` says are read in place at a `--dtype` (mapped from the file, shared
+/// between processes) are the ones the loader maps (`CausalLm::bytes_in_place`): all dense
+/// weights stored in the compute dtype, but a GGUF's reordered Llama q/k rows, a pickle's, a
+/// misaligned file's and a base merged with an adapter; an untied embedding's lookup table at a
+/// block `--dtype` too.
+#[test]
+fn bytes_read_in_place_are_the_ones_the_loader_maps() {
+    let models = Models::new();
+    let llama = data("parity/models/llama_base");
+    // An f16 GGUF of Llama, written in llama.cpp's q/k order.
+    let f16_gguf = models.path("f16/model.gguf");
+    std::fs::create_dir_all(models.path("f16")).unwrap();
+    write_gguf(
+        &llama,
+        &f16_gguf,
+        layout(GgmlDType::F16, GgmlDType::F16, "llama"),
+    );
+    std::fs::copy(
+        llama.join("tokenizer.json"),
+        models.path("f16/tokenizer.json"),
+    )
+    .unwrap();
+    // The same folder with two bytes more header: every f32 starts off its alignment.
+    let misaligned = models.path("misaligned");
+    copy_model(&llama, &misaligned);
+    let file = misaligned.join("model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut shifted = ((len + 2) as u64).to_le_bytes().to_vec();
+    shifted.extend(&bytes[8..8 + len]);
+    shifted.extend(b"  ");
+    shifted.extend(&bytes[8 + len..]);
+    std::fs::write(&file, shifted).unwrap();
+    // A LoRA adapter on q_proj of the base.
+    let adapter = models.path("adapter");
+    std::fs::create_dir_all(&adapter).unwrap();
+    let config = serde_json::json!({"peft_type": "LORA", "r": 2, "lora_alpha": 4,
+        "target_modules": ["q_proj"], "base_model_name_or_path": p(&llama)});
+    std::fs::write(adapter.join("adapter_config.json"), config.to_string()).unwrap();
+    let key = "base_model.model.model.layers.0.self_attn.q_proj";
+    let lora = std::collections::HashMap::from([
+        (
+            format!("{key}.lora_A.weight"),
+            candle_core::Tensor::ones((2, 64), candle_core::DType::F32, &candle_core::Device::Cpu)
+                .unwrap(),
+        ),
+        (
+            format!("{key}.lora_B.weight"),
+            candle_core::Tensor::ones((64, 2), candle_core::DType::F32, &candle_core::Device::Cpu)
+                .unwrap(),
+        ),
+    ]);
+    candle_core::safetensors::save(&lora, adapter.join("adapter_model.safetensors")).unwrap();
+
+    let cases: [(PathBuf, &[&str]); 11] = [
+        (llama.clone(), &["f32", "f16", "q8_0"]),
+        (data("parity/models/qwen2_base"), &["f32", "q8_0"]),
+        (data("parity/models/llama_base_bf16"), &["bf16", "f32"]),
+        (data("parity/models/llama_base_bin"), &["f32"]),
+        (data("parity_families/models/phi3_base"), &["f32", "q4_0"]),
+        (
+            data("parity_families/gguf/phi3/phi3.gguf"),
+            &["f32", "q8_0"],
+        ),
+        (data("parity_families/gguf/smollm3/smollm3.gguf"), &["f32"]),
+        (data("parity_families/gguf/qwen3.gguf"), &["f32"]),
+        (f16_gguf.clone(), &["f16", "f32"]),
+        (misaligned.clone(), &["f32"]),
+        (adapter.clone(), &["f32"]),
+    ];
+    let mut said = BTreeMap::new();
+    for (model, dtypes) in cases {
+        let (report, code, stderr) = inspect(&model);
+        assert_eq!(code, Some(0), "{}: {stderr}", model.display());
+        for &dtype in dtypes {
+            let row = memory_row(&report, dtype);
+            let predicted = row["in_place_bytes"].as_u64().unwrap();
+            let lm = CausalLm::load(&model, dtype.parse::<ComputeDtype>().unwrap()).unwrap();
+            let mapped = lm.bytes_in_place() as u64;
+            assert_eq!(predicted, mapped, "{} at {dtype}", model.display());
+            assert!(predicted <= row["bytes"].as_u64().unwrap());
+            said.insert((model.clone(), dtype), predicted);
+        }
+    }
+    // The cases above cover both outcomes: what is mapped and what is not.
+    let at = |m: &Path, d: &'static str| said[&(m.to_path_buf(), d)];
+    let dense = hand_bytes(&llama, "f32").0;
+    let norms = 64 * 4 * (2 * 2 + 1);
+    assert_eq!(
+        at(&llama, "f32"),
+        dense - norms,
+        "every matrix of the f32 folder"
+    );
+    assert_eq!(at(&llama, "f16"), 0, "converted at load");
+    assert_eq!(
+        at(&llama, "q8_0"),
+        439 * 64 * 4,
+        "the untied embedding's table"
+    );
+    assert_eq!(at(&data("parity/models/llama_base_bin"), "f32"), 0);
+    assert_eq!(at(&misaligned, "f32"), 0);
+    assert_eq!(at(&adapter, "f32"), 0);
+    // Half of the f32 matrices' bytes, less the reordered q (64 x 64) and k (32 x 64) rows of
+    // each of the 2 layers.
+    let qk = 2 * (64 * 64 + 32 * 64) * 2;
+    assert_eq!(at(&f16_gguf, "f16"), (dense - norms) / 2 - qk);
+    assert_eq!(at(&f16_gguf, "f32"), 0);
+}
+
+/// The report's memory row for one `--dtype`.
+fn memory_row(report: &Json, dtype: &str) -> Json {
+    report["memory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["dtype"] == dtype)
+        .unwrap_or_else(|| panic!("no memory row for {dtype}"))
+        .clone()
 }

@@ -260,6 +260,13 @@ fn half_tensor<T: candle_core::WithDType>(
     Ok(Tensor::from_vec(values, q.shape().dims(), device)?)
 }
 
+/// Whether llama.cpp's converter reordered the rows of tensor `name` (our name) in a file of
+/// architecture `arch`: Llama's q and k projections, which are then copied into our order at
+/// load rather than read in place.
+pub fn rows_reordered(arch: &str, name: &str) -> bool {
+    PERMUTED_QK.contains(&arch) && matches!(name.rsplit('.').nth(1), Some("q_proj" | "k_proj"))
+}
+
 /// The row order that undoes llama.cpp's q/k permutation for tensor `name` (our name) of shape
 /// `shape`, None for the tensors it leaves alone. llama.cpp's converter reorders the rows of
 /// Llama's q and k projections so that its rotary kernel can rotate adjacent pairs; ours
@@ -272,11 +279,12 @@ fn qk_row_order(
     gguf_name: &str,
     shape: &[usize],
 ) -> Result<Option<Vec<u32>>> {
-    let permuted = PERMUTED_QK.contains(&arch);
+    if !rows_reordered(arch, name) {
+        return Ok(None);
+    }
     let heads = match name.rsplit('.').nth(1) {
-        Some("q_proj") if permuted => config.num_attention_heads,
-        Some("k_proj") if permuted => config.num_key_value_heads,
-        _ => return Ok(None),
+        Some("q_proj") => config.num_attention_heads,
+        _ => config.num_key_value_heads,
     };
     // Each head's rows come in pairs (found by the fuzzer: fewer rows than heads divided by
     // zero); the decoder checks the exact shape later.

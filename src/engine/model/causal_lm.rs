@@ -344,6 +344,11 @@ impl CausalLm {
         self.net.mapped_matrices()
     }
 
+    /// Bytes of weights read in place from their files (`Transformer::bytes_in_place`).
+    pub fn bytes_in_place(&self) -> usize {
+        self.net.bytes_in_place()
+    }
+
     /// The matrices that took llama.cpp's fallback format at load (`Transformer::fallbacks`).
     pub fn fallbacks(&self) -> String {
         self.net.fallbacks()

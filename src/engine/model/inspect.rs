@@ -25,6 +25,7 @@ use crate::engine::formats::{gguf, gguf_header, gguf_pretokenizers, gguf_tokeniz
 use crate::engine::model::causal_lm::ComputeDtype;
 use crate::engine::model::config::{ModelConfig, RopeScaling};
 use crate::engine::model::linear::{fitting_format, format_name_of, quant_kernel_name};
+use crate::engine::model::mapped::can_read_in_place;
 use crate::engine::model::preflight;
 use crate::engine::model::weights::stored_tensors;
 
@@ -117,6 +118,10 @@ pub struct Tensor {
     /// (rows, row length) for a matrix, as Hugging Face writes it.
     pub shape: Vec<usize>,
     pub stored: Stored,
+    /// A matrix the loader reads in place from its file (`mapped.rs`) where `--dtype` is its
+    /// stored dtype and nothing is quantized: float, 2-D, aligned in the file, rows as the
+    /// model reads them (not a Llama q/k of a GGUF), in a model loaded without an adapter.
+    pub in_place: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +220,10 @@ pub struct MemoryRow {
     pub matrices: BTreeMap<String, FormatUse>,
     /// Matrices that take llama.cpp's fallback format (rows not a multiple of the block).
     pub fallbacks: usize,
+    /// Of `bytes`, those read in place from the file rather than copied: shared with every
+    /// process that runs the same file, and dropped by the kernel under memory pressure
+    /// rather than swapped.
+    pub in_place_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -389,19 +398,26 @@ fn folder_model(dir: &Path, model_dir: &Path, report: &mut Report) -> Option<Mod
             .push(EngineError::invalid(dir, "no config.json in this folder"));
         None
     };
+    // A base loaded with an adapter is merged with it in memory: nothing is read in place.
+    let with_adapter = report.format == "adapter";
     match stored_tensors(model_dir) {
         Ok(files) => {
             for file in files {
                 report.weight_files.push(file.path);
                 report.refusals.extend(file.problem);
-                report
-                    .all_tensors
-                    .extend(file.tensors.into_iter().map(|t| Tensor {
+                report.all_tensors.extend(file.tensors.into_iter().map(|t| {
+                    let stored = dense_dtype(&t.dtype);
+                    Tensor {
                         kind: Kind::of(&t.name),
-                        stored: dense_dtype(&t.dtype),
+                        in_place: !with_adapter
+                            && t.shape.len() == 2
+                            && matches!((stored, t.offset), (Stored::Dense(d), Some(at))
+                                    if can_read_in_place(at, d)),
+                        stored,
                         name: t.name,
                         shape: t.shape,
-                    }));
+                    }
+                }));
             }
         }
         Err(e) => report.refusals.push(e),
@@ -491,11 +507,18 @@ fn inspect_gguf(path: &Path, report: &mut Report) -> Option<ModelConfig> {
             GgmlDType::BF16 => Stored::Dense(DType::BF16),
             f => Stored::Blocks(f),
         };
+        let start = content.tensor_data_offset.checked_add(info.offset);
+        let in_place = info.shape.rank() == 2
+            && !hf
+                .as_deref()
+                .is_some_and(|n| gguf::rows_reordered(&arch, n))
+            && matches!((stored, start), (Stored::Dense(d), Some(at)) if can_read_in_place(at, d));
         report.all_tensors.push(Tensor {
             kind: hf.as_deref().map_or(Kind::Other, Kind::of),
             name: hf.unwrap_or_else(|| name.clone()),
             shape: info.shape.dims().to_vec(),
             stored,
+            in_place,
         });
     }
     report.all_tensors.sort_by(|a, b| a.name.cmp(&b.name));
@@ -696,6 +719,7 @@ fn memory_rows(tensors: &[Tensor], tied: bool, gguf: bool) -> Vec<MemoryRow> {
             bytes: 0,
             matrices: BTreeMap::new(),
             fallbacks: 0,
+            in_place_bytes: 0,
         };
         for t in tensors.iter().filter(|t| t.kind != Kind::Other) {
             row.bytes = row.bytes.saturating_add(t.stored_bytes());
@@ -718,11 +742,15 @@ fn memory_rows(tensors: &[Tensor], tied: bool, gguf: bool) -> Vec<MemoryRow> {
             bytes: 0,
             matrices: BTreeMap::new(),
             fallbacks: 0,
+            in_place_bytes: 0,
         };
         for t in tensors {
             for held in held_at(t, dtype, tied).into_iter().flatten() {
                 let (format, bytes, kernel, fell_back) = held;
                 row.bytes = row.bytes.saturating_add(bytes);
+                if read_in_place(t, dtype, &format, kernel) {
+                    row.in_place_bytes = row.in_place_bytes.saturating_add(bytes);
+                }
                 if kernel != "lookup" && kernel != "-" {
                     let layers = t.kind.layers();
                     add_use(&mut row, &format, kernel, layers);
@@ -733,6 +761,18 @@ fn memory_rows(tensors: &[Tensor], tied: bool, gguf: bool) -> Vec<MemoryRow> {
         rows.push(row);
     }
     rows
+}
+
+/// Whether tensor `t`, held at `dtype` as `format` on `kernel` (`held_at`), is read in place:
+/// dense in the dtype it is stored in, which is the compute dtype, with nothing quantized at
+/// load (`Weights::mapped`; an untied embedding's lookup table is read so at a block
+/// `--dtype` too, as its dense rows are kept).
+fn read_in_place(t: &Tensor, dtype: ComputeDtype, format: &str, kernel: &str) -> bool {
+    let Stored::Dense(stored) = t.stored else {
+        return false;
+    };
+    let dense = kernel == "lookup" || (kernel == "dense" && dtype.quantization().is_none());
+    t.in_place && dense && stored == dtype.candle() && format == stored.as_str()
 }
 
 /// Count `layers` linear layers of `format` on `kernel` in `row`.

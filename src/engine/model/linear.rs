@@ -262,6 +262,14 @@ impl Linear {
         matches!(self.kernel, Kernel::Mapped(_))
     }
 
+    /// The matrix read in place, where the weight is (`is_mapped`).
+    pub fn mapped(&self) -> Option<&MappedMatrix> {
+        match &self.kernel {
+            Kernel::Mapped(m) => Some(m),
+            _ => None,
+        }
+    }
+
     /// Which kernels multiply with this weight: "genarm" (`qgemv`'s packed tiles), "candle"
     /// (candle's `QMatMul`) or "dense" (`gemv.rs` and candle's matmul).
     pub fn kernel_name(&self) -> &'static str {

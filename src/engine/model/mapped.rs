@@ -50,6 +50,17 @@ impl FileMap {
     }
 }
 
+/// Whether a matrix of `dtype` whose values start `offset` bytes into its file can be read in
+/// place, as far as its header tells: the dtype is one the kernels read (f32, f16, bf16), the
+/// start is aligned for it (a map begins on a page, so the offset decides), and the CPU is
+/// little-endian as the files are. `MappedMatrix::new` also checks the bytes are in the file;
+/// `genarm inspect` asks this without mapping anything.
+pub fn can_read_in_place(offset: u64, dtype: DType) -> bool {
+    cfg!(target_endian = "little")
+        && matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
+        && offset.is_multiple_of(dtype.size_in_bytes() as u64)
+}
+
 /// A `rows` x `cols` matrix of f32, f16 or bf16 values at `offset` in a mapped file.
 #[derive(Clone)]
 pub struct MappedMatrix {
@@ -75,7 +86,7 @@ impl MappedMatrix {
         cols: usize,
         dtype: DType,
     ) -> Option<Self> {
-        if cfg!(target_endian = "big") || !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
+        if !can_read_in_place(offset as u64, dtype) {
             return None;
         }
         let len = rows.checked_mul(cols)?.checked_mul(dtype.size_in_bytes())?;
@@ -155,6 +166,12 @@ impl MappedMatrix {
             Some(i) => Err(preflight::non_finite_error(self.path(), &self.name, i)),
             None => Ok(self),
         }
+    }
+
+    /// Where its values start: its file and the offset in it. Two matrices with the same
+    /// start read the same pages (a tied embedding and its output layer).
+    pub fn start(&self) -> (&Path, usize) {
+        (self.file.path(), self.offset)
     }
 
     /// Bytes of the matrix.

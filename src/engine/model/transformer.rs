@@ -16,6 +16,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::config::{Activation, BlockNorms, LayerRope, ModelConfig, QkNorm};
 use crate::engine::model::linear::{Linear, QuantPlan};
+use crate::engine::model::mapped::MappedMatrix;
 use crate::engine::model::preflight;
 use crate::engine::model::weights::{self, Weights};
 
@@ -235,6 +236,18 @@ impl Transformer {
             .filter(|(_, layer)| layer.is_mapped())
             .map(|(name, _)| name)
             .collect()
+    }
+
+    /// Bytes of weights read in place from their files: the mapped matrices and lookup
+    /// table, each map counted once (a tied embedding and its output layer read the same).
+    pub fn bytes_in_place(&self) -> usize {
+        let mapped = self.matrices().filter_map(Linear::mapped);
+        let mut seen = std::collections::HashSet::new();
+        mapped
+            .chain(self.embed_tokens.mapped())
+            .filter(|m| seen.insert(m.start()))
+            .map(MappedMatrix::size)
+            .sum()
     }
 
     /// The storage formats of the matrices (projections and output layer), each once, in the

@@ -471,6 +471,9 @@ pub struct StoredTensor {
     /// As stored, spelled as `--dtype` spells it: "f32", "f16", "bf16" (or "i64", ...).
     pub dtype: String,
     pub shape: Vec<usize>,
+    /// Where its values start in the file, in bytes (safetensors; None for a pickle, whose
+    /// tensors are never read in place).
+    pub offset: Option<u64>,
 }
 
 /// One weight file of a folder, read as far as its header.
@@ -518,6 +521,7 @@ pub fn stored_tensors(dir: &Path) -> Result<Vec<StoredFile>> {
                                 name: i.name,
                                 dtype: i.dtype.as_str().to_string(),
                                 shape: i.layout.shape().dims().to_vec(),
+                                offset: None,
                             })
                             .collect(),
                         path,
@@ -565,6 +569,8 @@ fn safetensors_header(file: &Path) -> Result<Vec<StoredTensor>> {
             name,
             dtype: format!("{:?}", info.dtype).to_lowercase(),
             shape: info.shape.clone(),
+            // The values follow the 8-byte length and the header.
+            offset: (8 + len).checked_add(info.data_offsets.0 as u64),
         })
         .collect();
     tensors.sort_by(|a, b| a.name.cmp(&b.name));

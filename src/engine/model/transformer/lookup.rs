@@ -29,6 +29,14 @@ pub enum Lookup {
 }
 
 impl Lookup {
+    /// The table read in place, where it is (`Lookup::Mapped`).
+    pub fn mapped(&self) -> Option<&MappedMatrix> {
+        match self {
+            Self::Mapped(m) => Some(m),
+            _ => None,
+        }
+    }
+
     /// The table of `table`: a dense one as read (an untied model quantized at load keeps its
     /// embedding as the source has it, as llama.cpp's files hold what their quantizer chose).
     pub fn new(table: Table) -> Result<Self> {
