@@ -134,6 +134,12 @@ pub enum Stored {
 }
 
 impl Stored {
+    /// Whether a matrix stored so, its values starting at byte `start` of its file, can be
+    /// mapped rather than copied (`mapped::can_read_in_place`); None: no known start.
+    fn readable_in_place(self, start: Option<u64>) -> bool {
+        matches!((self, start), (Self::Dense(d), Some(at)) if can_read_in_place(at, d))
+    }
+
     fn name(self) -> String {
         match self {
             Self::Dense(d) => d.as_str().to_string(),
@@ -411,8 +417,7 @@ fn folder_model(dir: &Path, model_dir: &Path, report: &mut Report) -> Option<Mod
                         kind: Kind::of(&t.name),
                         in_place: !with_adapter
                             && t.shape.len() == 2
-                            && matches!((stored, t.offset), (Stored::Dense(d), Some(at))
-                                    if can_read_in_place(at, d)),
+                            && stored.readable_in_place(t.offset),
                         stored,
                         name: t.name,
                         shape: t.shape,
@@ -512,7 +517,7 @@ fn inspect_gguf(path: &Path, report: &mut Report) -> Option<ModelConfig> {
             && !hf
                 .as_deref()
                 .is_some_and(|n| gguf::rows_reordered(&arch, n))
-            && matches!((stored, start), (Stored::Dense(d), Some(at)) if can_read_in_place(at, d));
+            && stored.readable_in_place(start);
         report.all_tensors.push(Tensor {
             kind: hf.as_deref().map_or(Kind::Other, Kind::of),
             name: hf.unwrap_or_else(|| name.clone()),

@@ -259,7 +259,7 @@ impl Linear {
     /// Whether the weight is read in place from its file (`mapped.rs`) rather than held in
     /// memory of its own.
     pub fn is_mapped(&self) -> bool {
-        matches!(self.kernel, Kernel::Mapped(_))
+        self.mapped().is_some()
     }
 
     /// The matrix read in place, where the weight is (`is_mapped`).
